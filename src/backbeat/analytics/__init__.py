@@ -1,0 +1,1 @@
+"""Analytics written once: partial aggregates per micro-batch (see ``metrics.py``)."""

@@ -1,0 +1,163 @@
+"""What backbeat computes, written once: each metric as SQL over one micro-batch.
+
+Every metric is a *partial aggregate* keyed by a 1-minute event-time window
+(``window_start`` = epoch ms of the minute). Partials from any number of batches merge by
+adding their value columns (``Merge.SUM``) or by set union of their keys (``Merge.DISTINCT``,
+for distinct users and sessions), so a store can append them and merge on read or compact.
+Sums of fractional values use DECIMAL, so merging is exact in any order.
+
+The SQL reads four views of one batch's fresh (valid, on-time, de-duplicated) events:
+``listens``, ``page_views``, ``auths`` and ``status_changes``.
+
+Next: ``compute.py`` runs these over Arrow; ``backbeat.sinks`` stores and merges them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from backbeat.events.schema import Topic
+
+WINDOW_MS: Final = 60_000
+DECIMAL: Final = "DECIMAL(38, 6)"
+
+VIEWS: Final[dict[Topic, str]] = {
+    Topic.LISTEN: "listens",
+    Topic.PAGE_VIEW: "page_views",
+    Topic.AUTH: "auths",
+    Topic.STATUS_CHANGE: "status_changes",
+}
+
+
+class Merge(StrEnum):
+    """How partial rows of a metric combine."""
+
+    SUM = "sum"
+    DISTINCT = "distinct"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One metric: its key and value columns (name -> SQL type) and its per-batch SQL."""
+
+    name: str
+    keys: tuple[tuple[str, str], ...]
+    values: tuple[tuple[str, str], ...]
+    merge: Merge
+    sql: str
+
+    @property
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        return self.keys + self.values
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.keys)
+
+    @property
+    def value_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.values)
+
+
+_W = f"(ts - ts % {WINDOW_MS})"
+_WS = ("window_start", "BIGINT")
+_ALL_EVENTS = " UNION ALL ".join(
+    f"SELECT ts, userId, sessionId FROM {view}" for view in VIEWS.values()
+)
+
+
+def _per_minute(name: str, view: str, dims: tuple[tuple[str, str, str], ...], value: str) -> Metric:
+    """A count of events per minute and per dimension columns (column, SQL type, source)."""
+    select = ", ".join(f"{src} AS {col}" for col, _, src in dims)
+    return Metric(
+        name=name,
+        keys=(_WS, *((col, typ) for col, typ, _ in dims)),
+        values=((value, "BIGINT"),),
+        merge=Merge.SUM,
+        sql=f"SELECT {_W} AS window_start, {select}, count(*)::BIGINT AS {value} "
+        f"FROM {view} GROUP BY ALL",
+    )
+
+
+_ENGAGEMENT_DIMS: Final = ("genre", "platform", "country", "mood")
+_ENGAGEMENT_SQL: Final = " UNION ALL ".join(
+    f"SELECT {_W} AS window_start, '{dim}' AS dimension, {dim} AS value, "
+    "count(*)::BIGINT AS listens, count_if(completed)::BIGINT AS completed, "
+    "count_if(skipped)::BIGINT AS skipped, "
+    f"sum(listenPct::DECIMAL(18, 6))::{DECIMAL} AS pct_sum, "
+    f"coalesce(sum(rating::DECIMAL(18, 6)), 0)::{DECIMAL} AS rating_sum, "
+    "count(rating)::BIGINT AS rating_count "
+    f"FROM listens GROUP BY ALL"
+    for dim in _ENGAGEMENT_DIMS
+)
+
+METRICS: Final[tuple[Metric, ...]] = (
+    _per_minute("genre_minute", "listens", (("genre", "VARCHAR", "genre"),), "plays"),
+    _per_minute(
+        "song_minute",
+        "listens",
+        (("track_id", "VARCHAR", "trackId"), ("artist", "VARCHAR", "artist"),
+         ("song", "VARCHAR", "song")),
+        "plays",
+    ),
+    _per_minute("artist_minute", "listens", (("artist", "VARCHAR", "artist"),), "plays"),
+    Metric(
+        name="engagement_minute",
+        keys=(_WS, ("dimension", "VARCHAR"), ("value", "VARCHAR")),
+        values=(
+            ("listens", "BIGINT"),
+            ("completed", "BIGINT"),
+            ("skipped", "BIGINT"),
+            ("pct_sum", DECIMAL),
+            ("rating_sum", DECIMAL),
+            ("rating_count", "BIGINT"),
+        ),
+        merge=Merge.SUM,
+        sql=_ENGAGEMENT_SQL,
+    ),
+    _per_minute("level_minute", "listens", (("level", "VARCHAR", "level"),), "listens"),
+    _per_minute("state_minute", "listens", (("state", "VARCHAR", "state"),), "listens"),
+    _per_minute("page_minute", "page_views", (("page", "VARCHAR", "page"),), "views"),
+    Metric(
+        name="auth_minute",
+        keys=(_WS,),
+        values=(("attempts", "BIGINT"), ("successes", "BIGINT")),
+        merge=Merge.SUM,
+        sql=f"SELECT {_W} AS window_start, count(*)::BIGINT AS attempts, "
+        "count_if(success)::BIGINT AS successes FROM auths GROUP BY ALL",
+    ),
+    _per_minute(
+        "level_change_minute",
+        "status_changes",
+        (("prev_level", "VARCHAR", "prevLevel"), ("new_level", "VARCHAR", "level")),
+        "changes",
+    ),
+    Metric(
+        name="user_minute",
+        keys=(_WS, ("user_id", "BIGINT")),
+        values=(),
+        merge=Merge.DISTINCT,
+        sql=f"SELECT DISTINCT {_W} AS window_start, userId AS user_id "
+        f"FROM ({_ALL_EVENTS}) WHERE userId IS NOT NULL",
+    ),
+    Metric(
+        name="session_minute",
+        keys=(_WS, ("session_id", "BIGINT")),
+        values=(),
+        merge=Merge.DISTINCT,
+        sql=f"SELECT DISTINCT {_W} AS window_start, sessionId AS session_id FROM ({_ALL_EVENTS})",
+    ),
+)
+
+BY_NAME: Final = {m.name: m for m in METRICS}
+
+
+def merged_sql(metric: Metric, table: str) -> str:
+    """SQL that merges all partial rows of ``metric`` stored in ``table`` into final rows."""
+    keys = ", ".join(metric.key_names)
+    if metric.merge is Merge.DISTINCT:
+        return f"SELECT DISTINCT {keys} FROM {table}"
+    sums = ", ".join(f"sum({v})::{t} AS {v}" for v, t in metric.values)
+    return f"SELECT {keys}, {sums} FROM {table} GROUP BY {keys}"

@@ -1,0 +1,1 @@
+"""The micro-batch engine: decode, validate, event time, dedup, aggregate, commit."""

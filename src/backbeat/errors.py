@@ -1,0 +1,46 @@
+"""One exception hierarchy for backbeat.
+
+Every error a user can see derives from :class:`BackbeatError`. Subclasses say whether
+trying again can help (:class:`TransientError`) or not (:class:`TerminalError`); the CLI turns
+any of them into a one-line message and exit code 1. Bad *records* are never exceptions: they
+are data, routed to dead letters (see ``backbeat.events.codec``).
+"""
+
+from __future__ import annotations
+
+
+class BackbeatError(Exception):
+    """Root of every backbeat error. The message names the bad value and what to do."""
+
+
+class TerminalError(BackbeatError):
+    """Retrying the same call cannot succeed: fix the input, the config or the install."""
+
+
+class TransientError(BackbeatError):
+    """The call may succeed if retried (a busy resource, a lost connection)."""
+
+
+class ConfigError(TerminalError):
+    """A setting, flag or config file is invalid."""
+
+
+class MissingExtraError(TerminalError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"the optional module {module!r} is not installed: pip install 'backbeat[{extra}]'"
+        )
+
+
+class SourceError(BackbeatError):
+    """A source of events cannot be read (missing file, unreadable input)."""
+
+
+class StoreError(BackbeatError):
+    """The store cannot be opened or written."""
+
+
+class StoreLockedError(StoreError, TransientError):
+    """Another process holds the store; wait for it or point at another --store."""

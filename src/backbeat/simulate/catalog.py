@@ -1,0 +1,219 @@
+"""The music catalog: an Arrow table in the Kaggle "Spotify Tracks Dataset" schema.
+
+``Catalog`` wraps such a table (sorted by genre) and precomputes what the engine samples
+from: each track's primary artist, genre index, mood and a popularity weight, and per-genre
+cumulative weights so a vector of (genre, uniform) pairs maps to tracks with one
+``searchsorted``. Sources: ``synthetic_catalog`` (``synthetic.py``), ``load_kaggle_tracks``
+(the real CSV) and ``load_listen_counts`` (eventsim's ``listen_counts.txt.gz``).
+
+Next: ``users.py`` (who listens) and ``engine.py`` (which track they pick).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from backbeat.errors import SourceError
+from backbeat.events.schema import MOODS
+
+I32 = npt.NDArray[np.int32]
+F64 = npt.NDArray[np.float64]
+
+KAGGLE_SCHEMA: Final = pa.schema(
+    [
+        ("track_id", pa.string()),
+        ("artists", pa.string()),
+        ("album_name", pa.string()),
+        ("track_name", pa.string()),
+        ("popularity", pa.int64()),
+        ("duration_ms", pa.int64()),
+        ("explicit", pa.bool_()),
+        ("danceability", pa.float64()),
+        ("energy", pa.float64()),
+        ("key", pa.int64()),
+        ("loudness", pa.float64()),
+        ("mode", pa.int64()),
+        ("speechiness", pa.float64()),
+        ("acousticness", pa.float64()),
+        ("instrumentalness", pa.float64()),
+        ("liveness", pa.float64()),
+        ("valence", pa.float64()),
+        ("tempo", pa.float64()),
+        ("time_signature", pa.int64()),
+        ("track_genre", pa.string()),
+    ]
+)
+_MOOD: Final = {m: i for i, m in enumerate(MOODS)}
+
+
+@dataclass(frozen=True, eq=False)
+class Catalog:
+    """A catalog table plus the sampling arrays derived from it (build with ``from_table``)."""
+
+    table: pa.Table
+    genres: tuple[str, ...]
+    track_genre: I32  # genre index per track
+    mood: I32  # index into schema.MOODS per track
+    duration_s: F64
+    artist: pa.Array  # primary artist (first of the ';'-separated list)
+    weight_key: F64  # per track: genre index + cumulative popularity share within the genre
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Catalog:
+        """Validate and index a table in ``KAGGLE_SCHEMA`` (extra columns are dropped).
+
+        Raises:
+            SourceError: a column is missing, or the table is empty.
+        """
+        missing = [n for n in KAGGLE_SCHEMA.names if n not in table.column_names]
+        if missing:
+            raise SourceError(f"catalog: missing column(s) {', '.join(missing)}")
+        if table.num_rows == 0:
+            raise SourceError("catalog: no tracks")
+        table = table.select(KAGGLE_SCHEMA.names).cast(KAGGLE_SCHEMA)
+        table = table.filter(pc.greater(table["duration_ms"], 0))
+        table = table.sort_by([("track_genre", "ascending"), ("track_id", "ascending")])
+        genre_col = table["track_genre"].combine_chunks()
+        genres = tuple(str(g) for g in pc.unique(genre_col).to_pylist())
+        track_genre = pc.index_in(genre_col, value_set=pa.array(genres)).to_numpy()
+        track_genre = track_genre.astype(np.int32)
+        pop = np.nan_to_num(table["popularity"].to_numpy().astype(np.float64))
+        weight = ((np.clip(pop, 0, 100) + 1.0) / 101.0) ** 3
+        key = np.empty(len(weight))
+        bounds = np.searchsorted(track_genre, np.arange(len(genres) + 1))
+        for g in range(len(genres)):
+            lo, hi = bounds[g], bounds[g + 1]
+            cum = np.cumsum(weight[lo:hi])
+            key[lo:hi] = g + cum / cum[-1]
+            key[hi - 1] = g + 1.0
+        artists = pc.utf8_trim_whitespace(
+            pc.list_element(pc.split_pattern(pc.fill_null(table["artists"], "Unknown"), ";"), 0)
+        )
+        return cls(
+            table=table,
+            genres=genres,
+            track_genre=track_genre,
+            mood=mood_of(table),
+            duration_s=table["duration_ms"].to_numpy().astype(np.float64) / 1000.0,
+            artist=artists.combine_chunks(),
+            weight_key=key,
+        )
+
+    @property
+    def n_tracks(self) -> int:
+        return int(self.table.num_rows)
+
+    def pick(self, genre: I32, u: F64) -> npt.NDArray[np.int64]:
+        """A track in each ``genre``, chosen by popularity with uniforms ``u`` in [0, 1)."""
+        pos = np.searchsorted(self.weight_key, genre + u, side="right")
+        return np.minimum(pos, self.n_tracks - 1).astype(np.int64)
+
+
+def mood_of(table: pa.Table) -> I32:
+    """Mood index (into ``schema.MOODS``) per track from its audio features."""
+
+    def col(name: str) -> F64:
+        return np.nan_to_num(table[name].to_numpy().astype(np.float64), nan=0.5)
+
+    val, en, dance = col("valence"), col("energy"), col("danceability")
+    acoustic, instr = col("acousticness"), col("instrumentalness")
+    rules = [
+        (en >= 0.8) & (val < 0.35),
+        (dance >= 0.75) & (en >= 0.6),
+        en >= 0.7,
+        val >= 0.65,
+        (instr >= 0.5) & (en < 0.5),
+        val < 0.3,
+        (acoustic >= 0.6) & (val >= 0.4),
+    ]
+    names = ["angry", "party", "energetic", "happy", "focus", "sad", "romantic"]
+    return np.select(rules, [_MOOD[n] for n in names], default=_MOOD["chill"]).astype(np.int32)
+
+
+def load_kaggle_tracks(path: str | Path) -> Catalog:
+    """Read the Kaggle "Spotify Tracks Dataset" CSV (leading unnamed index column allowed).
+
+    Raises:
+        SourceError: the file cannot be read or lacks a column.
+    """
+    try:
+        table = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: KAGGLE_SCHEMA.field(n).type for n in KAGGLE_SCHEMA.names},
+                true_values=["True", "true"],
+                false_values=["False", "false"],
+            ),
+        )
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SourceError(f"{path}: cannot read the Kaggle tracks CSV: {exc}") from exc
+    return Catalog.from_table(table)
+
+
+def load_listen_counts(path: str | Path, *, n_genres: int = 30) -> Catalog:
+    """Read eventsim's ``listen_counts.txt.gz`` (TSV: trackId, artist, title, seconds, count).
+
+    The file has no genre, album or audio features: the genre comes from a hash of the artist
+    name (so an artist keeps one genre), popularity from the log of the listen count, and the
+    audio features from a hash of the track id. Text is UTF-8, else ISO-8859-1 (eventsim's).
+
+    Raises:
+        SourceError: the file cannot be read or a line does not have five fields.
+    """
+    try:
+        raw = gzip.open(path).read() if str(path).endswith(".gz") else Path(path).read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise SourceError(f"{path}: cannot read the listen counts: {exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("iso-8859-1")
+    names = ["trackId", "artist", "title", "durationSeconds", "listenCount"]
+    try:
+        t = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=names),
+            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"durationSeconds": pa.float64(), "listenCount": pa.int64()}
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise SourceError(f"{path}: not a listen_counts TSV: {exc}") from exc
+    from backbeat.simulate.synthetic import GENRE_NAMES, features_from_hash  # noqa: PLC0415
+
+    genres = np.array(_genre_names(GENRE_NAMES, n_genres), dtype=object)
+    codes = np.array([zlib.crc32((a or "").encode()) for a in t["artist"].to_pylist()], np.uint64)
+    count = t["listenCount"].to_numpy().astype(np.float64)
+    popularity = np.rint(100 * np.log1p(count) / max(np.log1p(count.max()), 1e-9))
+    n = t.num_rows
+    table = pa.table(
+        {
+            "track_id": t["trackId"],
+            "artists": t["artist"],
+            "album_name": pa.nulls(n, pa.string()),
+            "track_name": t["title"],
+            "popularity": pa.array(popularity.astype(np.int64)),
+            "duration_ms": pa.array(
+                np.rint(t["durationSeconds"].to_numpy() * 1000).astype(np.int64)
+            ),
+            **features_from_hash(t["trackId"]),
+            "track_genre": pa.array(genres[codes % np.uint64(len(genres))], pa.string()),
+        }
+    )
+    return Catalog.from_table(table)
+
+
+def _genre_names(base: tuple[str, ...], n: int) -> list[str]:
+    return [base[i] if i < len(base) else f"genre-{i}" for i in range(n)]

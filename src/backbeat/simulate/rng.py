@@ -1,0 +1,55 @@
+"""Counter-based random numbers: the i-th draw of user u depends only on (seed, u, i).
+
+A stateful generator would tie every number to the order in which users happen to be
+processed, so output would change with the batch size. Here each user owns a 64-bit key and an
+event counter; ``uniforms`` hashes (key, counter, slot) with SplitMix64's finalizer, fully
+vectorized. The same user makes the same choices however the timeline is cut into batches.
+
+Next: ``engine.py`` (the only consumer besides ``users.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+U64 = npt.NDArray[np.uint64]
+F64 = npt.NDArray[np.float64]
+
+_GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)
+_M1: Final = np.uint64(0xBF58476D1CE4E5B9)
+_M2: Final = np.uint64(0x94D049BB133111EB)
+_CTR: Final = np.uint64(0xD1B54A32D192ED03)
+_S30: Final = np.uint64(30)
+_S27: Final = np.uint64(27)
+_S31: Final = np.uint64(31)
+_S11: Final = np.uint64(11)
+_TO_UNIT: Final = 1.0 / float(1 << 53)
+
+
+def mix(x: U64) -> U64:
+    """SplitMix64 finalizer (a bijection on uint64 with good avalanche)."""
+    x = (x ^ (x >> _S30)) * _M1
+    x = (x ^ (x >> _S27)) * _M2
+    return x ^ (x >> _S31)
+
+
+def stream_key(seed: int, stream: int) -> int:
+    """A 64-bit key for an independent stream (e.g. users, tracks) of one seed."""
+    x = np.array([(seed * 0x2545F4914F6CDD1D + stream * 0x9E3779B97F4A7C15) % 2**64], np.uint64)
+    return int(mix(mix(x))[0])
+
+
+def keys_for(seed: int, stream: int, ids: npt.NDArray[np.int64]) -> U64:
+    """One key per id (e.g. per user index) in a stream."""
+    base = np.uint64(stream_key(seed, stream))
+    return mix(ids.astype(np.uint64) * _GOLDEN + base)
+
+
+def uniforms(keys: U64, counters: U64, slots: int) -> F64:
+    """``(len(keys), slots)`` uniforms in [0, 1) for draw ``counters`` of each key."""
+    base = mix(keys ^ (counters * _CTR))
+    grid = base[:, None] + np.arange(1, slots + 1, dtype=np.uint64)[None, :] * _GOLDEN
+    return (mix(grid) >> _S11).astype(np.float64) * _TO_UNIT

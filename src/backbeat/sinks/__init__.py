@@ -1,0 +1,1 @@
+"""Where results land: the store contract, DuckDB, the CSV file (more sinks later)."""

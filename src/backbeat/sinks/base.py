@@ -1,0 +1,106 @@
+"""The store contract: commit a batch's results and the source position atomically.
+
+A :class:`Commit` carries everything one micro-batch changes: partial aggregates, dead
+letters, per-partition positions and maximum event times, the de-duplication keys still in
+the horizon, batch statistics and the CSV sink's mark. A store applies it in ONE transaction,
+so after a crash the store is either before or after the batch, never in between; on start
+the engine reads :class:`EngineState` back and resumes from it.
+
+Next: ``duckdb_store.py`` (the embedded store), ``csv_sink.py``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("partition", pa.string()),
+        ("offset", pa.int64()),
+        ("reason", pa.string()),
+        ("raw", pa.binary()),
+    ]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CsvMark:
+    """What the CSV file must hold: windows before ``until`` in ``size_after`` bytes.
+
+    The last append covered windows in ``[until_before, until)`` starting at byte
+    ``size_before``; recovery truncates there and writes those windows again.
+    """
+
+    path: str
+    until_before: int
+    until: int
+    size_before: int
+    size_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionState:
+    """Where a partition stands: its topic, resume position and largest valid event time."""
+
+    topic: str
+    position: int
+    max_ts: int
+
+
+@dataclass(slots=True)
+class BatchStats:
+    """Counts for one micro-batch."""
+
+    events_in: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    late: int = 0
+    dead: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineState:
+    """What the engine needs to resume exactly where the last commit left off."""
+
+    batch_id: int = 0
+    partitions: dict[str, PartitionState] = field(default_factory=dict)
+    seen: pa.Table | None = None
+    csv: CsvMark | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """Everything one micro-batch changes, applied atomically."""
+
+    batch_id: int
+    partials: dict[str, pa.Table]
+    dead_letters: pa.Table
+    partitions: dict[str, PartitionState]
+    seen: pa.Table
+    stats: BatchStats
+    csv: CsvMark | None = None
+
+
+class Store(ABC):
+    """A durable home for results that commits batches atomically."""
+
+    @abstractmethod
+    def load_state(self) -> EngineState:
+        """The state as of the last successful commit (empty for a new store)."""
+
+    @abstractmethod
+    def commit(self, commit: Commit) -> None:
+        """Apply ``commit`` in one transaction. Raises StoreError if it cannot."""
+
+    @abstractmethod
+    def metric(self, name: str, where: str = "", params: tuple[object, ...] = ()) -> pa.Table:
+        """The merged rows of a metric (optionally filtered), sorted by its keys."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store."""

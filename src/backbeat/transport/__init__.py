@@ -1,0 +1,1 @@
+"""How events travel: the source contract, JSONL files, in-process simulator (Kafka later)."""

@@ -1,0 +1,73 @@
+"""The source contract: what the engine pulls batches from.
+
+A source hands out raw messages (bytes, for JSONL files and Kafka) or already-typed Arrow
+tables (the in-process simulator), each slice tagged with its topic, its partition and the
+position to resume from after it. The engine stores positions with its results in one
+transaction and passes them back to :meth:`Source.open` on restart: that is the whole
+exactly-once contract a source must honour (replay from a position yields the same messages).
+
+Next: ``jsonl.py`` (files), ``inprocess.py`` (the simulator), ``backbeat.engine.pipeline``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+
+@dataclass(frozen=True, slots=True)
+class RawSlice:
+    """Consecutive raw messages from one partition.
+
+    Attributes:
+        topic: the topic name as the source knows it (may be one backbeat does not know).
+        partition: a stable name for the ordered stream the messages come from.
+        payloads: one message each (a JSON document, no trailing newline).
+        offsets: each message's position in the partition, increasing.
+        next_position: where to resume after this slice.
+    """
+
+    topic: str
+    partition: str
+    payloads: Sequence[bytes]
+    offsets: npt.NDArray[np.int64]
+    next_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArrowSlice:
+    """Consecutive typed events from one partition (in-process sources)."""
+
+    topic: str
+    partition: str
+    table: pa.Table
+    offsets: npt.NDArray[np.int64]
+    next_position: int
+
+
+Slice = RawSlice | ArrowSlice
+
+
+class Source(ABC):
+    """A replayable, positioned stream of event slices."""
+
+    @abstractmethod
+    def open(self, positions: Mapping[str, int]) -> None:
+        """Start reading; resume each partition at its stored position (absent = start)."""
+
+    @abstractmethod
+    def poll(self, max_events: int) -> list[Slice]:
+        """Up to about ``max_events`` messages as slices; ``[]`` if none are ready now."""
+
+    @property
+    @abstractmethod
+    def exhausted(self) -> bool:
+        """True once a bounded source has handed out everything."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
