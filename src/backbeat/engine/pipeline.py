@@ -253,7 +253,7 @@ class Pipeline:
         ts = table.column("ts").to_numpy()
         late = self._watermarks.late_mask(topic.value, piece.partition, ts)
         self._partitions[piece.partition] = PartitionState(
-            topic.value, piece.next_position, self._watermarks.max_ts[piece.partition]
+            topic.value, piece.next_position, self._watermarks.max_ts.get(piece.partition, NO_TS)
         )
         if late.any():
             late_idx = np.flatnonzero(late)

@@ -13,6 +13,7 @@ Next: ``validate.py`` (contract rules), ``backbeat.engine`` (who calls :func:`de
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -69,16 +70,27 @@ def iter_encoded(topic: Topic, table: pa.Table) -> list[bytes]:
     if table.num_rows == 0:
         return []
     cols = ", ".join(f'"{f.name}"' for f in FIELDS[topic])
-    con = duckdb.connect()
+    con = _encoder_connection()
+    con.register("batch", table)
     try:
-        con.register("batch", table)
         result = con.sql(
             f"SELECT regexp_replace(to_json(struct_pack({cols})), "
             f"""',"[A-Za-z]+":null', '', 'g') || chr(10) AS line FROM batch"""
         ).to_arrow_table()
     finally:
-        con.close()
+        con.unregister("batch")
     return [_string_data(chunk) for chunk in result.column(0).chunks]
+
+
+_local = threading.local()
+
+
+def _encoder_connection() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB connection per thread, reused across calls."""
+    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect()
+    return con
 
 
 def _string_data(array: pa.Array) -> bytes:
@@ -136,6 +148,7 @@ def _parse(schema: pa.Schema, data: bytes) -> pa.Table | None:
                 explicit_schema=loose, unexpected_field_behavior="ignore"
             ),
         )
+        table.validate(full=True)  # pyarrow.json lets invalid UTF-8 inside strings through
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
     return table.select(schema.names)
@@ -237,4 +250,6 @@ def _msgspec_reason(decoder: msgspec.json.Decoder[Any], raw: bytes) -> str | Non
         return f"{code}: {msg[:200]}"
     except msgspec.DecodeError as exc:
         return f"not_json: {str(exc)[:200]}"
+    except UnicodeDecodeError:
+        return "not_json: invalid UTF-8"
     return None

@@ -42,7 +42,10 @@ def _field_checks(spec: FieldSpec) -> Iterator[Check]:
         choices = pa.array(spec.choices, pa.string())
         yield (
             f"bad_value: {name} not one of {', '.join(spec.choices)}",
-            lambda t: pc.invert(pc.is_in(_col(t, name), value_set=choices, skip_nulls=True)),
+            lambda t: pc.and_(
+                pc.is_valid(_col(t, name)),
+                pc.invert(pc.is_in(_col(t, name), value_set=choices)),
+            ),
         )
     if spec.lo is not None or spec.hi is not None:
         lo, hi = spec.lo, spec.hi

@@ -51,6 +51,20 @@ def weekend_share(ts_ms: I64, lon: F64, config: EventsimConfig) -> F64:
     return np.clip(ramp_in - ramp_out + tail, 0.0, 1.0)
 
 
+class ActivityTable:
+    """``activity`` precomputed per local minute of the week: one gather per lookup."""
+
+    def __init__(self, config: EventsimConfig) -> None:
+        monday = 4 * 86_400_000  # 1970-01-05 was a Monday
+        minutes = monday + np.arange(_WEEK_MIN, dtype=np.int64) * _MS_PER_MIN
+        self.table = activity(minutes + _MS_PER_MIN // 2, np.zeros(_WEEK_MIN), config)
+
+    def __call__(self, ts_ms: I64, lon: F64) -> F64:
+        minute = (ts_ms + local_offset_ms(lon)) // _MS_PER_MIN - 4 * 1440
+        out: F64 = self.table[minute % _WEEK_MIN]
+        return out
+
+
 def activity(ts_ms: I64, lon: F64, config: EventsimConfig) -> F64:
     """Relative activity in (0, 1] at these times for users at these longitudes."""
     hour = local_hour(ts_ms, lon)

@@ -67,7 +67,13 @@ class Catalog:
     mood: I32  # index into schema.MOODS per track
     duration_s: F64
     artist: pa.Array  # primary artist (first of the ';'-separated list)
-    weight_key: F64  # per track: genre index + cumulative popularity share within the genre
+    song: pa.Array
+    album: pa.Array
+    track_id: pa.Array
+    genre_names: pa.Array  # one string per genre index
+    genre_start: npt.NDArray[np.int64]  # first track of each genre (plus the end)
+    alias_prob: F64  # Walker alias tables per genre, over popularity weights
+    alias_index: npt.NDArray[np.int64]  # global track index of each slot's alias
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Catalog:
@@ -90,13 +96,12 @@ class Catalog:
         track_genre = track_genre.astype(np.int32)
         pop = np.nan_to_num(table["popularity"].to_numpy().astype(np.float64))
         weight = ((np.clip(pop, 0, 100) + 1.0) / 101.0) ** 3
-        key = np.empty(len(weight))
-        bounds = np.searchsorted(track_genre, np.arange(len(genres) + 1))
+        bounds = np.searchsorted(track_genre, np.arange(len(genres) + 1)).astype(np.int64)
+        prob, alias = np.ones(len(weight)), np.arange(len(weight), dtype=np.int64)
         for g in range(len(genres)):
-            lo, hi = bounds[g], bounds[g + 1]
-            cum = np.cumsum(weight[lo:hi])
-            key[lo:hi] = g + cum / cum[-1]
-            key[hi - 1] = g + 1.0
+            lo, hi = int(bounds[g]), int(bounds[g + 1])
+            prob[lo:hi], alias[lo:hi] = _alias_table(weight[lo:hi])
+            alias[lo:hi] += lo
         artists = pc.utf8_trim_whitespace(
             pc.list_element(pc.split_pattern(pc.fill_null(table["artists"], "Unknown"), ";"), 0)
         )
@@ -107,7 +112,13 @@ class Catalog:
             mood=mood_of(table),
             duration_s=table["duration_ms"].to_numpy().astype(np.float64) / 1000.0,
             artist=artists.combine_chunks(),
-            weight_key=key,
+            song=pc.fill_null(table["track_name"], "Unknown").combine_chunks(),
+            album=table["album_name"].combine_chunks(),
+            track_id=table["track_id"].combine_chunks(),
+            genre_names=pa.array(genres, pa.string()),
+            genre_start=bounds,
+            alias_prob=prob,
+            alias_index=alias,
         )
 
     @property
@@ -116,15 +127,38 @@ class Catalog:
 
     def pick(self, genre: I32, u: F64) -> npt.NDArray[np.int64]:
         """A track in each ``genre``, chosen by popularity with uniforms ``u`` in [0, 1)."""
-        pos = np.searchsorted(self.weight_key, genre + u, side="right")
-        return np.minimum(pos, self.n_tracks - 1).astype(np.int64)
+        start = self.genre_start[genre]
+        x = u * (self.genre_start[genre + 1] - start)
+        slot = x.astype(np.int64)
+        track = start + slot
+        stay = (x - slot) < self.alias_prob[track]
+        out: npt.NDArray[np.int64] = np.where(stay, track, self.alias_index[track])
+        return out
+
+
+def _alias_table(weight: F64) -> tuple[F64, npt.NDArray[np.int64]]:
+    """Walker/Vose alias table: O(1) sampling proportional to ``weight`` (local indices)."""
+    m = len(weight)
+    scaled = weight * (m / weight.sum())
+    prob = np.ones(m)
+    alias = np.arange(m, dtype=np.int64)
+    small = [int(i) for i in np.flatnonzero(scaled < 1.0)]
+    large = [int(i) for i in np.flatnonzero(scaled >= 1.0)]
+    p = scaled.tolist()
+    while small and large:
+        s, g = small.pop(), large.pop()
+        prob[s], alias[s] = p[s], g
+        p[g] = p[g] + p[s] - 1.0
+        (small if p[g] < 1.0 else large).append(g)
+    return prob, alias
 
 
 def mood_of(table: pa.Table) -> I32:
     """Mood index (into ``schema.MOODS``) per track from its audio features."""
 
     def col(name: str) -> F64:
-        return np.nan_to_num(table[name].to_numpy().astype(np.float64), nan=0.5)
+        values: F64 = np.nan_to_num(table[name].to_numpy().astype(np.float64), nan=0.5)
+        return values
 
     val, en, dance = col("valence"), col("energy"), col("danceability")
     acoustic, instr = col("acousticness"), col("instrumentalness")
@@ -172,7 +206,11 @@ def load_listen_counts(path: str | Path, *, n_genres: int = 30) -> Catalog:
         SourceError: the file cannot be read or a line does not have five fields.
     """
     try:
-        raw = gzip.open(path).read() if str(path).endswith(".gz") else Path(path).read_bytes()
+        if str(path).endswith(".gz"):
+            with gzip.open(path) as fh:
+                raw = fh.read()
+        else:
+            raw = Path(path).read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
         raise SourceError(f"{path}: cannot read the listen counts: {exc}") from exc
     try:
@@ -191,7 +229,7 @@ def load_listen_counts(path: str | Path, *, n_genres: int = 30) -> Catalog:
         )
     except pa.ArrowInvalid as exc:
         raise SourceError(f"{path}: not a listen_counts TSV: {exc}") from exc
-    from backbeat.simulate.synthetic import GENRE_NAMES, features_from_hash  # noqa: PLC0415
+    from backbeat.simulate.synthetic import GENRE_NAMES, features_from_hash
 
     genres = np.array(_genre_names(GENRE_NAMES, n_genres), dtype=object)
     codes = np.array([zlib.crc32((a or "").encode()) for a in t["artist"].to_pylist()], np.uint64)

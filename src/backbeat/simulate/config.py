@@ -96,7 +96,7 @@ class EventsimConfig:
         Raises:
             ConfigError: an override is out of range (same rules as the file).
         """
-        given = {
+        given: dict[str, Any] = {
             "seed": seed,
             "alpha": alpha,
             "beta": beta,
@@ -114,16 +114,31 @@ class EventsimConfig:
 
 def default_config() -> EventsimConfig:
     """backbeat's own site (see ``defaults.py``): Spotify-like, NextSong ~80 % of page views."""
-    from backbeat.simulate.defaults import build_default_config  # noqa: PLC0415
+    from backbeat.simulate.defaults import build_default_config
 
     return build_default_config()
 
 
-_REQUIRED = (
-    "seed alpha beta damping weekend-damping weekend-damping-offset weekend-damping-scale "
-    "session-gap churned-state show-user-details levels auths new-session new-user-auth "
-    "new-user-level upgrades downgrades transitions"
-).split()
+_REQUIRED = [
+    "seed",
+    "alpha",
+    "beta",
+    "damping",
+    "weekend-damping",
+    "weekend-damping-offset",
+    "weekend-damping-scale",
+    "session-gap",
+    "churned-state",
+    "show-user-details",
+    "levels",
+    "auths",
+    "new-session",
+    "new-user-auth",
+    "new-user-level",
+    "upgrades",
+    "downgrades",
+    "transitions",
+]
 
 
 def load_config(path: str | Path) -> EventsimConfig:
@@ -196,7 +211,11 @@ class _Parser:
 
     def number(self, raw: Mapping[str, Any], key: str) -> float:
         value = raw[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise self.fail(key, f"expected a number, got {value!r}")
         return float(value)
 

@@ -40,24 +40,40 @@ PAGES: Final = {
 }
 
 # source page -> [(dest page, p, dest auth or None = same)], per audience. Missing mass ends
-# the session. "Upgrade"/"Roll Advert" only exist for free, "Downgrade" only for paid users.
+# the session. "Upgrade"/"Roll Advert" only exist for free, "Downgrade" only for paid users;
+# where a destination does not exist for a level, its mass goes to the row's first edge.
 _IN: Final[dict[str, list[tuple[str, float, str | None]]]] = {
     "Home": [
-        ("NextSong", 0.78, None), ("Settings", 0.02, None), ("Help", 0.01, None),
-        ("About", 0.005, None), ("Upgrade", 0.02, None), ("Downgrade", 0.004, None),
-        ("Logout", 0.01, None), ("Cancel", 0.0004, None), ("Error", 0.002, None),
+        ("NextSong", 0.78, None),
+        ("Settings", 0.02, None),
+        ("Help", 0.01, None),
+        ("About", 0.005, None),
+        ("Upgrade", 0.02, None),
+        ("Downgrade", 0.004, None),
+        ("Logout", 0.01, None),
+        ("Cancel", 0.0004, None),
+        ("Error", 0.002, None),
     ],
     "NextSong": [
-        ("NextSong", 0.87, None), ("Thumbs Up", 0.035, None), ("Thumbs Down", 0.008, None),
-        ("Add to Playlist", 0.015, None), ("Home", 0.012, None), ("Roll Advert", 0.03, None),
-        ("Logout", 0.0015, None), ("Upgrade", 0.001, None),
+        ("NextSong", 0.80, None),
+        ("Thumbs Up", 0.045, None),
+        ("Thumbs Down", 0.012, None),
+        ("Add to Playlist", 0.02, None),
+        ("Home", 0.03, None),
+        ("Roll Advert", 0.04, None),
+        ("Logout", 0.002, None),
+        ("Upgrade", 0.001, None),
     ],
     "Thumbs Up": [("NextSong", 0.97, None), ("Home", 0.02, None)],
     "Thumbs Down": [("NextSong", 0.93, None), ("Home", 0.05, None)],
     "Add to Playlist": [("NextSong", 0.95, None), ("Home", 0.03, None)],
     "Roll Advert": [("NextSong", 0.86, None), ("Upgrade", 0.04, None), ("Home", 0.04, None)],
-    "Settings": [("Save Settings", 0.4, None), ("Home", 0.35, None), ("NextSong", 0.2, None),
-                 ("Cancel", 0.005, None)],
+    "Settings": [
+        ("Save Settings", 0.4, None),
+        ("Home", 0.35, None),
+        ("NextSong", 0.2, None),
+        ("Cancel", 0.005, None),
+    ],
     "Save Settings": [("Home", 0.75, None), ("NextSong", 0.2, None)],
     "Help": [("Home", 0.55, None), ("NextSong", 0.3, None), ("About", 0.05, None)],
     "About": [("Home", 0.55, None), ("NextSong", 0.3, None), ("Help", 0.05, None)],
@@ -70,8 +86,12 @@ _IN: Final[dict[str, list[tuple[str, float, str | None]]]] = {
     "Cancel": [("Cancellation Confirmation", 1.0, "Cancelled")],
 }
 _OUT: Final[dict[str, list[tuple[str, float, str | None]]]] = {
-    "Home": [("Login", 0.65, None), ("About", 0.04, None), ("Help", 0.04, None),
-             ("Error", 0.005, None)],
+    "Home": [
+        ("Login", 0.65, None),
+        ("About", 0.04, None),
+        ("Help", 0.04, None),
+        ("Error", 0.005, None),
+    ],
     "Login": [("Home", 0.9, "Logged In"), ("Home", 0.1, None)],
     "About": [("Home", 0.7, None), ("Login", 0.1, None)],
     "Help": [("Home", 0.7, None), ("Login", 0.1, None)],
@@ -113,9 +133,11 @@ def _transitions() -> list[Transition]:
             for src, edges in table.items():
                 if not _allowed(src, level):
                     continue
-                for dest, p, dest_auth in edges:
+                spare = sum(p for dest, p, _ in edges if not _allowed(dest, level))
+                for i, (dest, p, dest_auth) in enumerate(edges):
                     if not _allowed(dest, level):
                         continue
+                    p = p + spare if i == 0 else p
                     new_level = level
                     if src == "Submit Upgrade":
                         new_level = "paid"
@@ -150,7 +172,10 @@ def build_default_config() -> EventsimConfig:
         session_gap=1800.0,
         churned_state="Cancelled",
         show_user_details=(
-            ("Guest", False), ("Logged In", True), ("Logged Out", False), ("Cancelled", True),
+            ("Guest", False),
+            ("Logged In", True),
+            ("Logged Out", False),
+            ("Cancelled", True),
         ),
         levels=(("free", 83.0), ("paid", 17.0)),
         auths=(("Logged In", 90.0), ("Logged Out", 8.0), ("Guest", 2.0)),

@@ -36,6 +36,20 @@ _STATE_CENTROIDS: Final = {
     "VT": (44.1, -72.7), "VA": (37.5, -78.9), "WA": (47.4, -120.5), "WV": (38.6, -80.6),
     "WI": (44.6, -89.9), "WY": (43.0, -107.5),
 }  # fmt: skip
+# Extra reference points for large or oddly shaped states (nearest point decides the state).
+_CITY_ANCHORS: Final = (
+    ("TX", (29.8, -95.4)), ("TX", (32.8, -96.8)), ("TX", (31.8, -106.4)), ("TX", (29.4, -98.5)),
+    ("TX", (27.8, -97.4)), ("TX", (35.2, -101.8)), ("CA", (34.05, -118.2)), ("CA", (37.8, -122.4)),
+    ("CA", (32.7, -117.2)), ("CA", (38.6, -121.5)), ("CA", (40.6, -122.4)), ("FL", (25.8, -80.2)),
+    ("FL", (30.3, -81.7)), ("FL", (30.4, -87.2)), ("FL", (27.9, -82.5)), ("NY", (40.7, -74.0)),
+    ("NY", (42.9, -78.9)), ("NY", (43.0, -76.1)), ("PA", (39.95, -75.2)), ("PA", (40.4, -80.0)),
+    ("IL", (41.9, -87.6)), ("MI", (42.3, -83.0)), ("WA", (47.6, -122.3)), ("WA", (47.7, -117.4)),
+    ("OH", (41.5, -81.7)), ("OH", (39.1, -84.5)), ("GA", (33.7, -84.4)), ("NC", (35.2, -80.8)),
+    ("VA", (36.85, -76.0)), ("TN", (35.1, -90.0)), ("LA", (30.0, -90.1)), ("MO", (38.6, -90.2)),
+    ("MO", (39.1, -94.6)), ("MN", (45.0, -93.3)), ("AZ", (33.4, -112.1)), ("NV", (36.2, -115.1)),
+    ("OR", (45.5, -122.7)), ("CO", (39.7, -105.0)), ("MD", (39.3, -76.6)), ("MA", (42.36, -71.06)),
+    ("NJ", (40.7, -74.2)), ("NJ", (39.4, -74.5)), ("OK", (36.15, -95.99)), ("KY", (38.25, -85.76)),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,12 +76,13 @@ def identity_pool(seed: int, size: int = 800) -> IdentityPool:
     """The pool for ``seed`` (cached: building it takes ~0.1 s)."""
     fake = Faker("en_US")
     fake.seed_instance(seed)
-    places = [fake.local_latlng(country_code="US") for _ in range(size // 2)]
-    places = sorted(set(places))
+    drawn = (fake.local_latlng(country_code="US") for _ in range(size // 2))
+    places = sorted({(str(p[0]), str(p[1]), str(p[2])) for p in drawn if p is not None})
     lat = np.array([float(p[0]) for p in places])
     lon = np.array([float(p[1]) for p in places])
-    codes = list(_STATE_CENTROIDS)
-    centroids = np.array([_STATE_CENTROIDS[c] for c in codes])
+    anchors = [(s, ll) for s, ll in _STATE_CENTROIDS.items()] + list(_CITY_ANCHORS)
+    codes = [s for s, _ in anchors]
+    centroids = np.array([ll for _, ll in anchors])
     nearest = np.argmin(
         (lat[:, None] - centroids[None, :, 0]) ** 2
         + ((lon[:, None] - centroids[None, :, 1]) * np.cos(np.radians(lat))[:, None]) ** 2,

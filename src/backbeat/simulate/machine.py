@@ -155,4 +155,5 @@ def _weights(pairs: tuple[tuple[str, float], ...], names: tuple[str, ...]) -> F6
     w = np.zeros(len(names))
     for name, weight in pairs:
         w[names.index(name)] += weight
-    return w / w.sum()
+    out: F64 = w / w.sum()
+    return out

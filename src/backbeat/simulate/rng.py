@@ -25,8 +25,9 @@ _CTR: Final = np.uint64(0xD1B54A32D192ED03)
 _S30: Final = np.uint64(30)
 _S27: Final = np.uint64(27)
 _S31: Final = np.uint64(31)
-_S11: Final = np.uint64(11)
-_TO_UNIT: Final = 1.0 / float(1 << 53)
+_S32: Final = np.uint64(32)
+_LOW32: Final = np.uint64(0xFFFFFFFF)
+_TO_UNIT: Final = 1.0 / float(1 << 32)
 
 
 def mix(x: U64) -> U64:
@@ -49,7 +50,15 @@ def keys_for(seed: int, stream: int, ids: npt.NDArray[np.int64]) -> U64:
 
 
 def uniforms(keys: U64, counters: U64, slots: int) -> F64:
-    """``(len(keys), slots)`` uniforms in [0, 1) for draw ``counters`` of each key."""
+    """``(len(keys), slots)`` uniforms in [0, 1) for draw ``counters`` of each key.
+
+    Each 64-bit hash yields two 32-bit uniforms (resolution 2**-32, plenty for sampling).
+    """
     base = mix(keys ^ (counters * _CTR))
-    grid = base[:, None] + np.arange(1, slots + 1, dtype=np.uint64)[None, :] * _GOLDEN
-    return (mix(grid) >> _S11).astype(np.float64) * _TO_UNIT
+    half = (slots + 1) // 2
+    grid = mix(base[:, None] + np.arange(1, half + 1, dtype=np.uint64)[None, :] * _GOLDEN)
+    pairs = np.empty((len(keys), 2 * half), np.float64)
+    pairs[:, 0::2] = grid >> _S32
+    pairs[:, 1::2] = grid & _LOW32
+    pairs *= _TO_UNIT
+    return pairs[:, :slots]

@@ -57,7 +57,10 @@ def synthetic_catalog(n_tracks: int = 20_000, n_genres: int = 30, seed: int = 0)
     picks = rng.integers(0, len(words), (n_tracks, 4))
     titles = [" ".join(words[picks[i, : n_words[i]]]) for i in range(n_tracks)]
     album_word = words[(artist_of * 7 + album_no * 13) % len(words)]
-    albums = [f"{a} {['', 'Vol. II', 'Live'][k]}".strip() for a, k in zip(album_word, album_no)]
+    albums = [
+        f"{a} {['', 'Vol. II', 'Live'][k]}".strip()
+        for a, k in zip(album_word, album_no, strict=True)
+    ]
     popularity = np.clip(
         np.rint(100 * (0.65 * fame[artist_of] + 0.35 * rng.beta(1.0, 4.0, n_tracks))), 0, 100
     )

@@ -40,8 +40,12 @@ def discover(inputs: Sequence[Path]) -> list[Path]:
 class JsonlSource(Source):
     """Reads newline-delimited JSON files, one partition per file."""
 
-    def __init__(self, files: Sequence[Path], chunk_bytes: int = _READ_CHUNK) -> None:
+    def __init__(
+        self, files: Sequence[Path], chunk_bytes: int = _READ_CHUNK, follow: bool = False
+    ) -> None:
+        """``follow=True`` keeps waiting for new lines (like ``tail -f``): never exhausted."""
         self._files = [p.resolve() for p in files]
+        self._follow = follow
         self._chunk = chunk_bytes
         self._pos: dict[str, int] = {}
         self._exhausted = False
@@ -64,7 +68,7 @@ class JsonlSource(Source):
             if piece is not None:
                 slices.append(piece)
                 budget -= len(piece.payloads)
-        self._exhausted = not slices and all(
+        self._exhausted = not self._follow and not slices and all(
             self._pos[str(p)] >= _size(p) for p in self._files
         )
         return slices

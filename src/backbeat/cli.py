@@ -1,0 +1,324 @@
+"""The ``backbeat`` command line: thin commands over the library.
+
+Each command parses flags, builds settings, calls one library function and renders the result
+(rich for people, ``--json`` for machines). Any :class:`~backbeat.errors.BackbeatError` becomes
+one line on stderr and exit code 1; ``--debug`` shows tracebacks. Ctrl-C finishes and commits
+the batch in flight.
+
+Next: ``backbeat.engine.pipeline`` (stream, demo), ``backbeat.simulate`` (simulate),
+``backbeat.serve.queries`` (query).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from backbeat import __version__
+from backbeat.errors import BackbeatError, ConfigError
+from backbeat.settings import Settings
+
+app = typer.Typer(
+    name="backbeat",
+    help="Real-time analytics for a music streaming service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+log = logging.getLogger("backbeat")
+
+T = TypeVar("T")
+
+
+class _Opts:
+    json: bool = False
+    debug: bool = False
+
+
+OPTS = _Opts()
+
+
+@app.callback()
+def _root(
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    log_level: Annotated[str | None, typer.Option(help="Logging level (default WARNING).")] = None,
+) -> None:
+    """backbeat: simulate, stream, aggregate in event time, and query a music service."""
+    OPTS.json, OPTS.debug = json_output, debug
+    level = "DEBUG" if debug else (log_level or Settings().log_level)
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run a command body; turn errors into one line and exit code 1."""
+    try:
+        return fn()
+    except BackbeatError as exc:
+        if OPTS.debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+    except (OSError, ValueError) as exc:
+        if OPTS.debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except Exception as exc:  # a bug of ours: still one line, with the way to see more
+        if OPTS.debug:
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for "
+            "the traceback, and please report it)",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
+def _parse_time(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r} is not an ISO time such as 2026-01-31T12:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _emit_table(table: pa.Table, title: str) -> None:
+    if OPTS.json:
+        sys.stdout.write(json.dumps(table.to_pylist(), default=str) + "\n")
+        return
+    view = Table(title=title, header_style="bold magenta")
+    for name in table.column_names:
+        view.add_column(name, overflow="fold")
+    for row in table.to_pylist():
+        view.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+    console.print(view)
+
+
+def _emit(payload: dict[str, Any], human: str) -> None:
+    if OPTS.json:
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    else:
+        console.print(human)
+
+
+# ---------------------------------------------------------------------------- version
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    _emit({"version": __version__}, f"backbeat {__version__}")
+
+
+# ---------------------------------------------------------------------------- simulate
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder for <topic>.jsonl files.")] = Path("events"),
+    users: Annotated[int, typer.Option(min=1, help="Number of users at the start.")] = 10_000,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: config's seed).")] = None,
+    start: Annotated[str | None, typer.Option(help="Event-time start, ISO (default: config or today-1d).")] = None,
+    end: Annotated[str | None, typer.Option(help="Event-time end, ISO (default: start + 1 h).")] = None,
+    config: Annotated[Path | None, typer.Option(help="eventsim JSON config file.")] = None,
+    rate: Annotated[float | None, typer.Option(min=1, help="Pace output to this many events/s.")] = None,
+) -> None:
+    """Simulate a music service and write one JSONL file per topic."""
+    from backbeat import wiring
+
+    def body() -> None:
+        settings = wiring.simulator_settings(
+            users=users, seed=seed, start=_parse_time(start, "--start"),
+            end=_parse_time(end, "--end"), config=config, default_span=timedelta(hours=1),
+        )
+        counts = wiring.write_jsonl_run(settings, out, rate=rate, progress=not OPTS.json)
+        total = sum(counts.values())
+        _emit(
+            {"out": str(out), "events": total, "per_topic": counts},
+            f"wrote {total:,} events to {out}/ "
+            + ", ".join(f"{t} {n:,}" for t, n in counts.items()),
+        )
+
+    _guard(body)
+
+
+# ---------------------------------------------------------------------------- stream
+
+
+@app.command()
+def stream(
+    input: Annotated[list[Path], typer.Option("--input", "-i", help="JSONL file(s) or folder(s).")],
+    store: Annotated[Path | None, typer.Option(help="Store folder (default ./backbeat-data).")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Append final genre windows to this CSV.")] = None,
+    max_events: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
+    timeout: Annotated[float | None, typer.Option(min=0, help="Stop after this many seconds.")] = None,
+    follow: Annotated[bool, typer.Option(help="Keep waiting for new lines at the end of input.")] = False,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Events per micro-batch at most.")] = None,
+    lateness: Annotated[float | None, typer.Option(min=0, help="Allowed lateness, seconds (default 120).")] = None,
+) -> None:
+    """Stream events from JSONL files into the store, exactly once (resumes where it stopped)."""
+    from backbeat.engine.pipeline import EngineSettings, Pipeline
+    from backbeat.sinks.csv_sink import CsvSink
+    from backbeat.sinks.duckdb_store import DuckDBStore
+    from backbeat.transport.jsonl import JsonlSource, discover
+    from backbeat.ui.progress import StatusLine
+
+    def body() -> None:
+        settings = Settings()
+        engine = EngineSettings(
+            lateness_ms=int(lateness * 1000) if lateness is not None else settings.lateness_ms,
+            max_batch_events=batch_size or settings.max_batch_events,
+        )
+        source = JsonlSource(discover(input), follow=follow)
+        db = DuckDBStore.in_dir(store or settings.store)
+        status = StatusLine(console, enabled=not OPTS.json)
+        pipeline = Pipeline(source, db, engine, csv=CsvSink(csv) if csv else None,
+                            on_batch=status.on_batch)
+        try:
+            with status:
+                report = pipeline.run(max_events=max_events, timeout=timeout)
+        finally:
+            pipeline.close()
+            db.close()
+        _emit(
+            {"batches": report.batches, "events_in": report.events_in, "accepted": report.accepted,
+             "duplicates": report.duplicates, "late": report.late, "dead": report.dead,
+             "seconds": round(report.seconds, 3), "stopped_by": report.stopped_by},
+            f"{report.events_in:,} events in {report.seconds:.1f}s "
+            f"({report.events_in / max(report.seconds, 1e-9):,.0f}/s): accepted {report.accepted:,}, "
+            f"duplicates {report.duplicates:,}, late {report.late:,}, dead letters {report.dead:,} "
+            f"[{report.stopped_by}]",
+        )
+
+    _guard(body)
+
+
+# ---------------------------------------------------------------------------- query
+
+
+class QueryName(StrEnum):
+    TOP_SONGS = "top-songs"
+    TOP_ARTISTS = "top-artists"
+    GENRE_WINDOWS = "genre-windows"
+    ENGAGEMENT = "engagement"
+    ACTIVE_USERS = "active-users"
+    DEAD_LETTERS = "dead-letters"
+
+
+@app.command()
+def query(
+    name: Annotated[QueryName, typer.Argument(help="What to show.")],
+    store: Annotated[Path | None, typer.Option(help="Store folder (default ./backbeat-data).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Event-time start, ISO.")] = None,
+    to: Annotated[str | None, typer.Option(help="Event-time end (exclusive), ISO.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows at most.")] = 10,
+    by: Annotated[str, typer.Option(help="engagement: genre|platform|country|mood.")] = "genre",
+) -> None:
+    """Query the results in a store."""
+    from backbeat.serve import queries
+    from backbeat.sinks.duckdb_store import DuckDBStore
+
+    def body() -> None:
+        folder = store or Settings().store
+        path = folder / "backbeat.duckdb"
+        if not path.exists():
+            raise ConfigError(f"no store in {str(folder)!r}: run `backbeat stream` or `backbeat demo` first")
+        db = DuckDBStore(path, read_only=True)
+        start, end = _parse_time(from_, "--from"), _parse_time(to, "--to")
+        span = queries.TimeRange(
+            int(start.timestamp() * 1000) if start else None,
+            int(end.timestamp() * 1000) if end else None,
+        )
+        try:
+            match name:
+                case QueryName.TOP_SONGS:
+                    table = queries.top_songs(db, span, limit)
+                case QueryName.TOP_ARTISTS:
+                    table = queries.top_artists(db, span, limit)
+                case QueryName.GENRE_WINDOWS:
+                    table = queries.genre_windows(db, span, limit)
+                case QueryName.ENGAGEMENT:
+                    table = queries.engagement(db, span, by, limit)
+                case QueryName.ACTIVE_USERS:
+                    table = queries.active_users(db, span, limit)
+                case QueryName.DEAD_LETTERS:
+                    table = queries.dead_letters(db, limit)
+        finally:
+            db.close()
+        _emit_table(table, name.value)
+
+    _guard(body)
+
+
+# ---------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    duration: Annotated[float | None, typer.Option(min=1, help="Seconds to run (default: until Ctrl-C).")] = None,
+    users: Annotated[int, typer.Option(min=1, help="Simulated users.")] = 50_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    speed: Annotated[float, typer.Option(min=1, help="Event-time seconds per wall-clock second.")] = 300.0,
+    store: Annotated[Path | None, typer.Option(help="Store folder (default ./backbeat-data/demo).")] = None,
+) -> None:
+    """Simulator -> engine -> store in one process, with a live terminal view."""
+    from backbeat.engine.pipeline import EngineSettings, Pipeline
+    from backbeat import wiring
+    from backbeat.sinks.duckdb_store import DuckDBStore
+    from backbeat.ui.live import LiveView
+
+    def body() -> None:
+        settings = Settings()
+        folder = store or settings.store / "demo"
+        for stale in folder.glob("backbeat.duckdb*"):  # a demo always starts from scratch
+            stale.unlink()
+        db = DuckDBStore.in_dir(folder)
+        source = wiring.live_source(users=users, seed=seed, speed=speed)
+        view = LiveView(db, console, title=f"backbeat demo · {users:,} users · ×{speed:g} event time")
+        pipeline = Pipeline(source, db, EngineSettings(lateness_ms=settings.lateness_ms),
+                            on_batch=view.on_batch)
+        try:
+            with view:
+                report = pipeline.run(timeout=duration)
+        finally:
+            pipeline.close()
+            db.close()
+        _emit(
+            {"events_in": report.events_in, "accepted": report.accepted,
+             "seconds": round(report.seconds, 3), "store": str(folder)},
+            f"demo done: {report.events_in:,} events in {report.seconds:.0f}s; results in {folder}/ "
+            f"(try: backbeat query top-songs --store {folder})",
+        )
+
+    _guard(body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

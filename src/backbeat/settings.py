@@ -1,0 +1,33 @@
+"""Typed settings: flags > environment (``BACKBEAT_*``) > defaults.
+
+The CLI builds one :class:`Settings` per command and passes the parts each layer needs;
+library code never reads the environment itself. Tests construct settings explicitly, so a
+developer's environment never leaks into them.
+
+Next: ``cli.py`` (where flags are merged in).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide settings.
+
+    Attributes:
+        store: folder of the embedded store (``backbeat.duckdb`` inside).
+        lateness_ms: allowed lateness of events behind a partition's event time.
+        max_batch_events: messages per micro-batch at most.
+        log_level: Python logging level name.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BACKBEAT_", extra="ignore")
+
+    store: Path = Path("backbeat-data")
+    lateness_ms: int = Field(default=120_000, ge=0)
+    max_batch_events: int = Field(default=250_000, ge=1)
+    log_level: str = "WARNING"

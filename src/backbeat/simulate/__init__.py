@@ -1,0 +1,30 @@
+"""Simulate a Spotify-like service in eventsim's model, as Arrow batches of contract events.
+
+Start at ``simulator.py`` (``Simulator``, ``SimulatorSettings``, ``SimBatch``). The site is an
+eventsim config (``config.py``, ``defaults.py``) compiled by ``machine.py``; users
+(``users.py``, ``identity.py``) play tracks from a catalog (``catalog.py``, ``synthetic.py``)
+through the vectorized ``engine.py`` and ``listen.py``; ``tables.py`` builds Arrow;
+``pacing.py`` and ``writer.py`` are for the CLI.
+"""
+
+from __future__ import annotations
+
+from backbeat.simulate.catalog import Catalog, load_kaggle_tracks, load_listen_counts
+from backbeat.simulate.config import EventsimConfig, default_config, load_config
+from backbeat.simulate.pacing import paced
+from backbeat.simulate.simulator import SimBatch, Simulator, SimulatorSettings
+from backbeat.simulate.synthetic import synthetic_catalog
+
+__all__ = [
+    "Catalog",
+    "EventsimConfig",
+    "SimBatch",
+    "Simulator",
+    "SimulatorSettings",
+    "default_config",
+    "load_config",
+    "load_kaggle_tracks",
+    "load_listen_counts",
+    "paced",
+    "synthetic_catalog",
+]

@@ -1,0 +1,241 @@
+"""The vectorized session state machine: every user's next event, in NumPy rounds.
+
+Each user has a pending event time and state (``NO_STATE`` = the next thing is a new
+session). ``step(t0, t1)`` repeats rounds: every user due before ``t1`` emits one event, draws
+the next state and the wait, and moves on; a round is a handful of array operations over the
+due users, never a Python loop per event. Randomness is counter-based per user (``rng.py``),
+and session ids are assigned at the end of a step by ranking new sessions by (start, user), so
+the output does not depend on how time is cut into steps. ``listen.py`` draws what a NextSong
+plays; ``tables.py`` turns the collected columns into Arrow.
+
+Next: ``simulator.py`` drives steps and builds batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from backbeat.errors import ConfigError
+from backbeat.simulate.calendar import ActivityTable
+from backbeat.simulate.catalog import Catalog
+from backbeat.simulate.config import EventsimConfig
+from backbeat.simulate.listen import draw_listens
+from backbeat.simulate.machine import GUEST, LOGGED_IN, NO_STATE, Machine
+from backbeat.simulate.rng import uniforms
+from backbeat.simulate.users import Users, make_users
+
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+Cols = dict[str, npt.NDArray[Any]]
+
+NEVER: Final = np.iinfo(np.int64).max
+MAX_SESSION_ID: Final = 2**31 - 1
+GROWTH_BLOCK: Final = 256
+_YEAR_MS: Final = 365.25 * 86_400_000
+_SESSION_SALT: Final = np.uint64(0x5E55)
+_MAX_THINNING: Final = 64
+
+
+@dataclass
+class _Collector:
+    """Per-topic lists of column chunks, concatenated once per step."""
+
+    chunks: dict[str, dict[str, list[npt.NDArray[np.generic]]]] = field(default_factory=dict)
+
+    def add(self, topic: str, **cols: npt.NDArray[np.generic]) -> None:
+        bucket = self.chunks.setdefault(topic, {})
+        for name, arr in cols.items():
+            bucket.setdefault(name, []).append(arr)
+
+    def finish(self, topic: str) -> Cols:
+        return {k: np.concatenate(v) for k, v in self.chunks.get(topic, {}).items()}
+
+
+class Engine:
+    """Mutable simulation state over a growing population (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        users: Users,
+        machine: Machine,
+        catalog: Catalog,
+        config: EventsimConfig,
+        seed: int,
+        start_ms: int,
+    ) -> None:
+        self.users, self.machine, self.catalog, self.config = users, machine, catalog, config
+        self.seed = seed
+        self.gap_ms = int(config.session_gap * 1000)
+        self.activity = ActivityTable(config)
+        n = len(users)
+        self.n_initial = n
+        self.state = np.full(n, NO_STATE, np.int32)
+        self.session = np.zeros(n, np.int64)
+        self.item = np.zeros(n, np.int32)
+        self.level = users.level.copy()
+        self.auth = users.auth.copy()
+        self.registration = users.registration.copy()
+        self.ctr = np.zeros(n, np.uint64)
+        self.next_ts = self._session_starts(np.arange(n), np.full(n, start_ms, np.int64), gap=0)
+        self.next_session_id = 1
+        self.growth_blocks = 0
+        self.last_arrival = float(start_ms)
+        self._new_sessions: list[tuple[I64, I64]] = []
+        self._n_new = 0
+
+    # ------------------------------------------------------------------ stepping
+
+    def step(self, t0: int, t1: int) -> dict[str, Cols]:
+        """Advance every user through ``[t0, t1)``; return the events as column dicts."""
+        self._grow(t1)
+        out = _Collector()
+        due = np.flatnonzero(self.next_ts < t1)
+        while due.size:
+            self._round(due, out)
+            due = due[self.next_ts[due] < t1]
+        cols = {topic: out.finish(topic) for topic in ("page", "listen", "auth", "status")}
+        self._assign_session_ids(cols)
+        return cols
+
+    def _round(self, u: I64, out: _Collector) -> None:
+        m = self.machine
+        starting = self.state[u] == NO_STATE
+        if starting.any():
+            u = self._start_sessions(u, starting)
+            if not u.size:
+                return
+        ts, st = self.next_ts[u], self.state[u]
+        sid, item = self.session[u], self.item[u]
+        r = uniforms(self.users.keys[u], self.ctr[u], 2)
+        self.ctr[u] += np.uint64(1)
+        nxt = m.next_state(st, r[:, 0])
+        auth, level = m.auth[st], m.level[st]
+        wait = np.where(m.is_redirect[st], 1000.0, -np.log1p(-r[:, 1]) * self.users.alpha_ms[u])
+        wait_ms = np.maximum(np.rint(wait).astype(np.int64), 1)
+        track = np.full(len(u), -1, np.int64)
+
+        song = np.flatnonzero(m.is_song[st])
+        if song.size:
+            su = u[song]
+            listen = draw_listens(self.users, self.catalog, su, self.ctr[su])
+            track[song] = listen["track"]
+            wait_ms[song] = np.maximum(listen["ms_played"], 1)
+            out.add("listen", user=su, ts=ts[song], sid=sid[song], item=item[song],
+                    level=level[song], auth=auth[song], **listen)  # fmt: skip
+        out.add("page", user=u, ts=ts, sid=sid, item=item, state=st, track=track)
+
+        login = np.flatnonzero(m.is_login[st])
+        if login.size:
+            after = np.where(nxt[login] >= 0, m.auth[nxt[login]], auth[login])
+            out.add("auth", user=u[login], ts=ts[login], sid=sid[login], item=item[login],
+                    level=level[login], auth=after, success=after == LOGGED_IN)  # fmt: skip
+        moved = nxt >= 0
+        change = np.flatnonzero(moved & (m.level[np.maximum(nxt, 0)] != level))
+        if change.size:
+            new = nxt[change]
+            out.add("status", user=u[change], ts=ts[change], sid=sid[change], item=item[change],
+                    level=m.level[new], auth=m.auth[new], prev=level[change])  # fmt: skip
+
+        registered = np.flatnonzero(moved & (auth == GUEST) & (m.auth[np.maximum(nxt, 0)] != GUEST))
+        self.registration[u[registered]] = ts[registered]
+        self.auth[u], self.level[u] = auth, level
+        self.state[u] = nxt
+        self.item[u] = item + 1
+        self.next_ts[u] = ts + wait_ms
+        ended = np.flatnonzero(~moved)
+        if ended.size:
+            eu = u[ended]
+            churned = auth[ended] == m.churned_auth
+            self.next_ts[eu[churned]] = NEVER
+            back = eu[~churned]
+            self.next_ts[back] = self._session_starts(back, self.next_ts[back], gap=self.gap_ms)
+
+    def _start_sessions(self, u: I64, starting: npt.NDArray[np.bool_]) -> I64:
+        s = u[starting]
+        r = uniforms(self.users.keys[s] ^ _SESSION_SALT, self.ctr[s], 1)
+        first = self.machine.first_state(self.auth[s], self.level[s], r[:, 0])
+        stuck = s[first == NO_STATE]  # no way to start a session with this auth: gone for good
+        self.next_ts[stuck] = NEVER
+        ok = first != NO_STATE
+        s, first = s[ok], first[ok]
+        provisional = -(self._n_new + 1 + np.arange(len(s), dtype=np.int64))
+        self._n_new += len(s)
+        self._new_sessions.append((self.next_ts[s].copy(), self.users.user_id[s]))
+        self.session[s], self.item[s], self.state[s] = provisional, 0, first
+        return u[self.next_ts[u] != NEVER] if stuck.size else u
+
+    def _session_starts(self, u: I64, t_from: I64, *, gap: int) -> I64:
+        """Next session start after ``t_from``: gap + exponential(beta), thinned by activity."""
+        t = t_from.astype(np.float64) + gap
+        pending = np.arange(len(u))
+        for _ in range(_MAX_THINNING):
+            pu = u[pending]
+            r = uniforms(self.users.keys[pu] ^ _SESSION_SALT, self.ctr[pu], 2)
+            self.ctr[pu] += np.uint64(1)
+            t[pending] += -np.log1p(-r[:, 0]) * self.users.beta_ms[pu]
+            keep = r[:, 1] < self.activity(t[pending].astype(np.int64), self.users.lon[pu])
+            pending = pending[~keep]
+            if not pending.size:
+                break
+        return np.rint(t).astype(np.int64)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _assign_session_ids(self, cols: dict[str, Cols]) -> None:
+        """Rank this step's new sessions by (start, user) and replace provisional ids."""
+        if not self._n_new:
+            return
+        starts = np.concatenate([s for s, _ in self._new_sessions])
+        owners = np.concatenate([o for _, o in self._new_sessions])
+        rank = np.empty(self._n_new, np.int64)
+        rank[np.lexsort((owners, starts))] = np.arange(self._n_new)
+        final = self.next_session_id + rank
+        if final.size and final.max() > MAX_SESSION_ID:
+            raise ConfigError("simulation ran out of 31-bit session ids; start a new run")
+        self.next_session_id += self._n_new
+        for topic in cols.values():
+            if "sid" in topic:
+                sid = topic["sid"]
+                neg = sid < 0
+                sid[neg] = final[-sid[neg] - 1]
+        neg = self.session < 0
+        self.session[neg] = final[-self.session[neg] - 1]
+        self._new_sessions, self._n_new = [], 0
+
+    def _grow(self, t1: int) -> None:
+        """Append blocks of newcomers (Guests) until arrivals reach past ``t1``."""
+        rate = self.n_initial * self.config.growth_rate / _YEAR_MS  # users per ms
+        while rate > 0 and self.last_arrival < t1:
+            block = self.growth_blocks
+            rng = np.random.default_rng([self.seed, 0x6C0, block])
+            arrivals = self.last_arrival + np.cumsum(rng.exponential(1.0 / rate, GROWTH_BLOCK))
+            first_id = self.n_initial + block * GROWTH_BLOCK + 1
+            new = make_users(
+                self.seed, first_id, GROWTH_BLOCK, machine=self.machine,
+                alpha_s=self.config.alpha, beta_s=self.config.beta,
+                n_genres=len(self.catalog.genres),
+                registered_before_ms=int(arrivals[0]), newcomers=True,
+            )  # fmt: skip
+            self.users = self.users.concat(new)
+            k = GROWTH_BLOCK
+            self.state = np.concatenate([self.state, np.full(k, NO_STATE, np.int32)])
+            self.session = np.concatenate([self.session, np.zeros(k, np.int64)])
+            self.item = np.concatenate([self.item, np.zeros(k, np.int32)])
+            self.level = np.concatenate([self.level, new.level])
+            self.auth = np.concatenate([self.auth, new.auth])
+            self.registration = np.concatenate([self.registration, arrivals.astype(np.int64)])
+            self.ctr = np.concatenate([self.ctr, np.zeros(k, np.uint64)])
+            self.next_ts = np.concatenate([self.next_ts, np.rint(arrivals).astype(np.int64)])
+            self.last_arrival = float(arrivals[-1])
+            self.growth_blocks += 1
+
+
+def check_machine(machine: Machine) -> None:
+    """Fail early if logged-in users can never play a song (a config that emits no listens)."""
+    if not machine.is_song.any():
+        raise ConfigError("config: no 'NextSong' page in the transitions: nothing to listen to")

@@ -1,0 +1,1 @@
+"""Terminal views: the live demo screen and progress lines."""

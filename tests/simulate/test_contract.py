@@ -1,0 +1,49 @@
+"""Every table the simulator builds obeys the event contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.compute as pc
+
+from backbeat.events.schema import Topic
+
+from .conftest import Run
+from .invariants import assert_invariants
+
+
+def test_day_run_obeys_the_contract(day: Run) -> None:
+    assert_invariants(day.tables)
+    assert day.tables[Topic.LISTEN].num_rows > 1_000
+
+
+def test_week_run_obeys_the_contract(week: Run) -> None:
+    assert_invariants(week.tables)
+
+
+def test_items_count_from_zero_without_gaps(day: Run) -> None:
+    pages = day.tables[Topic.PAGE_VIEW]
+    sid, item = pages["sessionId"].to_numpy(), pages["itemInSession"].to_numpy()
+    order = np.lexsort((item, sid))
+    sid, item = sid[order], item[order]
+    first = np.r_[True, sid[1:] != sid[:-1]]
+    assert (item[first] == 0).all()  # every session starts inside the run
+    assert (item[~first] == item[np.flatnonzero(~first) - 1] + 1).all()
+
+
+def test_identity_present_only_when_shown(day: Run) -> None:
+    pages = day.tables[Topic.PAGE_VIEW]
+    logged_in = pages.filter(pc.equal(pages["auth"], "Logged In"))
+    for name in ("userId", "firstName", "lastName", "gender", "registration"):
+        assert logged_in[name].null_count == 0
+    anonymous = pages.filter(
+        pc.is_in(pages["auth"], value_set=pc.cast(["Guest", "Logged Out"], "string"))
+    )
+    for name in ("userId", "firstName", "lastName", "gender", "registration"):
+        assert anonymous[name].null_count == anonymous.num_rows
+
+
+def test_event_ids_name_topic_session_and_item(day: Run) -> None:
+    listens = day.tables[Topic.LISTEN].slice(0, 5)
+    for row in listens.to_pylist():
+        assert row["eventId"] == f"l-{row['sessionId']}-{row['itemInSession']}"
+        assert row["schemaVersion"] == 1

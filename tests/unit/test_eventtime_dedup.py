@@ -1,0 +1,93 @@
+"""Event-time and de-dup state: verdicts do not depend on how a stream is cut into batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backbeat.engine.dedup import Deduplicator
+from backbeat.engine.eventtime import NO_TS, Watermarks
+
+LATENESS = 100
+
+
+def _late_in_cuts(ts: list[int], cuts: list[int]) -> list[bool]:
+    marks = Watermarks(LATENESS, {}, {})
+    out: list[bool] = []
+    bounds = [0, *sorted(set(c % (len(ts) + 1) for c in cuts)), len(ts)]
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        out.extend(marks.late_mask("t", "p", np.asarray(ts[a:b], dtype=np.int64)).tolist())
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 1000), min_size=1, max_size=60), st.lists(st.integers(0, 60)))
+def test_lateness_is_independent_of_batch_cuts(ts: list[int], cuts: list[int]) -> None:
+    expected = []
+    running = NO_TS
+    for t in ts:
+        expected.append(t < running - LATENESS)
+        running = max(running, t)
+    assert _late_in_cuts(ts, cuts) == expected
+
+
+def test_topic_watermark_is_the_slowest_partition() -> None:
+    marks = Watermarks(10, {}, {})
+    marks.late_mask("listen_events", "a", np.array([100, 500]))
+    marks.late_mask("listen_events", "b", np.array([300]))
+    marks.late_mask("auth_events", "c", np.array([50]))
+    assert marks.watermark("listen_events") == 290
+    assert marks.watermark("auth_events") == 40
+    assert marks.watermark("page_view_events") is None
+
+
+def _table(rows: list[tuple[str, int, int, int]]) -> pa.Table:
+    ids, sessions, items, ts = zip(*rows, strict=True) if rows else ((), (), (), ())
+    return pa.table(
+        {
+            "eventId": pa.array(ids, pa.string()),
+            "sessionId": pa.array(sessions, pa.int64()),
+            "itemInSession": pa.array(items, pa.int32()),
+            "ts": pa.array(ts, pa.int64()),
+        }
+    )
+
+
+events = st.lists(
+    st.tuples(st.sampled_from("abcdef"), st.integers(0, 3), st.integers(0, 3), st.integers(0, 50)),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events, st.lists(st.integers(0, 40)), st.booleans())
+def test_dedup_is_independent_of_batch_cuts_and_restarts(
+    rows: list[tuple[str, int, int, int]], cuts: list[int], restart: bool
+) -> None:
+    seen_ids: set[str] = set()
+    seen_keys: set[tuple[int, int]] = set()
+    expected = []
+    for eid, s, i, _ in rows:
+        expected.append(eid not in seen_ids and (s, i) not in seen_keys)
+        seen_ids.add(eid)
+        seen_keys.add((s, i))
+    dedup = Deduplicator()
+    got: list[bool] = []
+    bounds = [0, *sorted(set(c % (len(rows) + 1) for c in cuts)), len(rows)]
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        got.extend(dedup.fresh_mask("t", _table(rows[a:b]), NO_TS).tolist())
+        if restart:  # what a crash + reload does
+            dedup = Deduplicator(dedup.snapshot())
+    assert got == expected
+
+
+def test_pruned_keys_are_forgotten_and_large_session_ids_work() -> None:
+    dedup = Deduplicator()
+    big = 2**62
+    first = dedup.fresh_mask("t", _table([("x", big, 1, 10), ("y", 5, 1, 100)]), NO_TS)
+    assert first.tolist() == [True, True]
+    assert dedup.fresh_mask("t", _table([("z", big, 1, 10)]), NO_TS).tolist() == [False]
+    dedup.prune("t", 50)
+    assert dedup.snapshot().column("event_id").to_pylist() == ["y"]
