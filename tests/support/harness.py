@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
-from backbeat.sinks.csv_sink import CsvSink
 from backbeat.sinks.duckdb_store import DuckDBStore
-from backbeat.transport.jsonl import JsonlSource, discover
 from tests.support.eventlog import EventLog
 from tests.support.malformed import CATEGORIES, UNKNOWN_TOPIC
-from tests.support.oracle import LATENESS_MS, WINDOW_MS, Expected
+from tests.support.oracle import WINDOW_MS, Expected
 
+RUN_STREAM = Path(__file__).with_name("run_stream.py")
 CSV_HEADER = ["window_start", "window_end", "genre", "count"]
 
 
@@ -32,20 +35,26 @@ def run_once(
     batch: int,
     csv_path: Path | None = None,
     max_events: int | None = None,
-) -> RunReport:
-    """One bounded run of the pipeline (a fresh process-like start: new store handle)."""
-    store = DuckDBStore.in_dir(store_dir)
-    pipeline = Pipeline(
-        JsonlSource(discover([input_dir])),
-        store,
-        EngineSettings(lateness_ms=LATENESS_MS, max_batch_events=batch),
-        csv=CsvSink(csv_path) if csv_path else None,
-    )
-    try:
-        return pipeline.run(max_events=max_events, timeout=600)
-    finally:
-        pipeline.close()
-        store.close()
+) -> dict[str, Any]:
+    """One bounded run of the pipeline in a child process; its report as a dict.
+
+    Fails the calling test (with the child's last output) if the engine raises or dies.
+    """
+    args = [sys.executable, str(RUN_STREAM), "--input", str(input_dir), "--store", str(store_dir),
+            "--batch-size", str(batch), "--timeout", "600"]
+    if csv_path is not None:
+        args += ["--csv", str(csv_path)]
+    if max_events is not None:
+        args += ["--max-events", str(max_events)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_")}
+    done = subprocess.run(args, capture_output=True, env=env, timeout=900, check=False)
+    if done.returncode != 0:
+        how = (f"killed by {signal.Signals(-done.returncode).name}" if done.returncode < 0
+               else f"exit code {done.returncode}")
+        tail = (done.stdout[-500:] + done.stderr[-3000:]).decode(errors="replace")
+        raise AssertionError(f"the engine crashed ({how}):\n{tail}")
+    report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return report
 
 
 def _diff(name: str, got: list[dict[str, Any]], want: list[dict[str, Any]]) -> str:

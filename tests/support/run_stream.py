@@ -1,7 +1,9 @@
 """Stand-in for ``backbeat stream`` (same flags), for when the CLI is not installed.
 
-Prints one line per committed batch (``batch <id> events_in=<n>``) and a final summary, so a
-test driving it as a subprocess can follow its progress.
+Prints one line per committed batch (``batch <n> events_in=<total>``) and, last, the run
+report as one JSON object, so a test driving it as a subprocess can follow and check it. Tests
+run the engine through this script so that a crash of the engine (even a segfault in a native
+library) fails one test instead of killing the whole pytest session.
 
 Usage: ``python tests/support/run_stream.py --input DIR --store DIR --csv FILE
 [--max-events N] [--timeout S] [--batch-size N]``.
@@ -10,6 +12,7 @@ Usage: ``python tests/support/run_stream.py --input DIR --store DIR --csv FILE
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
@@ -45,7 +48,8 @@ def main() -> None:
     finally:
         pipeline.close()
         store.close()
-    print(f"done {report.events_in} events in {report.seconds:.1f}s [{report.stopped_by}]")
+    fields = ("batches", "events_in", "accepted", "duplicates", "late", "dead", "stopped_by")
+    print(json.dumps({name: getattr(report, name) for name in fields}), flush=True)
 
 
 if __name__ == "__main__":

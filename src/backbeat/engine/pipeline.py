@@ -185,19 +185,23 @@ class Pipeline:
 
     def step(self, max_events: int) -> BatchStats | None:
         """One micro-batch: poll, process, commit. None if the source had nothing."""
+        t0 = time.perf_counter()
         slices = self.source.poll(max_events)
         if not slices:
             return None
-        t0 = time.perf_counter()
         batch = _Batch()
+        stats = batch.stats
+        t = stats.timed("source", t0)
         for piece in slices:
             self._ingest(piece, batch)
-        fresh = {t: pa.concat_tables(ts) for t, ts in batch.fresh.items()}
+        fresh = {topic: pa.concat_tables(parts) for topic, parts in batch.fresh.items()}
         for topic in Topic:
             wm = self._watermarks.watermark(topic.value)
             if wm is not None:
                 self._dedup.prune(topic.value, wm)
+        t = stats.timed("event time + dedup", t)
         partials = self._aggregator.aggregate(fresh)
+        t = stats.timed("aggregate", t)
         csv_plan = None
         if self.csv is not None:
             csv_plan = self.csv.plan(
@@ -207,7 +211,7 @@ class Pipeline:
                 partials["genre_minute"],
             )
         self._batch_id += 1
-        batch.stats.seconds = time.perf_counter() - t0
+        stats.seconds = time.perf_counter() - t0
         self.store.commit(
             Commit(
                 batch_id=self._batch_id,
@@ -215,15 +219,16 @@ class Pipeline:
                 dead_letters=batch.dead_table(),
                 partitions=self._partitions,
                 seen=self._dedup.snapshot(),
-                stats=batch.stats,
+                stats=stats,
                 csv=csv_plan[0] if csv_plan else None,
             )
         )
         if csv_plan is not None and self.csv is not None:
             self._csv_mark = csv_plan[0]
             self.csv.write(*csv_plan)
-        batch.stats.seconds = time.perf_counter() - t0
-        return batch.stats
+        stats.timed("commit", t)
+        stats.seconds = time.perf_counter() - t0
+        return stats
 
     # ------------------------------------------------------------------ one slice
 
@@ -242,11 +247,13 @@ class Pipeline:
             )
             stats.dead += count
             return
+        t = time.perf_counter()
         if isinstance(piece, RawSlice):
             decoded = decode_batch(topic, piece.payloads, piece.offsets)
             table, offsets, dead = decoded.table, decoded.offsets, decoded.dead
         else:
             table, offsets, dead = _checked(topic, piece)
+        stats.timed("decode + validate", t)
         batch.dead.extend((topic.value, piece.partition, d) for d in dead)
         stats.dead += len(dead)
 

@@ -11,6 +11,7 @@ Next: ``duckdb_store.py`` (the embedded store), ``csv_sink.py``.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -53,7 +54,7 @@ class PartitionState:
 
 @dataclass(slots=True)
 class BatchStats:
-    """Counts for one micro-batch."""
+    """Counts for one micro-batch, and seconds spent per phase (source, decode, aggregate...)."""
 
     events_in: int = 0
     accepted: int = 0
@@ -61,6 +62,13 @@ class BatchStats:
     late: int = 0
     dead: int = 0
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, phase: str, since: float) -> float:
+        """Add the time since ``since`` (perf_counter) to ``phase``; return now."""
+        now = time.perf_counter()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - since
+        return now
 
 
 @dataclass(frozen=True, slots=True)

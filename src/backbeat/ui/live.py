@@ -61,8 +61,8 @@ class LiveView:
         self.title = title or "backbeat · live"
         self._live = Live(console=self.console, refresh_per_second=4, screen=False)
         self._last = 0.0
-        self._rates: deque[tuple[float, int]] = deque(maxlen=30)
         self._started = time.monotonic()
+        self._rates: deque[tuple[float, int]] = deque([(self._started, 0)], maxlen=30)
 
     def __enter__(self) -> LiveView:
         self._live.__enter__()

@@ -1,0 +1,121 @@
+"""The command line: simulate -> stream -> query, one-line errors, and the live demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from backbeat.cli import app
+
+runner = CliRunner()
+START, END = "2026-01-05T12:00:00Z", "2026-01-05T13:00:00Z"
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("events")
+    code, text = _run(
+        "--json", "simulate", "--out", str(out), "--users", "5000", "--seed", "3",
+        "--start", START, "--end", END,
+    )  # fmt: skip
+    assert code == 0, text
+    assert json.loads(text)["events"] > 1000
+    return out
+
+
+def test_simulate_same_seed_gives_identical_files(events: Path, tmp_path: Path) -> None:
+    code, _ = _run(
+        "--json", "simulate", "--out", str(tmp_path), "--users", "5000", "--seed", "3",
+        "--start", START, "--end", END,
+    )  # fmt: skip
+    assert code == 0
+    for name in ("listen_events", "page_view_events", "auth_events", "status_change_events"):
+        assert (tmp_path / f"{name}.jsonl").read_bytes() == (events / f"{name}.jsonl").read_bytes()
+
+
+def test_stream_then_query_every_view(events: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    code, text = _run("--json", "stream", "--input", str(events), "--store", str(store),
+                      "--csv", str(tmp_path / "results.csv"))  # fmt: skip
+    assert code == 0, text
+    report = json.loads(text)
+    assert report["stopped_by"] == "exhausted"
+    assert report["accepted"] == report["events_in"] > 1000
+    for name in ("top-songs", "top-artists", "genre-windows", "active-users", "dead-letters"):
+        code, text = _run("--json", "query", name, "--store", str(store), "--limit", "5")
+        assert code == 0, (name, text)
+        rows = json.loads(text)
+        assert (len(rows) == 0) if name == "dead-letters" else (0 < len(rows) <= 5)
+    code, text = _run("--json", "query", "engagement", "--by", "platform", "--store", str(store))
+    assert code == 0 and {r["platform"] for r in json.loads(text)} <= {
+        "ios", "android", "web", "desktop", "tv", "car", "speaker"
+    }  # fmt: skip
+    code, text = _run("--json", "query", "top-songs", "--store", str(store),
+                      "--from", "2026-01-05T12:10:00Z", "--to", "2026-01-05T12:11:00Z")  # fmt: skip
+    assert code == 0 and sum(r["plays"] for r in json.loads(text)) > 0
+    lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert lines[0] == "window_start,window_end,genre,count" and len(lines) > 10
+    # Running again resumes at the end: nothing new, nothing doubled.
+    code, text = _run("--json", "stream", "--input", str(events), "--store", str(store))
+    assert code == 0 and json.loads(text)["events_in"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("stream", "--input", "/nonexistent/dir"), "does not exist"),
+        (("query", "top-songs", "--store", "/nonexistent/store"), "no store in"),
+        (("simulate", "--start", "yesterday"), "is not an ISO time"),
+        (("simulate", "--config", "/nonexistent.json"), "nonexistent.json"),
+        (("query", "engagement", "--by", "shoe", "--store", "{store}"), "--by 'shoe'"),
+    ],
+)
+def test_errors_are_one_line_and_exit_1(
+    args: tuple[str, ...], message: str, events: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "s"
+    _run("stream", "--input", str(events), "--store", str(store), "--max-events", "10")
+    code, text = _run(*(a.format(store=store) for a in args))
+    assert code == 1
+    assert message in text
+    assert "Traceback" not in text
+    assert len(text.strip().splitlines()) <= 2  # one message (rich may wrap it once)
+
+
+def test_demo_shows_live_numbers_within_5_s_and_exits_0(tmp_path: Path) -> None:
+    env = os.environ | {"FORCE_COLOR": "0", "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1",
+                        "COLUMNS": "120", "LINES": "40"}  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backbeat.cli", "demo", "--duration", "20", "--users", "20000",
+         "--store", str(tmp_path)],  # fmt: skip
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    seen, first_live = b"", None
+    while proc.poll() is None:
+        chunk = proc.stdout.read() or b""
+        seen += chunk
+        rates = [int(x.replace(b",", b"")) for x in re.findall(rb"([\d,]+) events/s", seen)]
+        if first_live is None and any(r > 0 for r in rates) and b"Top songs" in seen:
+            first_live = time.monotonic() - started
+        time.sleep(0.1)
+    seen += proc.stdout.read() or b""
+    proc.stdout.close()
+    assert proc.returncode == 0, seen[-2000:]
+    assert first_live is not None and first_live < 5.0, (first_live, seen[-2000:])
+    assert b"demo done" in seen
