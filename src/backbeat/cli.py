@@ -61,7 +61,8 @@ def _root(
     OPTS.json, OPTS.debug = json_output, debug
     level = "DEBUG" if debug else (log_level or Settings().log_level)
     logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
 
@@ -100,7 +101,9 @@ def _parse_time(value: str | None, flag: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"{flag} {value!r} is not an ISO time such as 2026-01-31T12:00:00Z") from None
+        raise ConfigError(
+            f"{flag} {value!r} is not an ISO time such as 2026-01-31T12:00:00Z"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -140,18 +143,28 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Folder for <topic>.jsonl files.")] = Path("events"),
     users: Annotated[int, typer.Option(min=1, help="Number of users at the start.")] = 10_000,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: config's seed).")] = None,
-    start: Annotated[str | None, typer.Option(help="Event-time start, ISO (default: config or today-1d).")] = None,
-    end: Annotated[str | None, typer.Option(help="Event-time end, ISO (default: start + 1 h).")] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Event-time start, ISO (default: config or today-1d).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Event-time end, ISO (default: start + 1 h).")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="eventsim JSON config file.")] = None,
-    rate: Annotated[float | None, typer.Option(min=1, help="Pace output to this many events/s.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=1, help="Pace output to this many events/s.")
+    ] = None,
 ) -> None:
     """Simulate a music service and write one JSONL file per topic."""
     from backbeat import wiring
 
     def body() -> None:
         settings = wiring.simulator_settings(
-            users=users, seed=seed, start=_parse_time(start, "--start"),
-            end=_parse_time(end, "--end"), config=config, default_span=timedelta(hours=1),
+            users=users,
+            seed=seed,
+            start=_parse_time(start, "--start"),
+            end=_parse_time(end, "--end"),
+            config=config,
+            default_span=timedelta(hours=1),
         )
         counts = wiring.write_jsonl_run(settings, out, rate=rate, progress=not OPTS.json)
         total = sum(counts.values())
@@ -170,13 +183,27 @@ def simulate(
 @app.command()
 def stream(
     input: Annotated[list[Path], typer.Option("--input", "-i", help="JSONL file(s) or folder(s).")],
-    store: Annotated[Path | None, typer.Option(help="Store folder (default ./backbeat-data).")] = None,
-    csv: Annotated[Path | None, typer.Option(help="Append final genre windows to this CSV.")] = None,
-    max_events: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
-    timeout: Annotated[float | None, typer.Option(min=0, help="Stop after this many seconds.")] = None,
-    follow: Annotated[bool, typer.Option(help="Keep waiting for new lines at the end of input.")] = False,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Events per micro-batch at most.")] = None,
-    lateness: Annotated[float | None, typer.Option(min=0, help="Allowed lateness, seconds (default 120).")] = None,
+    store: Annotated[
+        Path | None, typer.Option(help="Store folder (default ./backbeat-data).")
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="Append final genre windows to this CSV.")
+    ] = None,
+    max_events: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many events.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, help="Stop after this many seconds.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option(help="Keep waiting for new lines at the end of input.")
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Events per micro-batch at most.")
+    ] = None,
+    lateness: Annotated[
+        float | None, typer.Option(min=0, help="Allowed lateness, seconds (default 120).")
+    ] = None,
 ) -> None:
     """Stream events from JSONL files into the store, exactly once (resumes where it stopped)."""
     from backbeat.engine.pipeline import EngineSettings, Pipeline
@@ -194,8 +221,9 @@ def stream(
         source = JsonlSource(discover(input), follow=follow)
         db = DuckDBStore.in_dir(store or settings.store)
         status = StatusLine(console, enabled=not OPTS.json)
-        pipeline = Pipeline(source, db, engine, csv=CsvSink(csv) if csv else None,
-                            on_batch=status.on_batch)
+        pipeline = Pipeline(
+            source, db, engine, csv=CsvSink(csv) if csv else None, on_batch=status.on_batch
+        )
         try:
             with status:
                 report = pipeline.run(max_events=max_events, timeout=timeout)
@@ -203,9 +231,16 @@ def stream(
             pipeline.close()
             db.close()
         _emit(
-            {"batches": report.batches, "events_in": report.events_in, "accepted": report.accepted,
-             "duplicates": report.duplicates, "late": report.late, "dead": report.dead,
-             "seconds": round(report.seconds, 3), "stopped_by": report.stopped_by},
+            {
+                "batches": report.batches,
+                "events_in": report.events_in,
+                "accepted": report.accepted,
+                "duplicates": report.duplicates,
+                "late": report.late,
+                "dead": report.dead,
+                "seconds": round(report.seconds, 3),
+                "stopped_by": report.stopped_by,
+            },
             f"{report.events_in:,} events in {report.seconds:.1f}s "
             f"({report.events_in / max(report.seconds, 1e-9):,.0f}/s): accepted {report.accepted:,}, "
             f"duplicates {report.duplicates:,}, late {report.late:,}, dead letters {report.dead:,} "
@@ -230,7 +265,9 @@ class QueryName(StrEnum):
 @app.command()
 def query(
     name: Annotated[QueryName, typer.Argument(help="What to show.")],
-    store: Annotated[Path | None, typer.Option(help="Store folder (default ./backbeat-data).")] = None,
+    store: Annotated[
+        Path | None, typer.Option(help="Store folder (default ./backbeat-data).")
+    ] = None,
     from_: Annotated[str | None, typer.Option("--from", help="Event-time start, ISO.")] = None,
     to: Annotated[str | None, typer.Option(help="Event-time end (exclusive), ISO.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="Rows at most.")] = 10,
@@ -244,7 +281,9 @@ def query(
         folder = store or Settings().store
         path = folder / "backbeat.duckdb"
         if not path.exists():
-            raise ConfigError(f"no store in {str(folder)!r}: run `backbeat stream` or `backbeat demo` first")
+            raise ConfigError(
+                f"no store in {str(folder)!r}: run `backbeat stream` or `backbeat demo` first"
+            )
         db = DuckDBStore(path, read_only=True)
         start, end = _parse_time(from_, "--from"), _parse_time(to, "--to")
         span = queries.TimeRange(
@@ -277,15 +316,21 @@ def query(
 
 @app.command()
 def demo(
-    duration: Annotated[float | None, typer.Option(min=1, help="Seconds to run (default: until Ctrl-C).")] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=1, help="Seconds to run (default: until Ctrl-C).")
+    ] = None,
     users: Annotated[int, typer.Option(min=1, help="Simulated users.")] = 50_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
-    speed: Annotated[float, typer.Option(min=1, help="Event-time seconds per wall-clock second.")] = 300.0,
-    store: Annotated[Path | None, typer.Option(help="Store folder (default ./backbeat-data/demo).")] = None,
+    speed: Annotated[
+        float, typer.Option(min=1, help="Event-time seconds per wall-clock second.")
+    ] = 300.0,
+    store: Annotated[
+        Path | None, typer.Option(help="Store folder (default ./backbeat-data/demo).")
+    ] = None,
 ) -> None:
     """Simulator -> engine -> store in one process, with a live terminal view."""
-    from backbeat.engine.pipeline import EngineSettings, Pipeline
     from backbeat import wiring
+    from backbeat.engine.pipeline import EngineSettings, Pipeline
     from backbeat.sinks.duckdb_store import DuckDBStore
     from backbeat.ui.live import LiveView
 
@@ -296,9 +341,12 @@ def demo(
             stale.unlink()
         db = DuckDBStore.in_dir(folder)
         source = wiring.live_source(users=users, seed=seed, speed=speed)
-        view = LiveView(db, console, title=f"backbeat demo · {users:,} users · ×{speed:g} event time")
-        pipeline = Pipeline(source, db, EngineSettings(lateness_ms=settings.lateness_ms),
-                            on_batch=view.on_batch)
+        view = LiveView(
+            db, console, title=f"backbeat demo · {users:,} users · ×{speed:g} event time"
+        )
+        pipeline = Pipeline(
+            source, db, EngineSettings(lateness_ms=settings.lateness_ms), on_batch=view.on_batch
+        )
         try:
             with view:
                 report = pipeline.run(timeout=duration)
@@ -306,8 +354,12 @@ def demo(
             pipeline.close()
             db.close()
         _emit(
-            {"events_in": report.events_in, "accepted": report.accepted,
-             "seconds": round(report.seconds, 3), "store": str(folder)},
+            {
+                "events_in": report.events_in,
+                "accepted": report.accepted,
+                "seconds": round(report.seconds, 3),
+                "store": str(folder),
+            },
             f"demo done: {report.events_in:,} events in {report.seconds:.0f}s; results in {folder}/ "
             f"(try: backbeat query top-songs --store {folder})",
         )

@@ -36,8 +36,10 @@ def simulator_settings(
 ) -> SimulatorSettings:
     """Settings from flags: flags override the config file, which overrides defaults."""
     cfg: EventsimConfig = load_config(config) if config is not None else default_config()
-    begin = start or cfg.start_date or (
-        datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    begin = (
+        start
+        or cfg.start_date
+        or (datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1))
     )
     finish = end or cfg.end_date or begin + default_span
     return SimulatorSettings(
@@ -80,7 +82,9 @@ def live_source(*, users: int, seed: int, speed: float) -> SimulatorSource:
     """A continuous simulator whose event time runs ``speed`` times faster than the wall clock,
     starting now, handed out in steps of 250 ms of wall time."""
     now = datetime.now(UTC).replace(microsecond=0)
-    settings = SimulatorSettings(users=users, seed=seed, start=now, end=None, config=default_config())
+    settings = SimulatorSettings(
+        users=users, seed=seed, start=now, end=None, config=default_config()
+    )
     step_ms = max(1, int(LIVE_STEP_S * speed * 1000))
     sim = _WallClockSimulator(Simulator(settings), speed)
     return SimulatorSource(sim, step_ms=step_ms, steps_per_poll=1)  # type: ignore[arg-type]

@@ -60,17 +60,27 @@ def test_stream_then_query_every_view(events: Path, tmp_path: Path) -> None:
         rows = json.loads(text)
         assert (len(rows) == 0) if name == "dead-letters" else (0 < len(rows) <= 5)
     code, text = _run("--json", "query", "engagement", "--by", "platform", "--store", str(store))
-    assert code == 0 and {r["platform"] for r in json.loads(text)} <= {
-        "ios", "android", "web", "desktop", "tv", "car", "speaker"
-    }  # fmt: skip
+    assert code == 0
+    assert {r["platform"] for r in json.loads(text)} <= {
+        "ios",
+        "android",
+        "web",
+        "desktop",
+        "tv",
+        "car",
+        "speaker",
+    }
     code, text = _run("--json", "query", "top-songs", "--store", str(store),
                       "--from", "2026-01-05T12:10:00Z", "--to", "2026-01-05T12:11:00Z")  # fmt: skip
-    assert code == 0 and sum(r["plays"] for r in json.loads(text)) > 0
+    assert code == 0
+    assert sum(r["plays"] for r in json.loads(text)) > 0
     lines = (tmp_path / "results.csv").read_text().splitlines()
-    assert lines[0] == "window_start,window_end,genre,count" and len(lines) > 10
+    assert lines[0] == "window_start,window_end,genre,count"
+    assert len(lines) > 10
     # Running again resumes at the end: nothing new, nothing doubled.
     code, text = _run("--json", "stream", "--input", str(events), "--store", str(store))
-    assert code == 0 and json.loads(text)["events_in"] == 0
+    assert code == 0
+    assert json.loads(text)["events_in"] == 0
 
 
 @pytest.mark.parametrize(
@@ -100,10 +110,22 @@ def test_demo_shows_live_numbers_within_5_s_and_exits_0(tmp_path: Path) -> None:
                         "COLUMNS": "120", "LINES": "40"}  # fmt: skip
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backbeat.cli", "demo", "--duration", "20", "--users", "20000",
-         "--store", str(tmp_path)],  # fmt: skip
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "backbeat.cli",
+            "demo",
+            "--duration",
+            "20",
+            "--users",
+            "20000",
+            "--store",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     assert proc.stdout is not None
     os.set_blocking(proc.stdout.fileno(), False)
     seen, first_live = b"", None
@@ -117,5 +139,6 @@ def test_demo_shows_live_numbers_within_5_s_and_exits_0(tmp_path: Path) -> None:
     seen += proc.stdout.read() or b""
     proc.stdout.close()
     assert proc.returncode == 0, seen[-2000:]
-    assert first_live is not None and first_live < 5.0, (first_live, seen[-2000:])
+    assert first_live is not None, seen[-2000:]
+    assert first_live < 5.0, (first_live, seen[-2000:])
     assert b"demo done" in seen

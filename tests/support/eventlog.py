@@ -190,6 +190,35 @@ class EventLog:
     injected: list[Injected] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def load(cls, directory: Path) -> EventLog:
+        """The log written in ``directory`` (its files and ``manifest.json``)."""
+        entries = json.loads((directory / "manifest.json").read_text())
+        lines = {p.name: len(p.read_bytes().split(b"\n")) - 1 for p in directory.glob("*.jsonl")}
+        return cls(directory, [Injected(**e) for e in entries], lines)
+
+    def save(self) -> None:
+        """Write the manifest next to the files."""
+        (self.directory / "manifest.json").write_text(json.dumps([asdict(e) for e in self.injected]))
+
+    def prepend(self, name: str, bad: list[tuple[bytes, str]], keep_rest: bool = True) -> None:
+        """Put malformed ``(line, category)`` pairs at the start of file ``name``."""
+        path = self.directory / name
+        rest = path.read_bytes() if keep_rest and path.exists() else b""
+        head = b"".join(line + b"\n" for line, _ in bad)
+        shift = len(head)
+        self.injected = [Injected(e.file, e.offset + shift, e.category, e.kind)
+                         if e.file == name else e for e in self.injected]
+        if not keep_rest:
+            self.injected = [e for e in self.injected if e.file != name]
+        offset = 0
+        for line, category in bad:
+            self.injected.append(Injected(name, offset, category, "malformed"))
+            offset += len(line) + 1
+        path.write_bytes(head + rest)
+        self.lines[name] = len(bad) + (self.lines.get(name, 0) if keep_rest else 0)
+        self.save()
+
     def of_kind(self, *kinds: str) -> list[Injected]:
         return [e for e in self.injected if e.kind in kinds]
 
@@ -234,7 +263,7 @@ def write_log(directory: Path, tables: dict[Topic, pa.Table], seed: int,
         rec = json.loads(encode_table(Topic.LISTEN, tables[Topic.LISTEN].slice(0, 1)))
         lines = [dumps(rec | {"eventId": f"bogus-{i}"}) for i in range(trouble.bogus_lines)]
         _write(log, "bogus_events.jsonl", [], [(0, ln, UNKNOWN_TOPIC, "malformed") for ln in lines])
-    (directory / "manifest.json").write_text(json.dumps([asdict(e) for e in log.injected]))
+    log.save()
     return log
 
 

@@ -40,7 +40,7 @@ def run_once(
 
     Fails the calling test (with the child's last output) if the engine raises or dies.
     """
-    args = [sys.executable, str(RUN_STREAM), "--input", str(input_dir), "--store", str(store_dir),
+    args = [sys.executable, "-X", "faulthandler", str(RUN_STREAM), "--input", str(input_dir), "--store", str(store_dir),
             "--batch-size", str(batch), "--timeout", "600"]
     if csv_path is not None:
         args += ["--csv", str(csv_path)]
@@ -51,7 +51,8 @@ def run_once(
     if done.returncode != 0:
         how = (f"killed by {signal.Signals(-done.returncode).name}" if done.returncode < 0
                else f"exit code {done.returncode}")
-        tail = (done.stdout[-500:] + done.stderr[-3000:]).decode(errors="replace")
+        out = b"\n".join(done.stdout.splitlines()[-2:])
+        tail = (out + b"\n" + done.stderr[-3000:]).decode(errors="replace")
         raise AssertionError(f"the engine crashed ({how}):\n{tail}")
     report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 from hypothesis import given, settings
@@ -17,7 +19,7 @@ def _late_in_cuts(ts: list[int], cuts: list[int]) -> list[bool]:
     marks = Watermarks(LATENESS, {}, {})
     out: list[bool] = []
     bounds = [0, *sorted(set(c % (len(ts) + 1) for c in cuts)), len(ts)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         out.extend(marks.late_mask("t", "p", np.asarray(ts[a:b], dtype=np.int64)).tolist())
     return out
 
@@ -76,7 +78,7 @@ def test_dedup_is_independent_of_batch_cuts_and_restarts(
     dedup = Deduplicator()
     got: list[bool] = []
     bounds = [0, *sorted(set(c % (len(rows) + 1) for c in cuts)), len(rows)]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         got.extend(dedup.fresh_mask("t", _table(rows[a:b]), NO_TS).tolist())
         if restart:  # what a crash + reload does
             dedup = Deduplicator(dedup.snapshot())

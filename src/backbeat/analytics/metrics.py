@@ -98,8 +98,11 @@ METRICS: Final[tuple[Metric, ...]] = (
     _per_minute(
         "song_minute",
         "listens",
-        (("track_id", "VARCHAR", "trackId"), ("artist", "VARCHAR", "artist"),
-         ("song", "VARCHAR", "song")),
+        (
+            ("track_id", "VARCHAR", "trackId"),
+            ("artist", "VARCHAR", "artist"),
+            ("song", "VARCHAR", "song"),
+        ),
         "plays",
     ),
     _per_minute("artist_minute", "listens", (("artist", "VARCHAR", "artist"),), "plays"),

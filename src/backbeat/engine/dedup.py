@@ -48,10 +48,13 @@ def _pack(session: pa.Array | pa.ChunkedArray, item: pa.Array | pa.ChunkedArray)
     """(sessionId, itemInSession) as one value: an int64 when both fit, else a string."""
     s = np.asarray(session, dtype=np.int64)
     i = np.asarray(item, dtype=np.int64)
-    if len(s) == 0 or (s.max() < _SESSION_LIMIT and s.min() >= 0 and i.max() < (1 << _ITEM_BITS)
-                       and i.min() >= 0):
+    if len(s) == 0 or (
+        s.max() < _SESSION_LIMIT and s.min() >= 0 and i.max() < (1 << _ITEM_BITS) and i.min() >= 0
+    ):
         return pa.array((s << _ITEM_BITS) | i)
-    return pc.binary_join_element_wise(pc.cast(session, pa.string()), pc.cast(item, pa.string()), ":")
+    return pc.binary_join_element_wise(
+        pc.cast(session, pa.string()), pc.cast(item, pa.string()), ":"
+    )
 
 
 class Deduplicator:
@@ -64,9 +67,7 @@ class Deduplicator:
                 rows = seen.filter(pc.equal(seen.column("topic"), topic))
                 self._seen[topic] = rows.select(_KEYS.names).cast(_KEYS)
 
-    def fresh_mask(
-        self, topic: str, table: pa.Table, horizon_ts: int
-    ) -> npt.NDArray[np.bool_]:
+    def fresh_mask(self, topic: str, table: pa.Table, horizon_ts: int) -> npt.NDArray[np.bool_]:
         """Which rows of ``table`` (valid, on-time, in order) are not duplicates.
 
         Remembers the keys of all rows with ``ts >= horizon_ts`` (older ones can only recur
@@ -80,7 +81,9 @@ class Deduplicator:
         keep = _first_occurrences(ids) & _first_occurrences(keys)
         known = self._seen.get(topic)
         if known is not None and known.num_rows:
-            keep &= ~pc.is_in(ids, value_set=known.column("event_id")).to_numpy(zero_copy_only=False)
+            keep &= ~pc.is_in(ids, value_set=known.column("event_id")).to_numpy(
+                zero_copy_only=False
+            )
             old = _pack(known.column("session_id"), known.column("item"))
             if old.type != keys.type:
                 keys, old = pc.cast(keys, pa.string()), pc.cast(old, pa.string())

@@ -41,7 +41,8 @@ class Watermarks:
         previous[0] = before
         np.maximum(running[:-1], before, out=previous[1:])
         self.max_ts[partition] = max(before, int(running[-1]))
-        return ts < previous - self.lateness_ms  # type: ignore[no-any-return]
+        late: npt.NDArray[np.bool_] = ts < previous - self.lateness_ms
+        return late
 
     def watermark(self, topic: str) -> int | None:
         """The topic's watermark: min over its partitions of (max ts - lateness); None if unseen."""

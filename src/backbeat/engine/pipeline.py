@@ -25,11 +25,11 @@ import numpy as np
 import pyarrow as pa
 
 from backbeat.analytics.compute import BatchAggregator
+from backbeat.engine.dedup import Deduplicator
+from backbeat.engine.eventtime import NO_TS, Watermarks
 from backbeat.events.codec import DeadLetter, decode_batch, encode_table
 from backbeat.events.schema import Topic, arrow_schema, parse_topic
 from backbeat.events.validate import check
-from backbeat.engine.dedup import Deduplicator
-from backbeat.engine.eventtime import NO_TS, Watermarks
 from backbeat.sinks.base import (
     DEAD_LETTER_SCHEMA,
     BatchStats,
@@ -142,7 +142,9 @@ class Pipeline:
             self.csv.recover(self.store, state.csv)
         self.source.open({p: s.position for p, s in state.partitions.items()})
         if state.batch_id:
-            log.info("resuming after batch %d (%d partitions)", state.batch_id, len(self._partitions))
+            log.info(
+                "resuming after batch %d (%d partitions)", state.batch_id, len(self._partitions)
+            )
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in flight, commit it and return."""

@@ -54,9 +54,11 @@ def _field_checks(spec: FieldSpec) -> Iterator[Check]:
         )
     if pa.types.is_string(spec.type):
         lo_len, hi_len = spec.length or ((1 if spec.required else 0), MAX_STRING_CHARS)
+        # Byte length bounds character length from above and is free (it reads the offsets);
+        # characters are counted only where the bytes exceed the limit.
         yield (
             f"bad_value: {name} length not in [{lo_len}, {hi_len}]",
-            lambda t: _outside(pc.utf8_length(_col(t, name)), lo_len, hi_len),
+            lambda t: _bad_length(_col(t, name), lo_len, hi_len),
         )
         if spec.charset == "digits":
             yield f"bad_value: {name} must be digits", lambda t: pc.invert(
@@ -70,6 +72,14 @@ def _field_checks(spec: FieldSpec) -> Iterator[Check]:
             yield f"bad_value: {name} must be letters, digits or _.:-", lambda t: pc.invert(
                 pc.match_substring_regex(_col(t, name), _TOKEN_RE)
             )
+
+
+def _bad_length(values: pa.ChunkedArray, lo: int, hi: int) -> pa.ChunkedArray:
+    n_bytes = pc.binary_length(values)
+    too_short = pc.less(n_bytes, lo)
+    if not pc.any(pc.greater(n_bytes, hi)).as_py():
+        return too_short
+    return pc.or_(too_short, pc.greater(pc.utf8_length(values), hi))
 
 
 def _num(x: float | None) -> str:
@@ -104,9 +114,14 @@ def _cross_checks(topic: Topic) -> Iterator[Check]:
         )
     if topic is Topic.PAGE_VIEW:
         for name in ("artist", "song", "duration"):
-            yield f"missing_field: {name} (required on NextSong)", lambda t, n=name: pc.and_(
-                pc.equal(_col(t, "page"), "NextSong"), pc.is_null(_col(t, n))
-            )
+            yield f"missing_field: {name} (required on NextSong)", _next_song_needs(name)
+
+
+def _next_song_needs(name: str) -> Callable[[pa.Table], pa.ChunkedArray]:
+    def rule(t: pa.Table) -> pa.ChunkedArray:
+        return pc.and_(pc.equal(_col(t, "page"), "NextSong"), pc.is_null(_col(t, name)))
+
+    return rule
 
 
 _CHECKS: Final[dict[Topic, tuple[Check, ...]]] = {

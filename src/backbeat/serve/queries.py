@@ -29,7 +29,8 @@ class TimeRange:
     end: int | None = None
 
     def where(self, column: str = "window_start", extra: str = "") -> tuple[str, list[object]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[object] = []
         if self.start is not None:
             clauses.append(f"{column} >= ?")
             params.append(self.start)
@@ -72,7 +73,9 @@ def genre_windows(store: DuckDBStore, span: TimeRange, limit: int = 10_000) -> p
     )
 
 
-def engagement(store: DuckDBStore, span: TimeRange, by: str = "genre", limit: int = 100) -> pa.Table:
+def engagement(
+    store: DuckDBStore, span: TimeRange, by: str = "genre", limit: int = 100
+) -> pa.Table:
     if by not in ENGAGEMENT_DIMENSIONS:
         raise ConfigError(f"--by {by!r}: choose one of {', '.join(ENGAGEMENT_DIMENSIONS)}")
     where, params = span.where(extra="dimension = ?")
@@ -131,5 +134,11 @@ def totals(store: DuckDBStore) -> dict[str, int]:
     return {k: int(v) for k, v in row.items()}
 
 
-QUERIES: Final = ("top-songs", "top-artists", "genre-windows", "engagement", "active-users",
-                  "dead-letters")
+QUERIES: Final = (
+    "top-songs",
+    "top-artists",
+    "genre-windows",
+    "engagement",
+    "active-users",
+    "dead-letters",
+)

@@ -126,8 +126,12 @@ def _first_window(store: Store, batch_rows: pa.Table) -> int | None:
 
 
 def _merge(stored: pa.Table, pending: pa.Table) -> pa.Table:
-    both = pa.concat_tables([stored.select(["window_start", "genre", "plays"]),
-                             pending.select(["window_start", "genre", "plays"])])
+    both = pa.concat_tables(
+        [
+            stored.select(["window_start", "genre", "plays"]),
+            pending.select(["window_start", "genre", "plays"]),
+        ]
+    )
     merged = both.group_by(["window_start", "genre"]).aggregate([("plays", "sum")])
     merged = merged.select(["window_start", "genre", "plays_sum"])
     merged = merged.rename_columns(["window_start", "genre", "plays"])

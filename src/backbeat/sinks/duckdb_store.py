@@ -72,6 +72,8 @@ class DuckDBStore(Store):
                 ) from exc
             raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from exc
         if not read_only:
+            # Checkpoints rewrite the file; fewer, larger ones keep commit latency flat.
+            self._con.execute("SET checkpoint_threshold = '256MB'")
             self._create()
 
     @classmethod
@@ -93,9 +95,11 @@ class DuckDBStore(Store):
             "SELECT partition, topic, position, max_ts FROM meta_partitions"
         ).fetchall()
         partitions = {p: PartitionState(t, pos, mts) for p, t, pos, mts in rows}
-        seen = self._con.sql(
-            "SELECT topic, event_id, session_id, item, ts FROM meta_seen"
-        ).to_arrow_table().cast(SEEN_SCHEMA)
+        seen = (
+            self._con.sql("SELECT topic, event_id, session_id, item, ts FROM meta_seen")
+            .to_arrow_table()
+            .cast(SEEN_SCHEMA)
+        )
         batch = self._con.execute("SELECT coalesce(max(batch_id), 0) FROM meta_batches").fetchone()
         csv_row = self._con.execute(
             "SELECT path, until_before, until, size_before, size_after FROM meta_csv"
@@ -122,7 +126,7 @@ class DuckDBStore(Store):
             if commit.dead_letters.num_rows:
                 con.register("_dead", commit.dead_letters)
                 con.execute(
-                    "INSERT INTO dead_letters SELECT ?, topic, partition, \"offset\", reason, "
+                    'INSERT INTO dead_letters SELECT ?, topic, partition, "offset", reason, '
                     "raw, ? FROM _dead",
                     [commit.batch_id, datetime.now(UTC)],
                 )
@@ -146,8 +150,16 @@ class DuckDBStore(Store):
             s = commit.stats
             con.execute(
                 "INSERT INTO meta_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [commit.batch_id, datetime.now(UTC), s.events_in, s.accepted, s.duplicates,
-                 s.late, s.dead, s.seconds],
+                [
+                    commit.batch_id,
+                    datetime.now(UTC),
+                    s.events_in,
+                    s.accepted,
+                    s.duplicates,
+                    s.late,
+                    s.dead,
+                    s.seconds,
+                ],
             )
             if self._compact_every and commit.batch_id % self._compact_every == 0:
                 self._compact()

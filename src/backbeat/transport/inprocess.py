@@ -61,12 +61,12 @@ class SimulatorSource(Source):
         if next_index is None:
             return []
         slices: list[Slice] = []
-        for topic, tables in parts.items():
+        for name, tables in parts.items():
             table = pa.concat_tables(tables)
             slices.append(
                 ArrowSlice(
-                    topic=topic,
-                    partition=PARTITION_PREFIX + topic,
+                    topic=name,
+                    partition=PARTITION_PREFIX + name,
                     table=table,
                     offsets=np.arange(table.num_rows, dtype=np.int64),
                     next_position=next_index,

@@ -68,8 +68,10 @@ class JsonlSource(Source):
             if piece is not None:
                 slices.append(piece)
                 budget -= len(piece.payloads)
-        self._exhausted = not self._follow and not slices and all(
-            self._pos[str(p)] >= _size(p) for p in self._files
+        self._exhausted = (
+            not self._follow
+            and not slices
+            and all(self._pos[str(p)] >= _size(p) for p in self._files)
         )
         return slices
 

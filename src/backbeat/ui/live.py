@@ -87,7 +87,9 @@ class LiveView:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
     def render(self, report: RunReport) -> Layout:
-        latest = self.store.sql("SELECT max(window_start) AS w FROM m_genre_minute").column(0)[0].as_py()
+        latest = (
+            self.store.sql("SELECT max(window_start) AS w FROM m_genre_minute").column(0)[0].as_py()
+        )
         layout = Layout()
         layout.split_column(
             Layout(self._header(report, latest), size=3),
@@ -98,8 +100,14 @@ class LiveView:
             return layout
         span = queries.TimeRange(latest - (_MINUTES - 1) * 60_000, latest + 60_000)
         layout["body"].split_row(
-            Layout(_ranked("Top songs (last 15 min)", queries.top_songs(self.store, span, 10), "song")),
-            Layout(_ranked("Top artists (last 15 min)", queries.top_artists(self.store, span, 10), "artist")),
+            Layout(
+                _ranked("Top songs (last 15 min)", queries.top_songs(self.store, span, 10), "song")
+            ),
+            Layout(
+                _ranked(
+                    "Top artists (last 15 min)", queries.top_artists(self.store, span, 10), "artist"
+                )
+            ),
             Layout(self._genres(span, latest)),
         )
         return layout
