@@ -55,20 +55,12 @@ def child(mode: str, events: int, users: int) -> dict[str, object]:
         folder = Path(tempfile.mkdtemp(prefix="backbeat-bench-"))
         store = DuckDBStore.in_dir(folder)
         source = SimulatorSource(sim, step_ms=600_000)
-        wrapped = Prefetching(source, BATCH) if mode == "embedded" else source
-        phases = {}
-
-        def on_batch(stats, report):  # type: ignore[no-untyped-def]
-            for k, v in stats.phases.items():
-                phases[k] = phases.get(k, 0.0) + v
-
-        pipeline = Pipeline(
-            wrapped, store, EngineSettings(max_batch_events=BATCH), on_batch=on_batch
-        )
+        wrapped = Prefetching(source, BATCH, worker="process") if mode == "embedded" else source
+        pipeline = Pipeline(wrapped, store, EngineSettings(max_batch_events=BATCH))
         t0 = time.perf_counter()
         report = pipeline.run(max_events=events)
         seconds = time.perf_counter() - t0
-        n = report.events_in
+        n, phases = report.events_in, report.phases
         pipeline.close()
         store.close()
         shutil.rmtree(folder)

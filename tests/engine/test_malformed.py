@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backbeat.events import encode_table
+from backbeat.events import Topic, encode_table
 from tests.support.eventlog import EventLog, Trouble, generate, write_log
 from tests.support.harness import dead_letter_problems, metric_mismatches, run_once
 from tests.support.malformed import CATEGORIES, STANDARD
@@ -46,22 +46,23 @@ def test_ten_thousand_malformed_records(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("category", sorted(CATEGORIES))
 def test_each_kind_of_malformed_record(tmp_path: Path, category: str) -> None:
-    """30 records of one kind among good ones, in one batch and in batches of 7."""
+    """30 records of one kind among ~200 good ones, in one batch and in batches of 25."""
     trouble = Trouble(malformed=30, categories=(category,), **QUIET)
-    log = write_log(tmp_path / "in", generate(10, 10, seed=41), seed=42, trouble=trouble)
+    log = write_log(tmp_path / "in", generate(6, 8, seed=41), seed=42, trouble=trouble)
     _check(log, tmp_path / "one_batch", 10_000)
-    _check(log, tmp_path / "small_batches", 7)
+    _check(log, tmp_path / "small_batches", 25)
 
 
-@pytest.mark.parametrize("category", ["not_json", "empty", "wrong_type", "json_null"])
+@pytest.mark.parametrize("category", ["not_json", "json_null"])
 @pytest.mark.parametrize("batch", [1, 10_000])
 def test_a_partition_that_starts_with_bad_lines(tmp_path: Path, category: str, batch: int) -> None:
     """Every file starts with two bad lines; auth_events.jsonl holds nothing else."""
-    tables = generate(3, 5, seed=51)
+    tables = generate(2, 3, seed=51)
     log = write_log(tmp_path / "in", tables, seed=52, trouble=None)
     rng = np.random.default_rng(53)
-    for topic, table in tables.items():
-        rec = json.loads(encode_table(topic, table.slice(0, 1)))
+    base = json.loads(encode_table(Topic.PAGE_VIEW, tables[Topic.PAGE_VIEW].slice(0, 1)))
+    for topic in tables:
+        rec = base
         bad = [(CATEGORIES[category].build(rng, topic, rec), category) for _ in range(2)]
         log.prepend(f"{topic.value}.jsonl", bad, keep_rest=topic.value != "auth_events")
     _check(log, tmp_path / "store", batch)

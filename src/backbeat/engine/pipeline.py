@@ -60,16 +60,10 @@ class EngineSettings:
 
 
 @dataclass(slots=True)
-class RunReport:
-    """What a bounded run did, and why it stopped."""
+class RunReport(BatchStats):
+    """What a run did: the sum of its batches' counts and phases, and why it stopped."""
 
     batches: int = 0
-    events_in: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    late: int = 0
-    dead: int = 0
-    seconds: float = 0.0
     stopped_by: str = ""
     last: BatchStats = field(default_factory=BatchStats)
 
@@ -80,6 +74,8 @@ class RunReport:
         self.duplicates += stats.duplicates
         self.late += stats.late
         self.dead += stats.dead
+        for phase, seconds in stats.phases.items():
+            self.phases[phase] = self.phases.get(phase, 0.0) + seconds
         self.last = stats
 
 

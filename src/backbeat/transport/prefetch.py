@@ -1,50 +1,80 @@
-"""Read ahead on a second core: a source wrapper that polls in a background thread.
+"""Read ahead on the second core: a source wrapper that polls in a background worker.
 
 While the engine decodes, aggregates and commits batch *n*, the wrapped source already
-produces batch *n+1* (NumPy, Arrow and DuckDB release the GIL, so the two overlap on two
-cores). Slices still come out in order with their positions, so the exactly-once contract is
-untouched: read-ahead that was never committed is simply read again after a restart.
+produces batch *n+1*. Two workers:
+
+- ``"thread"``: a background thread; enough when the source waits on I/O or releases the GIL.
+- ``"process"``: a forked child process that ships slices back as Arrow IPC streams; needed
+  for CPU-bound Python sources such as the simulator, which would otherwise share the GIL.
+
+Slices still come out in order with their positions, so the exactly-once contract is
+untouched: read-ahead that was never committed is simply produced again after a restart.
 
 Next: ``base.py`` (the contract), ``inprocess.py`` (the usual wrapped source).
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import queue
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Literal
 
-from backbeat.transport.base import Slice, Source
+import numpy as np
+import pyarrow as pa
 
-_DONE = object()
+from backbeat.errors import SourceError
+from backbeat.transport.base import ArrowSlice, Slice, Source
+
+Worker = Literal["thread", "process"]
 
 
 class Prefetching(Source):
     """Wraps a source; keeps up to ``depth`` polls of ``batch_events`` ready."""
 
-    def __init__(self, inner: Source, batch_events: int, depth: int = 2) -> None:
+    def __init__(
+        self, inner: Source, batch_events: int, depth: int = 2, worker: Worker = "thread"
+    ) -> None:
         self._inner = inner
         self._batch = batch_events
+        self._depth = depth
+        self._worker = worker
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._child: mp.process.BaseProcess | None = None
         self._exhausted = False
 
     def open(self, positions: Mapping[str, int]) -> None:
-        self._inner.open(positions)
-        self._thread = threading.Thread(target=self._run, name="backbeat-prefetch", daemon=True)
+        if self._worker == "process":
+            ctx = mp.get_context("fork")
+            ours, theirs = ctx.Pipe(duplex=True)
+            self._child = ctx.Process(
+                target=_child_main, args=(self._inner, dict(positions), self._batch, theirs),
+                name="backbeat-prefetch", daemon=True,
+            )  # fmt: skip
+            self._child.start()
+            theirs.close()
+            target = _ReceiveFromChild(ours, self._depth)
+        else:
+            self._inner.open(positions)
+            target = _PollInThread(self._inner, self._batch)
+        self._thread = threading.Thread(
+            target=self._run, args=(target,), name="backbeat-prefetch", daemon=True
+        )
         self._thread.start()
 
-    def _run(self) -> None:
+    def _run(self, target: _Producer) -> None:
         try:
             while not self._stop.is_set():
-                slices = self._inner.poll(self._batch)
+                slices = target.next()
+                if slices is None:
+                    break
                 if slices:
                     self._put(slices)
-                elif self._inner.exhausted:
-                    break
-                else:
-                    self._stop.wait(0.01)
         except BaseException as exc:  # handed to the engine thread on its next poll
             self._put(exc)
         self._put(_DONE)
@@ -78,6 +108,94 @@ class Prefetching(Source):
 
     def close(self) -> None:
         self._stop.set()
+        if self._child is not None:
+            self._child.terminate()
+            self._child.join(timeout=5)
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._inner.close()
+
+
+_DONE = object()
+
+
+class _Producer:
+    def next(self) -> list[Slice] | None:
+        """The next slices ([] if none yet), or None when the source is exhausted."""
+        raise NotImplementedError
+
+
+class _PollInThread(_Producer):
+    def __init__(self, inner: Source, batch: int) -> None:
+        self._inner, self._batch = inner, batch
+
+    def next(self) -> list[Slice] | None:
+        slices = self._inner.poll(self._batch)
+        if not slices and self._inner.exhausted:
+            return None
+        if not slices:
+            threading.Event().wait(0.01)
+        return slices
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    topic: str
+    partition: str
+    next_position: int
+
+
+class _ReceiveFromChild(_Producer):
+    """Parent side: asks the child for a poll, receives slices as Arrow IPC bytes."""
+
+    def __init__(self, conn: Connection, depth: int) -> None:
+        self._conn = conn
+        for _ in range(depth):  # keep the child busy `depth` polls ahead
+            conn.send("poll")
+
+    def next(self) -> list[Slice] | None:
+        message = self._conn.recv()
+        if message == "done":
+            return None
+        if isinstance(message, str):
+            raise SourceError(f"the read-ahead worker failed: {message}")
+        self._conn.send("poll")
+        headers: list[_Header] = message
+        slices: list[Slice] = []
+        for header in headers:
+            table = pa.ipc.open_stream(self._conn.recv_bytes()).read_all()
+            slices.append(
+                ArrowSlice(
+                    topic=header.topic,
+                    partition=header.partition,
+                    table=table,
+                    offsets=np.arange(table.num_rows, dtype=np.int64),
+                    next_position=header.next_position,
+                )
+            )
+        return slices
+
+
+def _child_main(inner: Source, positions: dict[str, int], batch: int, conn: Connection) -> None:
+    """Child side: poll the source on request and send its slices back."""
+    try:
+        inner.open(positions)
+        while conn.recv() == "poll":
+            while True:
+                slices = inner.poll(batch)
+                if slices or inner.exhausted:
+                    break
+            if not slices:
+                conn.send("done")
+                return
+            conn.send([_Header(s.topic, s.partition, s.next_position) for s in slices])
+            for piece in slices:
+                assert isinstance(piece, ArrowSlice), "process read-ahead needs typed slices"
+                sink = pa.BufferOutputStream()
+                with pa.ipc.new_stream(sink, piece.table.schema) as writer:
+                    writer.write_table(piece.table)
+                conn.send_bytes(sink.getvalue())
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return
+    except Exception as exc:  # reported to the parent as one line
+        conn.send(f"{type(exc).__name__}: {exc}")
