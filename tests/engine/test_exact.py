@@ -21,8 +21,15 @@ from tests.support.harness import dead_letter_problems, metric_mismatches, run_o
 from tests.support.malformed import STANDARD
 from tests.support.oracle import Expected, compute
 
-TINY = Trouble(exact_dups=3, key_dups=3, late=2, late_allowed=3, late_dups=1,
-               malformed=len(STANDARD), bogus_lines=2)
+TINY = Trouble(
+    exact_dups=3,
+    key_dups=3,
+    late=2,
+    late_allowed=3,
+    late_dups=1,
+    malformed=len(STANDARD),
+    bogus_lines=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +40,9 @@ def medium(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expected
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expected]:
-    log = write_log(tmp_path_factory.mktemp("tiny") / "in", generate(4, 6, seed=21), seed=22,
-                    trouble=TINY)
+    log = write_log(
+        tmp_path_factory.mktemp("tiny") / "in", generate(4, 6, seed=21), seed=22, trouble=TINY
+    )
     return log, compute(log.directory, log.malformed_offsets())
 
 
@@ -66,7 +74,12 @@ def _check_run(log: EventLog, expected: Expected, store: Path, batch: int) -> No
     fresh = sum(expected.valid.values()) - late - sum(expected.duplicates.values())
     counts = [report[k] for k in ("events_in", "accepted", "duplicates", "late", "dead")]
     assert counts == [
-        sum(log.lines.values()), fresh, sum(expected.duplicates.values()), late, malformed]
+        sum(log.lines.values()),
+        fresh,
+        sum(expected.duplicates.values()),
+        late,
+        malformed,
+    ]
 
 
 @pytest.mark.parametrize("batch", [137, 10_000])

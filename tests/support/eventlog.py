@@ -33,21 +33,52 @@ from tests.support.malformed import CATEGORIES, STANDARD, UNKNOWN_TOPIC, dumps
 START_MS = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 LATENESS_MS = 120_000
 
-GENRES = ("Rock", "Pop", "Hip-Hop/Rap", "Jazz", "Electronic", "Classical", "R&B",
-          "Folk, World & Country", 'The "Blues"', "Música Mexicana", "Metal", "Reggae")
+GENRES = (
+    "Rock",
+    "Pop",
+    "Hip-Hop/Rap",
+    "Jazz",
+    "Electronic",
+    "Classical",
+    "R&B",
+    "Folk, World & Country",
+    'The "Blues"',
+    "Música Mexicana",
+    "Metal",
+    "Reggae",
+)
 FIRST = ("Ada", "Grace", "Linus", "Zoë", "Émile", "Sven", "Aiko", "Noor", "Kofi", "Maria")
 LAST = ("Lovelace", "Hopper", "Torvalds", "Müller", "O'Brien", "Nakamura", "Okafor")
-PLACES = (("Tampa", "33602", "FL", 27.95, -82.46), ("New York", "10001", "NY", 40.75, -73.99),
-          ("San José", "95112", "CA", 37.34, -121.89), ("Austin", "73301", "TX", 30.27, -97.74),
-          ("Anchorage", "99501", "AK", 61.22, -149.9), ("Coeur d'Alene", "83814", "ID", 47.68,
-                                                        -116.78))
-AGENTS = ("Mozilla/5.0 (Macintosh)", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
-          "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)", "Spotify/8.8 Android")
+PLACES = (
+    ("Tampa", "33602", "FL", 27.95, -82.46),
+    ("New York", "10001", "NY", 40.75, -73.99),
+    ("San José", "95112", "CA", 37.34, -121.89),
+    ("Austin", "73301", "TX", 30.27, -97.74),
+    ("Anchorage", "99501", "AK", 61.22, -149.9),
+    ("Coeur d'Alene", "83814", "ID", 47.68, -116.78),
+)
+AGENTS = (
+    "Mozilla/5.0 (Macintosh)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)",
+    "Spotify/8.8 Android",
+)
 PLATFORMS = ("ios", "android", "web", "desktop", "tv", "car", "speaker")
 COUNTRIES = ("US", "CA", "MX", "GB", "DE", "BR", "JP")
 MOODS = ("happy", "sad", "energetic", "chill", "romantic", "angry", "focus", "party")
-USER_PAGES = ("NextSong", "Home", "Thumbs Up", "Thumbs Down", "Add to Playlist", "Settings",
-              "Help", "About", "Logout", "Submit Upgrade", "Submit Downgrade")
+USER_PAGES = (
+    "NextSong",
+    "Home",
+    "Thumbs Up",
+    "Thumbs Down",
+    "Add to Playlist",
+    "Settings",
+    "Help",
+    "About",
+    "Logout",
+    "Submit Upgrade",
+    "Submit Downgrade",
+)
 USER_PAGE_P = (0.62, 0.1, 0.06, 0.02, 0.04, 0.03, 0.03, 0.03, 0.03, 0.02, 0.02)
 GUEST_PAGES = ("Home", "About", "Help", "Register", "Login", "Error")
 LETTER = {Topic.LISTEN: "l", Topic.PAGE_VIEW: "p", Topic.AUTH: "a", Topic.STATUS_CHANGE: "s"}
@@ -137,7 +168,9 @@ def generate(sessions: int, minutes: int, seed: int) -> dict[Topic, pa.Table]:
     pages = {
         "page": pa.array(page),
         "method": pa.array(np.where(is_put, "PUT", "GET")),
-        "status": pa.array(np.where(page == "Error", 404, np.where(is_put, 307, 200)).astype(np.int32)),
+        "status": pa.array(
+            np.where(page == "Error", 404, np.where(is_put, 307, 200)).astype(np.int32)
+        ),
         "artist": pa.array(listen["artist"].to_pylist(), mask=song_mask),
         "song": pa.array(listen["song"].to_pylist(), mask=song_mask),
         "duration": pa.array(dur, mask=song_mask),
@@ -145,7 +178,9 @@ def generate(sessions: int, minutes: int, seed: int) -> dict[Topic, pa.Table]:
     success = rng.random(n) < 0.9
     login_ok = (page == "Login") & ~guest & success
     auth_cols = dict(cols)
-    auth_cols["auth"] = pa.array(np.where(guest, "Guest", np.where(login_ok, "Logged In", "Logged Out")))
+    auth_cols["auth"] = pa.array(
+        np.where(guest, "Guest", np.where(login_ok, "Logged In", "Logged Out"))
+    )
     auth_cols["userId"] = pa.array(np.where(login_ok, 1000 + user, 0), mask=~login_ok)
     upgrade = page == "Submit Upgrade"
     change_cols = dict(cols)
@@ -155,15 +190,20 @@ def generate(sessions: int, minutes: int, seed: int) -> dict[Topic, pa.Table]:
         Topic.PAGE_VIEW: (cols | pages, np.ones(n, bool)),
         Topic.LISTEN: (cols | listen, is_song),
         Topic.AUTH: (auth_cols | {"success": pa.array(success)}, page == "Login"),
-        Topic.STATUS_CHANGE: (change_cols | {"prevLevel": pa.array(np.where(upgrade, "free", "paid"))},
-                              np.isin(page, ["Submit Upgrade", "Submit Downgrade"])),
+        Topic.STATUS_CHANGE: (
+            change_cols | {"prevLevel": pa.array(np.where(upgrade, "free", "paid"))},
+            np.isin(page, ["Submit Upgrade", "Submit Downgrade"]),
+        ),
     }
     tables = {}
     for topic, (data, keep) in out.items():
         data = dict(data)
         data["eventId"] = pc.binary_join_element_wise(
-            LETTER[topic], pc.cast(data["sessionId"], pa.string()),
-            pc.cast(data["itemInSession"], pa.string()), "-")
+            LETTER[topic],
+            pc.cast(data["sessionId"], pa.string()),
+            pc.cast(data["itemInSession"], pa.string()),
+            "-",
+        )
         schema = arrow_schema(topic)
         table = pa.table({f.name: data[f.name] for f in schema}).cast(schema)
         idx = np.flatnonzero(keep)
@@ -199,7 +239,9 @@ class EventLog:
 
     def save(self) -> None:
         """Write the manifest next to the files."""
-        (self.directory / "manifest.json").write_text(json.dumps([asdict(e) for e in self.injected]))
+        (self.directory / "manifest.json").write_text(
+            json.dumps([asdict(e) for e in self.injected])
+        )
 
     def prepend(self, name: str, bad: list[tuple[bytes, str]], keep_rest: bool = True) -> None:
         """Put malformed ``(line, category)`` pairs at the start of file ``name``."""
@@ -207,8 +249,10 @@ class EventLog:
         rest = path.read_bytes() if keep_rest and path.exists() else b""
         head = b"".join(line + b"\n" for line, _ in bad)
         shift = len(head)
-        self.injected = [Injected(e.file, e.offset + shift, e.category, e.kind)
-                         if e.file == name else e for e in self.injected]
+        self.injected = [
+            Injected(e.file, e.offset + shift, e.category, e.kind) if e.file == name else e
+            for e in self.injected
+        ]
         if not keep_rest:
             self.injected = [e for e in self.injected if e.file != name]
         offset = 0
@@ -246,8 +290,9 @@ class Trouble:
     bogus_lines: int = 5
 
 
-def write_log(directory: Path, tables: dict[Topic, pa.Table], seed: int,
-              trouble: Trouble | None = Trouble()) -> EventLog:
+def write_log(
+    directory: Path, tables: dict[Topic, pa.Table], seed: int, trouble: Trouble | None = Trouble()
+) -> EventLog:
     """Encode ``tables`` as JSONL files in ``directory``, injecting ``trouble`` (None: none)."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -267,7 +312,9 @@ def write_log(directory: Path, tables: dict[Topic, pa.Table], seed: int,
     return log
 
 
-def _spread(rng: np.random.Generator, trouble: Trouble, topics: list[Topic]) -> dict[Topic, list[str]]:
+def _spread(
+    rng: np.random.Generator, trouble: Trouble, topics: list[Topic]
+) -> dict[Topic, list[str]]:
     """Assign ``trouble.malformed`` categories round-robin to topics they apply to."""
     out: dict[Topic, list[str]] = {t: [] for t in topics}
     for i in range(trouble.malformed):
@@ -277,8 +324,14 @@ def _spread(rng: np.random.Generator, trouble: Trouble, topics: list[Topic]) -> 
     return out
 
 
-def _troubles(rng: np.random.Generator, topic: Topic, table: pa.Table, lines: list[bytes],
-              trouble: Trouble, bad: list[str]) -> list[tuple[int, bytes, str, str]]:
+def _troubles(
+    rng: np.random.Generator,
+    topic: Topic,
+    table: pa.Table,
+    lines: list[bytes],
+    trouble: Trouble,
+    bad: list[str],
+) -> list[tuple[int, bytes, str, str]]:
     n = len(lines)
     ts = table.column("ts").to_numpy()
     prefix_max = np.maximum.accumulate(ts)
@@ -297,7 +350,9 @@ def _troubles(rng: np.random.Generator, topic: Topic, table: pa.Table, lines: li
         a = max(a, i + 1)
         return int(rng.integers(a, b + 1)) if a <= b and a <= n else None
 
-    def make(count: int, lo: int, hi: int, category: str, kind: str, move: bool, new_id: bool) -> None:
+    def make(
+        count: int, lo: int, hi: int, category: str, kind: str, move: bool, new_id: bool
+    ) -> None:
         made = 0
         for i in pool:
             if made == count:
@@ -320,8 +375,15 @@ def _troubles(rng: np.random.Generator, topic: Topic, table: pa.Table, lines: li
     make(trouble.exact_dups, 0, 90_000, "exact_dup", "duplicate", move=False, new_id=False)
     make(trouble.key_dups, 0, 80_000, "key_dup", "duplicate", move=False, new_id=True)
     make(trouble.late, 180_000, 600_000, "late", "late", move=True, new_id=False)
-    make(trouble.late_allowed, 5_000, 110_000, "late_allowed", "late_allowed", move=True,
-         new_id=False)
+    make(
+        trouble.late_allowed,
+        5_000,
+        110_000,
+        "late_allowed",
+        "late_allowed",
+        move=True,
+        new_id=False,
+    )
     make(trouble.late_dups, 200_000, 900_000, "late_dup", "late", move=False, new_id=False)
     for cat in bad:
         rec = json.loads(lines[int(rng.integers(n))])
@@ -332,8 +394,9 @@ def _troubles(rng: np.random.Generator, topic: Topic, table: pa.Table, lines: li
     return [(j, ln, c, k) for j, ln, c, k in inserts] + [(i, b"", "", "removed") for i in removed]
 
 
-def _write(log: EventLog, name: str, lines: list[bytes],
-           inserts: list[tuple[int, bytes, str, str]]) -> None:
+def _write(
+    log: EventLog, name: str, lines: list[bytes], inserts: list[tuple[int, bytes, str, str]]
+) -> None:
     """Write ``lines`` with ``inserts`` placed before original indexes; record offsets."""
     removed = {j for j, _, _, k in inserts if k == "removed"}
     by_pos: dict[int, list[tuple[bytes, str, str]]] = {}

@@ -40,8 +40,20 @@ def run_once(
 
     Fails the calling test (with the child's last output) if the engine raises or dies.
     """
-    args = [sys.executable, "-X", "faulthandler", str(RUN_STREAM), "--input", str(input_dir), "--store", str(store_dir),
-            "--batch-size", str(batch), "--timeout", "600"]
+    args = [
+        sys.executable,
+        "-X",
+        "faulthandler",
+        str(RUN_STREAM),
+        "--input",
+        str(input_dir),
+        "--store",
+        str(store_dir),
+        "--batch-size",
+        str(batch),
+        "--timeout",
+        "600",
+    ]
     if csv_path is not None:
         args += ["--csv", str(csv_path)]
     if max_events is not None:
@@ -49,8 +61,11 @@ def run_once(
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_")}
     done = subprocess.run(args, capture_output=True, env=env, timeout=900, check=False)
     if done.returncode != 0:
-        how = (f"killed by {signal.Signals(-done.returncode).name}" if done.returncode < 0
-               else f"exit code {done.returncode}")
+        how = (
+            f"killed by {signal.Signals(-done.returncode).name}"
+            if done.returncode < 0
+            else f"exit code {done.returncode}"
+        )
         out = b"\n".join(done.stdout.splitlines()[-2:])
         tail = (out + b"\n" + done.stderr[-3000:]).decode(errors="replace")
         raise AssertionError(f"the engine crashed ({how}):\n{tail}")
@@ -93,15 +108,24 @@ def dead_letters(store_dir: Path) -> list[dict[str, Any]]:
         ).to_pylist()
     finally:
         store.close()
-    return [{"file": Path(r["partition"]).name, "offset": r["offset"], "reason": r["reason"],
-             "batch_id": r["batch_id"]} for r in rows]
+    return [
+        {
+            "file": Path(r["partition"]).name,
+            "offset": r["offset"],
+            "reason": r["reason"],
+            "batch_id": r["batch_id"],
+        }
+        for r in rows
+    ]
 
 
 def dead_letter_problems(store_dir: Path, log: EventLog, expected: Expected) -> list[str]:
     """Compare dead letters with malformed (manifest) + late (oracle) lines, exactly once each."""
     want: dict[tuple[str, int], tuple[str, tuple[str, ...]]] = {}
     for e in log.of_kind("malformed"):
-        prefixes = ("unknown_topic",) if e.category == UNKNOWN_TOPIC else CATEGORIES[e.category].prefixes
+        prefixes = (
+            ("unknown_topic",) if e.category == UNKNOWN_TOPIC else CATEGORIES[e.category].prefixes
+        )
         want[(e.file, e.offset)] = (e.category, prefixes)
     for name, offsets in expected.late.items():
         for off in offsets:
@@ -112,15 +136,22 @@ def dead_letter_problems(store_dir: Path, log: EventLog, expected: Expected) -> 
     missing = sorted(set(want) - set(counts))
     extra = sorted(set(counts) - set(want))
     if missing:
-        problems.append(f"{len(missing)} expected dead letters missing, e.g. "
-                        f"{[(k, want[k][0]) for k in missing[:5]]}")
+        problems.append(
+            f"{len(missing)} expected dead letters missing, e.g. "
+            f"{[(k, want[k][0]) for k in missing[:5]]}"
+        )
     if extra:
         reasons = {(r["file"], r["offset"]): r["reason"] for r in got}
-        problems.append(f"{len(extra)} unexpected dead letters, e.g. "
-                        f"{[(k, reasons[k][:120]) for k in extra[:5]]}")
-    wrong = [(r["file"], r["offset"], want[(r["file"], r["offset"])][0], r["reason"][:100])
-             for r in got if (r["file"], r["offset"]) in want
-             and not r["reason"].startswith(want[(r["file"], r["offset"])][1])]
+        problems.append(
+            f"{len(extra)} unexpected dead letters, e.g. "
+            f"{[(k, reasons[k][:120]) for k in extra[:5]]}"
+        )
+    wrong = [
+        (r["file"], r["offset"], want[(r["file"], r["offset"])][0], r["reason"][:100])
+        for r in got
+        if (r["file"], r["offset"]) in want
+        and not r["reason"].startswith(want[(r["file"], r["offset"])][1])
+    ]
     if wrong:
         problems.append(f"{len(wrong)} dead letters with an unexpected reason, e.g. {wrong[:5]}")
     return problems
@@ -146,14 +177,20 @@ def csv_problems(path: Path, expected: Expected, complete: bool) -> list[str]:
     """
     header, rows = read_csv(path)
     problems = [] if header == CSV_HEADER else [f"bad header {header}"]
-    want = {(iso(r["window_start"]), iso(r["window_start"] + WINDOW_MS), r["genre"]): str(r["plays"])
-            for r in expected.metrics["genre_minute"]}
+    want = {
+        (iso(r["window_start"]), iso(r["window_start"] + WINDOW_MS), r["genre"]): str(r["plays"])
+        for r in expected.metrics["genre_minute"]
+    }
     final = {(iso(r["window_start"]), r["genre"]) for r in expected.final_genre_rows()}
     seen = Counter((r["window_start"], r["genre"]) for r in rows)
     doubled = [k for k, n in seen.items() if n > 1]
     if doubled:
-        problems.append(f"{len(doubled)} (window, genre) written more than once, e.g. {doubled[:3]}")
-    bad = [r for r in rows if want.get((r["window_start"], r["window_end"], r["genre"])) != r["count"]]
+        problems.append(
+            f"{len(doubled)} (window, genre) written more than once, e.g. {doubled[:3]}"
+        )
+    bad = [
+        r for r in rows if want.get((r["window_start"], r["window_end"], r["genre"])) != r["count"]
+    ]
     if bad:
         problems.append(f"{len(bad)} rows differ from the final counts, e.g. {bad[:3]}")
     not_final = [k for k in seen if k not in final]

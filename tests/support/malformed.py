@@ -81,8 +81,12 @@ _WRONG: dict[str, list[Any]] = {
     "userId": ["42", 4.2],
 }
 _WRONG_BY_TOPIC: dict[Topic, dict[str, list[Any]]] = {
-    Topic.LISTEN: {"completed": [1, "true"], "listenPct": ["0.5"], "duration": [[200]],
-                   "genre": [5]},
+    Topic.LISTEN: {
+        "completed": [1, "true"],
+        "listenPct": ["0.5"],
+        "duration": [[200]],
+        "genre": [5],
+    },
     Topic.PAGE_VIEW: {"status": ["200"], "page": [False]},
     Topic.AUTH: {"success": ["yes", 0]},
     Topic.STATUS_CHANGE: {"prevLevel": [False]},
@@ -108,8 +112,13 @@ def _far_future(rng: np.random.Generator, topic: Topic, rec: Record) -> bytes:
 
 
 def _out_of_range(rng: np.random.Generator, topic: Topic, rec: Record) -> bytes:
-    options: list[dict[str, Any]] = [{"lat": 123.0}, {"lon": -200.5}, {"sessionId": -1},
-                                     {"itemInSession": -4}, {"schemaVersion": 9}]
+    options: list[dict[str, Any]] = [
+        {"lat": 123.0},
+        {"lon": -200.5},
+        {"sessionId": -1},
+        {"itemInSession": -4},
+        {"schemaVersion": 9},
+    ]
     if topic is Topic.LISTEN:
         options += [{"rating": 9.0}, {"duration": 0.0}, {"msPlayed": -1}]
     if topic is Topic.PAGE_VIEW:
@@ -129,17 +138,34 @@ def _bad_enum(rng: np.random.Generator, topic: Topic, rec: Record) -> bytes:
 
 
 def _bad_charset(rng: np.random.Generator, topic: Topic, rec: Record) -> bytes:
-    return _with(rec, **_pick(rng, [{"zip": "1234A"}, {"state": "fl"}, {"eventId": "a b"},
-                                    {"eventId": ""}, {"state": "ÄÖ"}]))
+    return _with(
+        rec,
+        **_pick(
+            rng,
+            [
+                {"zip": "1234A"},
+                {"state": "fl"},
+                {"eventId": "a b"},
+                {"eventId": ""},
+                {"state": "ÄÖ"},
+            ],
+        ),
+    )
 
 
 def _inconsistent(rng: np.random.Generator, topic: Topic, rec: Record) -> bytes:
     assert topic is Topic.LISTEN
-    return _with(rec, **_pick(rng, [
-        {"completed": True, "listenPct": 0.5, "skipped": False},
-        {"completed": False, "listenPct": 1.0, "skipped": False},
-        {"completed": True, "listenPct": 1.0, "skipped": True},
-    ]))
+    return _with(
+        rec,
+        **_pick(
+            rng,
+            [
+                {"completed": True, "listenPct": 0.5, "skipped": False},
+                {"completed": False, "listenPct": 1.0, "skipped": False},
+                {"completed": True, "listenPct": 1.0, "skipped": True},
+            ],
+        ),
+    )
 
 
 def _empty(rng: np.random.Generator, topic: Topic, rec: Record) -> bytes:

@@ -3,8 +3,9 @@
 Written from the semantics in the test plan, not from ``backbeat.analytics``: the valid lines
 (all lines minus the manifest's malformed ones) are read with DuckDB's own JSON reader, each
 tagged with its byte offset; lateness is a window ``max`` over earlier lines of the file;
-duplicates are ``row_number() > 1`` by eventId or by (sessionId, itemInSession) among on-time
-events of a topic; each metric is one plain ``GROUP BY`` over the fresh events.
+a duplicate is an on-time event with an earlier on-time event of the same eventId or the same
+(sessionId, itemInSession) whose ts is at or above its watermark (a window ``max`` per key);
+each metric is one plain ``GROUP BY`` over the fresh events.
 
 Next: ``eventlog.py`` (the logs), ``tests/engine/test_exact.py`` (the comparison).
 """
@@ -21,14 +22,30 @@ import duckdb
 LATENESS_MS = 120_000
 WINDOW_MS = 60_000
 
-_COMMON = {"ts": "BIGINT", "eventId": "VARCHAR", "sessionId": "BIGINT",
-           "itemInSession": "INTEGER", "userId": "BIGINT", "level": "VARCHAR",
-           "state": "VARCHAR"}
+_COMMON = {
+    "ts": "BIGINT",
+    "eventId": "VARCHAR",
+    "sessionId": "BIGINT",
+    "itemInSession": "INTEGER",
+    "userId": "BIGINT",
+    "level": "VARCHAR",
+    "state": "VARCHAR",
+}
 _COLUMNS = {
-    "listen_events": _COMMON | {
-        "genre": "VARCHAR", "trackId": "VARCHAR", "artist": "VARCHAR", "song": "VARCHAR",
-        "platform": "VARCHAR", "country": "VARCHAR", "mood": "VARCHAR",
-        "listenPct": "DOUBLE", "rating": "DOUBLE", "completed": "BOOLEAN", "skipped": "BOOLEAN"},
+    "listen_events": _COMMON
+    | {
+        "genre": "VARCHAR",
+        "trackId": "VARCHAR",
+        "artist": "VARCHAR",
+        "song": "VARCHAR",
+        "platform": "VARCHAR",
+        "country": "VARCHAR",
+        "mood": "VARCHAR",
+        "listenPct": "DOUBLE",
+        "rating": "DOUBLE",
+        "completed": "BOOLEAN",
+        "skipped": "BOOLEAN",
+    },
     "page_view_events": _COMMON | {"page": "VARCHAR"},
     "auth_events": _COMMON | {"success": "BOOLEAN"},
     "status_change_events": _COMMON | {"prevLevel": "VARCHAR"},
@@ -45,9 +62,7 @@ _ENGAGEMENT = " UNION ALL ".join(
     f"FROM fresh_listen_events GROUP BY 1, 2, 3"
     for dim in ("genre", "platform", "country", "mood")
 )
-_ALL = " UNION ALL ".join(
-    f"SELECT ts, userId, sessionId FROM fresh_{t}" for t in _COLUMNS
-)
+_ALL = " UNION ALL ".join(f"SELECT ts, userId, sessionId FROM fresh_{t}" for t in _COLUMNS)
 QUERIES: dict[str, str] = {
     "genre_minute": f"SELECT {_W} AS window_start, genre, count(*) AS plays "
     "FROM fresh_listen_events GROUP BY 1, 2",
@@ -71,8 +86,19 @@ QUERIES: dict[str, str] = {
     "session_minute": f"SELECT {_W} AS window_start, sessionId AS session_id FROM ({_ALL}) "
     "GROUP BY 1, 2",
 }
-_VALUES = {"plays", "listens", "completed", "skipped", "pct_sum", "rating_sum",
-           "rating_count", "views", "attempts", "successes", "changes"}
+_VALUES = {
+    "plays",
+    "listens",
+    "completed",
+    "skipped",
+    "pct_sum",
+    "rating_sum",
+    "rating_count",
+    "views",
+    "attempts",
+    "successes",
+    "changes",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +114,11 @@ class Expected:
     def final_genre_rows(self) -> list[dict[str, Any]]:
         """genre_minute rows whose window ended at or before the final listen watermark."""
         wm = self.listen_watermark
-        return [r for r in self.metrics["genre_minute"]
-                if wm is not None and r["window_start"] + WINDOW_MS <= wm]
+        return [
+            r
+            for r in self.metrics["genre_minute"]
+            if wm is not None and r["window_start"] + WINDOW_MS <= wm
+        ]
 
 
 def compute(directory: Path, malformed: dict[str, set[int]]) -> Expected:
@@ -118,15 +147,23 @@ def compute(directory: Path, malformed: dict[str, set[int]]) -> Expected:
                 "ORDER BY _off ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max "
                 f"FROM raw_{topic}) WHERE prev_max IS NULL OR ts >= prev_max - {LATENESS_MS}"
             )
+            # A duplicate: an earlier on-time row with the same eventId or key whose ts is
+            # still inside this row's horizon (ts >= its watermark, prev_max - lateness).
+            earlier = "ORDER BY _off ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
             con.execute(
                 f"CREATE TABLE fresh_{topic} AS SELECT * FROM (SELECT *, "
-                "row_number() OVER (PARTITION BY eventId ORDER BY _off) AS by_id, "
-                "row_number() OVER (PARTITION BY sessionId, itemInSession ORDER BY _off) "
-                f"AS by_key FROM ontime_{topic}) WHERE by_id = 1 AND by_key = 1"
+                f"max(ts) OVER (PARTITION BY eventId {earlier}) AS id_ts, "
+                f"max(ts) OVER (PARTITION BY sessionId, itemInSession {earlier}) AS key_ts "
+                f"FROM ontime_{topic}) "
+                f"WHERE NOT coalesce(id_ts >= prev_max - {LATENESS_MS}, false) "
+                f"AND NOT coalesce(key_ts >= prev_max - {LATENESS_MS}, false)"
             )
-            late[name] = {r[0] for r in con.execute(
-                f"SELECT _off FROM raw_{topic} EXCEPT SELECT _off FROM ontime_{topic}"
-            ).fetchall()}
+            late[name] = {
+                r[0]
+                for r in con.execute(
+                    f"SELECT _off FROM raw_{topic} EXCEPT SELECT _off FROM ontime_{topic}"
+                ).fetchall()
+            }
             row = con.execute(
                 f"SELECT (SELECT count(*) FROM ontime_{topic}) - (SELECT count(*) FROM fresh_{topic})"
             ).fetchone()
@@ -141,8 +178,11 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     columns = [r[0] for r in con.execute(f"DESCRIBE {sql}").fetchall()]
     keys = [c for c in columns if c not in _VALUES]
     casts = ", ".join(
-        f"CAST({c} AS DECIMAL(38, 6)) AS {c}" if c in ("pct_sum", "rating_sum")
-        else f"CAST({c} AS BIGINT) AS {c}" if c in _VALUES else c
+        f"CAST({c} AS DECIMAL(38, 6)) AS {c}"
+        if c in ("pct_sum", "rating_sum")
+        else f"CAST({c} AS BIGINT) AS {c}"
+        if c in _VALUES
+        else c
         for c in columns
     )
     table = con.sql(f"SELECT {casts} FROM ({sql}) ORDER BY {', '.join(keys)}").to_arrow_table()

@@ -79,7 +79,7 @@ def test_dedup_is_independent_of_batch_cuts_and_restarts(
     got: list[bool] = []
     bounds = [0, *sorted(set(c % (len(rows) + 1) for c in cuts)), len(rows)]
     for a, b in itertools.pairwise(bounds):
-        got.extend(dedup.fresh_mask("t", _table(rows[a:b]), NO_TS).tolist())
+        got.extend(dedup.fresh_mask("t", _table(rows[a:b]), np.full(b - a, NO_TS), NO_TS).tolist())
         if restart:  # what a crash + reload does
             dedup = Deduplicator(dedup.snapshot())
     assert got == expected
@@ -88,8 +88,61 @@ def test_dedup_is_independent_of_batch_cuts_and_restarts(
 def test_pruned_keys_are_forgotten_and_large_session_ids_work() -> None:
     dedup = Deduplicator()
     big = 2**62
-    first = dedup.fresh_mask("t", _table([("x", big, 1, 10), ("y", 5, 1, 100)]), NO_TS)
+    first = dedup.fresh_mask(
+        "t", _table([("x", big, 1, 10), ("y", 5, 1, 100)]), np.full(2, NO_TS), NO_TS
+    )
     assert first.tolist() == [True, True]
-    assert dedup.fresh_mask("t", _table([("z", big, 1, 10)]), NO_TS).tolist() == [False]
+    assert dedup.fresh_mask(
+        "t", _table([("z", big, 1, 10)]), np.full(1, NO_TS), NO_TS
+    ).tolist() == [False]
     dedup.prune("t", 50)
     assert dedup.snapshot().column("event_id").to_pylist() == ["y"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("abcd"), st.integers(0, 2), st.integers(0, 2), st.integers(0, 400)
+        ),
+        max_size=40,
+    ),
+    st.lists(st.integers(0, 40)),
+    st.booleans(),
+)
+def test_horizon_dedup_matches_brute_force_under_any_cuts(
+    rows: list[tuple[str, int, int, int]], cuts: list[int], restart: bool
+) -> None:
+    """Duplicate = an earlier on-time row shares eventId or key AND its ts >= this row's mark."""
+    expected: list[bool | None] = []  # None = late
+    running, earlier = NO_TS, []
+    for eid, s, i, ts in rows:
+        mark = running - LATENESS
+        running = max(running, ts)
+        if ts < mark:
+            expected.append(None)
+            continue
+        dup = any((e == eid or (es, ei) == (s, i)) and ets >= mark for e, es, ei, ets in earlier)
+        expected.append(not dup)
+        earlier.append((eid, s, i, ts))
+
+    marks_of = Watermarks(LATENESS, {}, {})
+    dedup = Deduplicator()
+    got: list[bool | None] = []
+    bounds = [0, *sorted(c % (len(rows) + 1) for c in set(cuts)), len(rows)]
+    for a, b in itertools.pairwise(bounds):
+        part = _table(rows[a:b])
+        marks = marks_of.advance("t", "p", part.column("ts").to_numpy())
+        on_time = part.column("ts").to_numpy() >= marks
+        keep_from = marks_of.watermark("t")
+        assert keep_from is not None or b == a
+        fresh = dedup.fresh_mask(
+            "t", part.filter(pa.array(on_time)), marks[on_time], keep_from or NO_TS
+        )
+        it = iter(fresh.tolist())
+        got.extend(next(it) if ok else None for ok in on_time.tolist())
+        if keep_from is not None:
+            dedup.prune("t", keep_from)
+        if restart:
+            dedup = Deduplicator(dedup.snapshot())
+    assert got == expected

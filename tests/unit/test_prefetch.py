@@ -64,7 +64,11 @@ class _Broken(Source):
 def test_worker_errors_reach_the_engine(worker: str) -> None:
     source = Prefetching(_Broken(), 10, worker=worker)  # type: ignore[arg-type]
     source.open({})
-    with pytest.raises((ValueError, SourceError), match="disk on fire"):
+
+    def poll_until_error() -> None:
         for _ in range(200):
             source.poll(10)
+
+    with pytest.raises((ValueError, SourceError), match="disk on fire"):
+        poll_until_error()
     source.close()

@@ -1,13 +1,17 @@
-"""De-duplication by ``eventId`` and by (``sessionId``, ``itemInSession``), per topic.
+"""De-duplication by ``eventId`` and by (``sessionId``, ``itemInSession``), within the horizon.
 
 An event is a duplicate when an earlier valid, on-time event of the same topic had the same
-``eventId`` or the same (``sessionId``, ``itemInSession``). Keys are kept only while they can
-matter: once the topic's watermark passes a key's event time, any copy of that event would be
-late anyway, so the key is dropped. The remembered keys are committed with every batch (they
-are small: one watermark horizon) and reloaded on restart, so a crash never lets a duplicate in.
-Everything is vectorized (Arrow hashing, NumPy masks); there is no per-event Python.
+``eventId`` or the same (``sessionId``, ``itemInSession``) *and* that earlier event is still
+inside the event's watermark horizon (its ``ts`` is at or above the event's watermark, the one
+that decided it was on time). Because the horizon is the event's own watermark, the verdict
+depends only on the order of events, never on how they were cut into batches.
 
-Next: ``eventtime.py`` (the watermark that bounds the state), ``pipeline.py``.
+Keys are kept only while they can matter: a key older than the topic's watermark can never be
+inside any later event's horizon, so it is dropped. The remembered keys are committed with
+every batch (one horizon's worth) and reloaded on restart, so a crash never lets a duplicate
+in. Everything is vectorized (Arrow hashing, NumPy); there is no per-event Python.
+
+Next: ``eventtime.py`` (the watermarks), ``pipeline.py``.
 """
 
 from __future__ import annotations
@@ -17,44 +21,89 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_KEY_FIELDS = [
-    ("event_id", pa.string()),
-    ("session_id", pa.int64()),
-    ("item", pa.int32()),
-    ("ts", pa.int64()),
-]
-_KEYS = pa.schema(_KEY_FIELDS)
-SEEN_SCHEMA = pa.schema([("topic", pa.string()), *_KEY_FIELDS])
+I64 = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+
+_KEYS = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("session_id", pa.int64()),
+        ("item", pa.int32()),
+        ("ts", pa.int64()),
+    ]
+)
+SEEN_SCHEMA = pa.schema([("topic", pa.string()), *_KEYS])
 
 _ITEM_BITS = 21
 _SESSION_LIMIT = 1 << (63 - _ITEM_BITS)
 
 
-def _first_occurrences(values: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
-    """True at the first occurrence of each value (dictionary codes grow in order of appearance)."""
+def _codes(values: pa.Array | pa.ChunkedArray) -> I64:
+    """Dense integer codes for values (equal values, equal codes)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    codes = pc.dictionary_encode(values).indices.to_numpy()
-    if len(codes) == 0:
-        return np.zeros(0, dtype=bool)
-    seen_max = np.maximum.accumulate(codes)
-    first = np.empty(len(codes), dtype=bool)
-    first[0] = True
-    first[1:] = codes[1:] > seen_max[:-1]
-    return first
+    codes: I64 = pc.dictionary_encode(values).indices.to_numpy().astype(np.int64)
+    return codes
 
 
 def _pack(session: pa.Array | pa.ChunkedArray, item: pa.Array | pa.ChunkedArray) -> pa.Array:
     """(sessionId, itemInSession) as one value: an int64 when both fit, else a string."""
     s = np.asarray(session, dtype=np.int64)
     i = np.asarray(item, dtype=np.int64)
-    if len(s) == 0 or (
-        s.max() < _SESSION_LIMIT and s.min() >= 0 and i.max() < (1 << _ITEM_BITS) and i.min() >= 0
-    ):
+    fits = len(s) == 0 or (
+        s.min() >= 0 and s.max() < _SESSION_LIMIT and i.min() >= 0 and i.max() < (1 << _ITEM_BITS)
+    )
+    if fits:
         return pa.array((s << _ITEM_BITS) | i)
     return pc.binary_join_element_wise(
         pc.cast(session, pa.string()), pc.cast(item, pa.string()), ":"
     )
+
+
+def _earlier_in_horizon(codes: I64, ts: I64, horizon: I64) -> Mask:
+    """Rows with an earlier row of the same code whose ts >= this row's horizon."""
+    n = len(codes)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    counts = np.bincount(codes)
+    rows = np.flatnonzero(counts[codes] > 1)  # only codes that repeat can be duplicates
+    if len(rows) == 0:
+        return out
+    order = rows[np.lexsort((rows, codes[rows]))]  # by code, then by position
+    code, t0 = codes[order], int(ts[order].min())
+    t = ts[order] - t0
+    group = np.cumsum(np.r_[True, code[1:] != code[:-1]]) - 1
+    first = np.r_[True, group[1:] != group[:-1]]
+    shift = int(t.max()) + 1  # offsets keep each group's running max to itself
+    if int(group[-1]) * shift < 2**62:
+        running = np.maximum.accumulate(group * shift + t)
+        previous = np.r_[0, running[:-1]] - group * shift + t0
+    else:  # astronomically spread timestamps: per group, still vectorized inside
+        previous = np.empty_like(t)
+        for start, stop in zip(*_bounds(first), strict=True):
+            seg = np.maximum.accumulate(t[start:stop])
+            previous[start:stop] = np.r_[0, seg[:-1]] + t0
+    out[order] = ~first & (previous >= horizon[order])
+    return out
+
+
+def _bounds(first: Mask) -> tuple[I64, I64]:
+    starts = np.flatnonzero(first)
+    return starts, np.r_[starts[1:], len(first)]
+
+
+def _known_in_horizon(values: pa.Array, known: pa.Array, known_ts: I64, horizon: I64) -> Mask:
+    """Rows whose value was remembered from earlier batches with ts >= the row's horizon."""
+    if len(known) == 0:
+        return np.zeros(len(values), dtype=bool)
+    latest = pa.table({"v": known, "ts": known_ts}).group_by("v").aggregate([("ts", "max")])
+    where = pc.fill_null(pc.index_in(values, value_set=latest.column("v")), -1).to_numpy()
+    out = np.zeros(len(values), dtype=bool)
+    idx = np.flatnonzero(where >= 0)
+    best = latest.column("ts_max").to_numpy()[where[idx]]
+    out[idx] = best >= horizon[idx]
+    return out
 
 
 class Deduplicator:
@@ -67,36 +116,43 @@ class Deduplicator:
                 rows = seen.filter(pc.equal(seen.column("topic"), topic))
                 self._seen[topic] = rows.select(_KEYS.names).cast(_KEYS)
 
-    def fresh_mask(self, topic: str, table: pa.Table, horizon_ts: int) -> npt.NDArray[np.bool_]:
+    def fresh_mask(self, topic: str, table: pa.Table, horizon: I64, keep_from: int) -> Mask:
         """Which rows of ``table`` (valid, on-time, in order) are not duplicates.
 
-        Remembers the keys of all rows with ``ts >= horizon_ts`` (older ones can only recur
-        as late events, which never reach this filter).
+        Args:
+            topic: the topic the rows belong to.
+            table: the rows, with ``eventId``, ``sessionId``, ``itemInSession`` and ``ts``.
+            horizon: per row, the watermark that judged it on time.
+            keep_from: remember keys of rows with ``ts >= keep_from`` (older ones can never
+                be inside a later event's horizon).
         """
         n = table.num_rows
         if n == 0:
             return np.zeros(0, dtype=bool)
-        ids = table.column("eventId")
+        ids = table.column("eventId").combine_chunks()
         keys = _pack(table.column("sessionId"), table.column("itemInSession"))
-        keep = _first_occurrences(ids) & _first_occurrences(keys)
+        ts = table.column("ts").to_numpy()
+        dup = _earlier_in_horizon(_codes(ids), ts, horizon)
+        dup |= _earlier_in_horizon(_codes(keys), ts, horizon)
         known = self._seen.get(topic)
         if known is not None and known.num_rows:
-            keep &= ~pc.is_in(ids, value_set=known.column("event_id")).to_numpy(
-                zero_copy_only=False
+            known_ts = known.column("ts").to_numpy()
+            dup |= _known_in_horizon(
+                ids, known.column("event_id").combine_chunks(), known_ts, horizon
             )
             old = _pack(known.column("session_id"), known.column("item"))
             if old.type != keys.type:
                 keys, old = pc.cast(keys, pa.string()), pc.cast(old, pa.string())
-            keep &= ~pc.is_in(keys, value_set=old).to_numpy(zero_copy_only=False)
+            dup |= _known_in_horizon(keys, old, known_ts, horizon)
         added = pa.table(
             [ids, table.column("sessionId"), table.column("itemInSession"), table.column("ts")],
             schema=_KEYS,
-        ).filter(pc.greater_equal(table.column("ts"), horizon_ts))
+        ).filter(pa.array(ts >= keep_from))
         self._seen[topic] = pa.concat_tables([known, added]) if known is not None else added
-        return keep
+        return ~dup
 
     def prune(self, topic: str, before_ts: int) -> None:
-        """Forget keys of events older than ``before_ts`` (copies of them would be late)."""
+        """Forget keys of events older than ``before_ts`` (no later horizon reaches them)."""
         known = self._seen.get(topic)
         if known is not None:
             self._seen[topic] = known.filter(pc.greater_equal(known.column("ts"), before_ts))

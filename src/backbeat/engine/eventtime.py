@@ -28,20 +28,28 @@ class Watermarks:
         self.max_ts: dict[str, int] = dict(max_ts)
         self.topic_of: dict[str, str] = dict(topics)
 
-    def late_mask(
+    def advance(
         self, topic: str, partition: str, ts: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.bool_]:
-        """Mark late events of one partition's next events (in order) and advance its maximum."""
+    ) -> npt.NDArray[np.int64]:
+        """Each event's watermark (latest earlier ts of its partition - lateness), in order;
+        an event is late when its ``ts`` is below it. Advances the partition's maximum."""
         self.topic_of.setdefault(partition, topic)
         before = self.max_ts.get(partition, NO_TS)
         if len(ts) == 0:
-            return np.zeros(0, dtype=bool)
+            return np.zeros(0, dtype=np.int64)
         running = np.maximum.accumulate(ts)
         previous = np.empty_like(running)
         previous[0] = before
         np.maximum(running[:-1], before, out=previous[1:])
         self.max_ts[partition] = max(before, int(running[-1]))
-        late: npt.NDArray[np.bool_] = ts < previous - self.lateness_ms
+        marks: npt.NDArray[np.int64] = previous - self.lateness_ms
+        return marks
+
+    def late_mask(
+        self, topic: str, partition: str, ts: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.bool_]:
+        """Which of a partition's next events are late (see :meth:`advance`)."""
+        late: npt.NDArray[np.bool_] = ts < self.advance(topic, partition, ts)
         return late
 
     def watermark(self, topic: str) -> int | None:

@@ -256,7 +256,8 @@ class Pipeline:
         stats.dead += len(dead)
 
         ts = table.column("ts").to_numpy()
-        late = self._watermarks.late_mask(topic.value, piece.partition, ts)
+        marks = self._watermarks.advance(topic.value, piece.partition, ts)
+        late = ts < marks
         self._partitions[piece.partition] = PartitionState(
             topic.value, piece.next_position, self._watermarks.max_ts.get(piece.partition, NO_TS)
         )
@@ -278,8 +279,11 @@ class Pipeline:
             )
             stats.late += len(late_idx)
             table = table.filter(pa.array(~late))
-        horizon = self._watermarks.watermark(topic.value)
-        keep = self._dedup.fresh_mask(topic.value, table, NO_TS if horizon is None else horizon)
+            marks = marks[~late]
+        keep_from = self._watermarks.watermark(topic.value)
+        keep = self._dedup.fresh_mask(
+            topic.value, table, marks, NO_TS if keep_from is None else keep_from
+        )
         stats.duplicates += int((~keep).sum())
         if not keep.all():
             table = table.filter(pa.array(keep))

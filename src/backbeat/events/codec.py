@@ -127,14 +127,33 @@ def decode_batch(topic: Topic, payloads: Sequence[bytes], offsets: Offsets) -> D
     if n == 0:
         return Decoded(schema.empty_table(), np.empty(0, np.int64), [])
     sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=n)
-    precheck = (sizes == 0) | (sizes > MAX_RECORD_BYTES)
     joined = b"\n".join(payloads)
-    if precheck.any() or joined.count(b"\n") != n - 1:
+    if (
+        ((sizes == 0) | (sizes > MAX_RECORD_BYTES)).any()
+        or joined.count(b"\n") != n - 1
+        or not _all_objects(joined, sizes)
+    ):
         return _decode_slow(topic, payloads, offsets)
     table = _parse(schema, joined)
-    if table is None or table.num_rows != n:
+    if table is None or table.num_rows != n or not _all_finite(table):
         return _decode_slow(topic, payloads, offsets)
     return _validated(topic, table, payloads, offsets, [])
+
+
+def _all_objects(joined: bytes, sizes: npt.NDArray[np.int64]) -> bool:
+    """Every record starts with ``{`` (pyarrow.json crashes on some other first tokens)."""
+    starts = np.cumsum(sizes + 1) - (sizes + 1)
+    buf = np.frombuffer(joined, dtype=np.uint8)
+    return bool((buf[starts] == ord("{")).all())
+
+
+def _all_finite(table: pa.Table) -> bool:
+    """pyarrow.json reads the non-JSON NaN / Infinity; the slow path rejects them by name."""
+    return all(
+        pc.all(pc.is_finite(col), skip_nulls=True).as_py() is not False
+        for col in table.columns
+        if pa.types.is_floating(col.type)
+    )
 
 
 def _parse(schema: pa.Schema, data: bytes) -> pa.Table | None:
@@ -199,7 +218,9 @@ def _decode_slow(topic: Topic, payloads: Sequence[bytes], offsets: Offsets) -> D
         for raw, off in zip(good, good_offsets.tolist(), strict=True):
             one = _parse(schema, raw)
             if one is None or one.num_rows != 1:
-                dead.append(DeadLetter(bytes(raw), off, "wrong_type: not parseable as the topic schema"))
+                dead.append(
+                    DeadLetter(bytes(raw), off, "wrong_type: not parseable as the topic schema")
+                )
             else:
                 tables.append(one)
                 kept.append(raw)

@@ -49,8 +49,9 @@ def _field_checks(spec: FieldSpec) -> Iterator[Check]:
         )
     if spec.lo is not None or spec.hi is not None:
         lo, hi = spec.lo, spec.hi
-        yield f"out_of_range: {name} not in [{_num(lo)}, {_num(hi)}]", lambda t: _outside(
-            _col(t, name), lo, hi
+        yield (
+            f"out_of_range: {name} not in [{_num(lo)}, {_num(hi)}]",
+            lambda t: _outside(_col(t, name), lo, hi),
         )
     if pa.types.is_string(spec.type):
         lo_len, hi_len = spec.length or ((1 if spec.required else 0), MAX_STRING_CHARS)
@@ -61,16 +62,21 @@ def _field_checks(spec: FieldSpec) -> Iterator[Check]:
             lambda t: _bad_length(_col(t, name), lo_len, hi_len),
         )
         if spec.charset == "digits":
-            yield f"bad_value: {name} must be digits", lambda t: pc.invert(
-                pc.utf8_is_digit(_col(t, name))
+            yield (
+                f"bad_value: {name} must be digits",
+                lambda t: pc.invert(pc.utf8_is_digit(_col(t, name))),
             )
         elif spec.charset == "upper":
-            yield f"bad_value: {name} must be A-Z", lambda t: pc.invert(
-                pc.and_(pc.utf8_is_upper(_col(t, name)), pc.string_is_ascii(_col(t, name)))
+            yield (
+                f"bad_value: {name} must be A-Z",
+                lambda t: pc.invert(
+                    pc.and_(pc.utf8_is_upper(_col(t, name)), pc.string_is_ascii(_col(t, name)))
+                ),
             )
         elif spec.charset == "token":
-            yield f"bad_value: {name} must be letters, digits or _.:-", lambda t: pc.invert(
-                pc.match_substring_regex(_col(t, name), _TOKEN_RE)
+            yield (
+                f"bad_value: {name} must be letters, digits or _.:-",
+                lambda t: pc.invert(pc.match_substring_regex(_col(t, name), _TOKEN_RE)),
             )
 
 
@@ -102,15 +108,22 @@ def _outside(values: pa.ChunkedArray, lo: float | None, hi: float | None) -> pa.
 
 def _cross_checks(topic: Topic) -> Iterator[Check]:
     known = pa.array(["Logged In", "Cancelled"])
-    yield "missing_field: userId (required when auth is Logged In or Cancelled)", lambda t: (
-        pc.and_(pc.is_in(_col(t, "auth"), value_set=known), pc.is_null(_col(t, "userId")))
+    yield (
+        "missing_field: userId (required when auth is Logged In or Cancelled)",
+        lambda t: pc.and_(
+            pc.is_in(_col(t, "auth"), value_set=known), pc.is_null(_col(t, "userId"))
+        ),
     )
     if topic is Topic.LISTEN:
-        yield "inconsistent: completed must equal listenPct >= 0.99", lambda t: pc.not_equal(
-            _col(t, "completed"), pc.greater_equal(_col(t, "listenPct"), COMPLETED_PCT)
+        yield (
+            "inconsistent: completed must equal listenPct >= 0.99",
+            lambda t: pc.not_equal(
+                _col(t, "completed"), pc.greater_equal(_col(t, "listenPct"), COMPLETED_PCT)
+            ),
         )
-        yield "inconsistent: skipped and completed both true", lambda t: pc.and_(
-            _col(t, "skipped"), _col(t, "completed")
+        yield (
+            "inconsistent: skipped and completed both true",
+            lambda t: pc.and_(_col(t, "skipped"), _col(t, "completed")),
         )
     if topic is Topic.PAGE_VIEW:
         for name in ("artist", "song", "duration"):

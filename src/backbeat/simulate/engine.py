@@ -23,9 +23,9 @@ from backbeat.errors import ConfigError
 from backbeat.simulate.calendar import ActivityTable
 from backbeat.simulate.catalog import Catalog
 from backbeat.simulate.config import EventsimConfig
-from backbeat.simulate.listen import draw_listens
-from backbeat.simulate.machine import GUEST, LOGGED_IN, NO_STATE, Machine
-from backbeat.simulate.rng import uniforms
+from backbeat.simulate.listen import draw_plays, finish_listens
+from backbeat.simulate.machine import LEVEL_CHANGES, LOGGED_IN, NO_STATE, REGISTERS, Machine
+from backbeat.simulate.rng import uniform_rows
 from backbeat.simulate.users import Users, make_users
 
 I32 = npt.NDArray[np.int32]
@@ -38,6 +38,8 @@ GROWTH_BLOCK: Final = 256
 _YEAR_MS: Final = 365.25 * 86_400_000
 _SESSION_SALT: Final = np.uint64(0x5E55)
 _MAX_THINNING: Final = 64
+_CANDIDATES: Final = 4  # session-start candidates drawn per user at once while thinning
+_ONE: Final = np.uint64(1)
 
 
 @dataclass
@@ -91,7 +93,12 @@ class Engine:
     # ------------------------------------------------------------------ stepping
 
     def step(self, t0: int, t1: int) -> dict[str, Cols]:
-        """Advance every user through ``[t0, t1)``; return the events as column dicts."""
+        """Advance every user through ``[t0, t1)``; return the events as column dicts.
+
+        ``page`` rows carry ``user, ts, sid, item, state, reg``; ``listen`` rows are the page
+        rows whose state is a song, in the same order, with only the listen's own columns;
+        ``auth`` and ``status`` rows carry their common columns in full.
+        """
         self._grow(t1)
         out = _Collector()
         due = np.flatnonzero(self.next_ts < t1)
@@ -99,66 +106,77 @@ class Engine:
             self._round(due, out)
             due = due[self.next_ts[due] < t1]
         cols = {topic: out.finish(topic) for topic in ("page", "listen", "auth", "status")}
+        listen = cols["listen"]
+        if listen:
+            page = cols["page"]
+            user = page["user"][self.machine.is_song[page["state"]]]
+            rank, ctr = listen.pop("rank"), listen.pop("ctr")
+            listen.update(finish_listens(self.users, user, ctr, rank, listen["skipped"]))
         self._assign_session_ids(cols)
         return cols
 
     def _round(self, u: I64, out: _Collector) -> None:
         m = self.machine
-        starting = self.state[u] == NO_STATE
+        st = self.state[u]
+        starting = st == NO_STATE
         if starting.any():
             u = self._start_sessions(u, starting)
             if not u.size:
                 return
-        ts, st = self.next_ts[u], self.state[u]
-        sid, item = self.session[u], self.item[u]
-        r = uniforms(self.users.keys[u], self.ctr[u], 2)
-        self.ctr[u] += np.uint64(1)
-        nxt = m.next_state(st, r[:, 0])
+            st = self.state[u]
+        ts, sid, item, ctr = self.next_ts[u], self.session[u], self.item[u], self.ctr[u]
+        r = uniform_rows(self.users.keys[u], ctr, 2)
+        ctr += _ONE
+        self.ctr[u] = ctr
+        nxt, edge = m.next_edge(st, r[0])
         auth, level = m.auth[st], m.level[st]
-        wait = np.where(m.is_redirect[st], 1000.0, -np.log1p(-r[:, 1]) * self.users.alpha_ms[u])
+        wait = np.where(m.is_redirect[st], 1000.0, -np.log1p(-r[1]) * self.users.alpha_ms[u])
         wait_ms = np.maximum(np.rint(wait).astype(np.int64), 1)
-        track = np.full(len(u), -1, np.int64)
 
         song = np.flatnonzero(m.is_song[st])
         if song.size:
-            su = u[song]
-            listen = draw_listens(self.users, self.catalog, su, self.ctr[su])
-            track[song] = listen["track"]
-            wait_ms[song] = np.maximum(listen["ms_played"], 1)
-            out.add("listen", user=su, ts=ts[song], sid=sid[song], item=item[song],
-                    level=level[song], auth=auth[song], **listen)  # fmt: skip
-        out.add("page", user=u, ts=ts, sid=sid, item=item, state=st, track=track)
+            lctr = ctr[song]
+            play = draw_plays(self.users, self.catalog, u[song], lctr)
+            wait_ms[song] = np.maximum(play["ms_played"], 1)
+            out.add("listen", ctr=lctr, **play)
+        flags = m.edge_flags[edge]
+        if flags.any():
+            registered = np.flatnonzero(flags & REGISTERS)
+            self.registration[u[registered]] = ts[registered]
+        reg = self.registration[u]
+        out.add("page", user=u, ts=ts, sid=sid, item=item, state=st, reg=reg)
 
         login = np.flatnonzero(m.is_login[st])
         if login.size:
             after = np.where(nxt[login] >= 0, m.auth[nxt[login]], auth[login])
             out.add("auth", user=u[login], ts=ts[login], sid=sid[login], item=item[login],
-                    level=level[login], auth=after, success=after == LOGGED_IN)  # fmt: skip
-        moved = nxt >= 0
-        change = np.flatnonzero(moved & (m.level[np.maximum(nxt, 0)] != level))
-        if change.size:
-            new = nxt[change]
-            out.add("status", user=u[change], ts=ts[change], sid=sid[change], item=item[change],
-                    level=m.level[new], auth=m.auth[new], prev=level[change])  # fmt: skip
+                    level=level[login], auth=after, success=after == LOGGED_IN,
+                    reg=reg[login])  # fmt: skip
+        if flags.any():
+            change = np.flatnonzero(flags & LEVEL_CHANGES)
+            if change.size:
+                new = nxt[change]
+                out.add("status", user=u[change], ts=ts[change], sid=sid[change],
+                        item=item[change], level=m.level[new], auth=m.auth[new],
+                        prev=level[change], reg=reg[change])  # fmt: skip
 
-        registered = np.flatnonzero(moved & (auth == GUEST) & (m.auth[np.maximum(nxt, 0)] != GUEST))
-        self.registration[u[registered]] = ts[registered]
-        self.auth[u], self.level[u] = auth, level
         self.state[u] = nxt
         self.item[u] = item + 1
-        self.next_ts[u] = ts + wait_ms
-        ended = np.flatnonzero(~moved)
-        if ended.size:
-            eu = u[ended]
-            churned = auth[ended] == m.churned_auth
-            self.next_ts[eu[churned]] = NEVER
-            back = eu[~churned]
-            self.next_ts[back] = self._session_starts(back, self.next_ts[back], gap=self.gap_ms)
+        next_ts = ts + wait_ms
+        ended = np.flatnonzero(nxt < 0)
+        if ended.size:  # remember how the session ended: the next one starts from there
+            eu, ea = u[ended], auth[ended]
+            self.auth[eu], self.level[eu] = ea, level[ended]
+            churned = ea == m.churned_auth
+            next_ts[ended[churned]] = NEVER
+            back = ended[~churned]
+            next_ts[back] = self._session_starts(u[back], next_ts[back], gap=self.gap_ms)
+        self.next_ts[u] = next_ts
 
     def _start_sessions(self, u: I64, starting: npt.NDArray[np.bool_]) -> I64:
         s = u[starting]
-        r = uniforms(self.users.keys[s] ^ _SESSION_SALT, self.ctr[s], 1)
-        first = self.machine.first_state(self.auth[s], self.level[s], r[:, 0])
+        r = uniform_rows(self.users.keys[s] ^ _SESSION_SALT, self.ctr[s], 1)
+        first = self.machine.first_state(self.auth[s], self.level[s], r[0])
         stuck = s[first == NO_STATE]  # no way to start a session with this auth: gone for good
         self.next_ts[stuck] = NEVER
         ok = first != NO_STATE
@@ -170,18 +188,36 @@ class Engine:
         return u[self.next_ts[u] != NEVER] if stuck.size else u
 
     def _session_starts(self, u: I64, t_from: I64, *, gap: int) -> I64:
-        """Next session start after ``t_from``: gap + exponential(beta), thinned by activity."""
+        """Next session start after ``t_from``: gap + exponential(beta), thinned by activity.
+
+        Draws ``_CANDIDATES`` successive candidates per user at once (counters ``c, c+1, ...``)
+        and keeps the first accepted one, which gives exactly the numbers of drawing them one
+        at a time: the cumulative sum runs in the same order.
+        """
+        users = self.users
         t = t_from.astype(np.float64) + gap
+        keys, ctr = users.keys[u] ^ _SESSION_SALT, self.ctr[u]
+        beta, lon = users.beta_ms[u], users.lon[u]
         pending = np.arange(len(u))
-        for _ in range(_MAX_THINNING):
-            pu = u[pending]
-            r = uniforms(self.users.keys[pu] ^ _SESSION_SALT, self.ctr[pu], 2)
-            self.ctr[pu] += np.uint64(1)
-            t[pending] += -np.log1p(-r[:, 0]) * self.users.beta_ms[pu]
-            keep = r[:, 1] < self.activity(t[pending].astype(np.int64), self.users.lon[pu])
-            pending = pending[~keep]
-            if not pending.size:
-                break
+        tried = 0
+        while pending.size and tried < _MAX_THINNING:
+            k = min(_CANDIDATES, _MAX_THINNING - tried)
+            n = len(pending)
+            p_ctr = ctr[pending]
+            counters = (p_ctr[None, :] + np.arange(k, dtype=np.uint64)[:, None]).reshape(-1)
+            r = uniform_rows(np.tile(keys[pending], k), counters, 2).reshape(2, k, n)
+            steps = np.empty((k + 1, n))
+            steps[0] = t[pending]
+            steps[1:] = -np.log1p(-r[0]) * beta[pending]
+            cand = np.cumsum(steps, axis=0)[1:]
+            keep = r[1] < self.activity(cand.astype(np.int64), lon[pending])
+            hit = keep.any(axis=0)
+            first = np.where(hit, keep.argmax(axis=0), k - 1)
+            t[pending] = cand[first, np.arange(n)]
+            ctr[pending] = p_ctr + (first + 1).astype(np.uint64)
+            pending = pending[~hit]
+            tried += k
+        self.ctr[u] = ctr
         return np.rint(t).astype(np.int64)
 
     # ------------------------------------------------------------------ bookkeeping

@@ -8,7 +8,8 @@ completed <=> listenPct >= 0.99, skipped => not completed (skips stop early),
 ``msPlayed = round(listenPct * duration * 1000)``, rating null ~70 % of the time, else
 1.0-5.0 in steps of 0.5.
 
-Next: ``engine.py`` calls :func:`draw_listens` for the users whose event is a NextSong.
+Next: ``engine.py`` calls :func:`draw_plays` for the users whose event is a NextSong (the
+play's length sets the user's next event), then :func:`finish_listens` once per step.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import numpy as np
 import numpy.typing as npt
 
 from backbeat.simulate.catalog import Catalog
-from backbeat.simulate.rng import uniforms
+from backbeat.simulate.rng import uniform_rows
 from backbeat.simulate.users import COUNTRIES, TASTE_K, Users
+
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
 
 _LISTEN_SALT: Final = np.uint64(0x115E)
 # Index = taste rank of the genre (0 = favourite), last = a genre outside the favourites.
@@ -31,46 +35,55 @@ TRAVEL_SHARE: Final = 0.02
 FULL_PLAY_SHARE: Final = 0.9  # of listens that are not skipped
 
 
-def draw_listens(
-    users: Users, catalog: Catalog, u: npt.NDArray[np.int64], counters: npt.NDArray[np.uint64]
+def draw_plays(
+    users: Users, catalog: Catalog, u: I64, counters: U64
 ) -> dict[str, npt.NDArray[np.generic]]:
-    """Listen columns for users ``u`` (one listen each), from their counter-based draws."""
-    r = uniforms(users.keys[u] ^ _LISTEN_SALT, counters, 8)
+    """What users ``u`` play (one listen each) and for how long: what the engine's clock needs.
+
+    Returns ``track``, ``pct``, ``ms_played``, ``skipped`` and ``rank`` (the genre's taste rank,
+    for :func:`finish_listens`). Slot-major uniforms keep every operation on contiguous rows.
+    """
+    r = uniform_rows(users.keys[u] ^ _LISTEN_SALT, counters, 6)
     k = users.taste_genre.shape[1]
-    cdf = users.taste_cdf[u]
+    base = u * k
+    cdf = users.taste_cdf.reshape(-1)
     slot = np.zeros(len(u), np.int64)
     for j in range(k - 1):
-        slot += cdf[:, j] < r[:, 1]
-    explore = r[:, 0] < users.explore[u]
+        slot += cdf[base + j] < r[1]
+    explore = r[0] < users.explore[u]
     rank = np.where(explore, len(SKIP_BY_RANK) - 1, slot)
-    genre = users.taste_genre[u, slot]
-    genre[explore] = (r[explore, 1] * len(catalog.genres)).astype(np.int32)
-    track = catalog.pick(genre, r[:, 2])
+    genre = np.where(
+        explore,
+        (r[1] * len(catalog.genres)).astype(np.int32),
+        users.taste_genre.reshape(-1)[base + slot],
+    )
+    track = catalog.pick(genre, r[2])
 
-    skipped = r[:, 3] < SKIP_BY_RANK[rank]
-    partial = 0.6 + 0.385 * r[:, 5]  # an interrupted play: 0.6-0.985, never "completed"
-    partial[skipped] = 0.02 + 0.5 * r[skipped, 5]  # a skip stops early
-    pct = np.where(skipped | (r[:, 4] >= FULL_PLAY_SHARE), partial, 1.0)
+    skipped = r[3] < SKIP_BY_RANK[rank]
+    # a skip stops early (0.02-0.52); an interrupted play is 0.6-0.985, never "completed"
+    partial = np.where(skipped, 0.02 + 0.5 * r[5], 0.6 + 0.385 * r[5])
+    pct = np.where(skipped | (r[4] >= FULL_PLAY_SHARE), partial, 1.0)
     pct = np.rint(pct * 10_000) / 10_000
     ms_played = np.rint(pct * catalog.duration_s[track] * 1000).astype(np.int64)
+    return {"track": track, "pct": pct, "ms_played": ms_played, "skipped": skipped, "rank": rank}
 
-    platform = np.where(
-        r[:, 6] < users.platform_share[u], users.platform_main[u], users.platform_alt[u]
+
+def finish_listens(
+    users: Users, u: I64, counters: U64, rank: I64, skipped: npt.NDArray[np.bool_]
+) -> dict[str, npt.NDArray[np.generic]]:
+    """The rest of each listen (``platform``, ``country``, ``rating``), for many steps' plays.
+
+    Nothing here feeds back into the simulation, so the engine draws it once per call of
+    ``Engine.step`` from the same counters as :func:`draw_plays` (slots 4-7).
+    """
+    r = uniform_rows(users.keys[u] ^ _LISTEN_SALT, counters, 8, start=4)
+    platform = np.where(r[2] < users.platform_share[u], users.platform_main[u], users.platform_alt[u])
+    travel = r[3] < TRAVEL_SHARE
+    country = np.where(
+        travel, (r[3] / TRAVEL_SHARE * len(COUNTRIES)).astype(np.int32), users.country[u]
     )
-    country = users.country[u]
-    travel = np.flatnonzero(r[:, 7] < TRAVEL_SHARE)
-    country[travel] = (r[travel, 7] / TRAVEL_SHARE * len(COUNTRIES)).astype(np.int32)
-
     rating = np.full(len(u), np.nan)
-    rated = np.flatnonzero(r[:, 4] * 7.0 % 1.0 < RATED_SHARE)
-    stars = RATING_BY_RANK[rank[rated]] - 1.2 * skipped[rated] + (r[rated, 5] - 0.5) * 2.0
+    rated = np.flatnonzero(r[0] * 7.0 % 1.0 < RATED_SHARE)
+    stars = RATING_BY_RANK[rank[rated]] - 1.2 * skipped[rated] + (r[1, rated] - 0.5) * 2.0
     rating[rated] = np.clip(np.rint(stars * 2) / 2, 1.0, 5.0)
-    return {
-        "track": track,
-        "platform": platform,
-        "country": country,
-        "pct": pct,
-        "ms_played": ms_played,
-        "skipped": skipped,
-        "rating": rating,
-    }
+    return {"platform": platform, "country": country, "rating": rating}

@@ -31,6 +31,10 @@ SONG_PAGE: Final = "NextSong"
 LOGIN_PAGE: Final = "Login"
 LOGGED_IN: Final = AUTHS.index("Logged In")
 GUEST: Final = AUTHS.index("Guest")
+LEVEL_CHANGES: Final = 1
+"""Edge flag: the level changes (a status-change event)."""
+REGISTERS: Final = 2
+"""Edge flag: a guest becomes a registered user."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +52,8 @@ class Machine:
     is_login: BOOL
     edge_key: F64
     edge_dest: I32
+    edge_next: I32  # edge_dest plus a last entry NO_STATE for "no edge taken"
+    edge_flags: npt.NDArray[np.int8]  # LEVEL_CHANGES | REGISTERS per edge (0 for the last)
     row_end: I64
     start_key: F64
     start_dest: I32
@@ -59,11 +65,15 @@ class Machine:
     level_weights: F64
     auth_weights: F64
 
-    def next_state(self, src: I32, u: F64) -> I32:
-        """Draw each row's next state (``NO_STATE`` = the session ends) from uniforms ``u``."""
+    def next_edge(self, src: I32, u: F64) -> tuple[I32, I64]:
+        """Draw each row's next state (``NO_STATE`` = the session ends) from uniforms ``u``.
+
+        Also returns the edge taken, an index into ``edge_next``/``edge_flags`` (the last one
+        when the session ends).
+        """
         pos = np.searchsorted(self.edge_key, src + u, side="right")
-        ok = pos < self.row_end[src]
-        return np.where(ok, self.edge_dest[np.minimum(pos, len(self.edge_dest) - 1)], NO_STATE)
+        edge = np.where(pos < self.row_end[src], pos, len(self.edge_dest))
+        return self.edge_next[edge], edge
 
     def first_state(self, auth: I32, level: I32, u: F64) -> I32:
         """Draw a new session's first state for users with this auth and level."""
@@ -109,18 +119,26 @@ def compile_machine(config: EventsimConfig) -> Machine:
     start_key, start_dest, start_end = _csr(cats, normalize=True)
 
     shown = dict(config.show_user_details)
+    auth = np.array([AUTHS.index(s.auth) for s in states], np.int32)
+    level = np.array([LEVELS.index(s.level) for s in states], np.int32)
+    edge_src = np.repeat(np.arange(n), np.diff(row_end, prepend=0))
+    edge_flags = np.where(level[edge_dest] != level[edge_src], LEVEL_CHANGES, 0) | np.where(
+        (auth[edge_src] == GUEST) & (auth[edge_dest] != GUEST), REGISTERS, 0
+    )
     return Machine(
         states=states,
         page=pa.array([s.page for s in states], pa.string()),
         method=pa.array([s.method for s in states], pa.string()),
         status=np.array([s.status for s in states], np.int32),
-        auth=np.array([AUTHS.index(s.auth) for s in states], np.int32),
-        level=np.array([LEVELS.index(s.level) for s in states], np.int32),
+        auth=auth,
+        level=level,
         is_song=np.array([s.page == SONG_PAGE for s in states]),
         is_redirect=np.array([s.status == 307 for s in states]),
         is_login=np.array([s.page == LOGIN_PAGE for s in states]),
         edge_key=edge_key,
         edge_dest=edge_dest,
+        edge_next=np.append(edge_dest, np.int32(NO_STATE)).astype(np.int32),
+        edge_flags=np.append(edge_flags, 0).astype(np.int8),
         row_end=row_end,
         start_key=start_key,
         start_dest=start_dest,

@@ -3,7 +3,8 @@
 A stateful generator would tie every number to the order in which users happen to be
 processed, so output would change with the batch size. Here each user owns a 64-bit key and an
 event counter; ``uniforms`` hashes (key, counter, slot) with SplitMix64's finalizer, fully
-vectorized. The same user makes the same choices however the timeline is cut into batches.
+vectorized. ``uniform_rows`` returns the same numbers slot-major (one contiguous row per slot),
+which is what the hot loops want. The same user makes the same choices however the timeline is cut into batches.
 
 Next: ``engine.py`` (the only consumer besides ``users.py``).
 """
@@ -47,6 +48,24 @@ def keys_for(seed: int, stream: int, ids: npt.NDArray[np.int64]) -> U64:
     """One key per id (e.g. per user index) in a stream."""
     base = np.uint64(stream_key(seed, stream))
     return mix(ids.astype(np.uint64) * _GOLDEN + base)
+
+
+def uniform_rows(keys: U64, counters: U64, stop: int, start: int = 0) -> F64:
+    """Slots ``start..stop-1`` of ``uniforms(keys, counters, stop)``, transposed: ``(k, n)``.
+
+    Row ``j`` is slot ``start + j``, contiguous; ``start`` must be even (slots come in pairs).
+    Skipping the first pairs costs nothing: each pair is its own hash of the same base.
+    """
+    assert start % 2 == 0, "start must be even"
+    base = mix(keys ^ (counters * _CTR))
+    first, last = start // 2 + 1, (stop + 1) // 2
+    steps = np.arange(first, last + 1, dtype=np.uint64)[:, None] * _GOLDEN
+    grid = mix(base[None, :] + steps)
+    rows = np.empty((2 * len(steps), len(keys)), np.float64)
+    rows[0::2] = grid >> _S32
+    rows[1::2] = grid & _LOW32
+    rows *= _TO_UNIT
+    return rows[: stop - start]
 
 
 def uniforms(keys: U64, counters: U64, slots: int) -> F64:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
+import numpy as np
 import pyarrow as pa
 
 from backbeat.errors import ConfigError
@@ -31,6 +32,9 @@ from backbeat.simulate.tables import TableBuilder
 from backbeat.simulate.users import Users, make_users
 
 FAST_FORWARD_MS: Final = 6 * 3_600_000
+CHUNK_EVENTS: Final = 50_000
+"""Events simulated per engine call; batches are zero-copy slices of the chunk's tables."""
+CHUNK_MAX_MS: Final = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +128,25 @@ class Simulator:
             t_next = min(t + FAST_FORWARD_MS, resume_at)
             engine.step(t, t_next)
             t = t_next
-        index = start_index
+        index, chunk_steps = start_index, 1
         while self.end_ms is None or t < self.end_ms:
-            t_end = t + step_ms if self.end_ms is None else min(t + step_ms, self.end_ms)
-            cols = engine.step(t, t_end)
+            chunk_end = t + chunk_steps * step_ms
+            if self.end_ms is not None:
+                chunk_end = min(chunk_end, self.end_ms)
+            cols = engine.step(t, chunk_end)
             self.population = engine.users
-            tables = self.builder.build(cols, engine.users, engine.registration, t)
-            yield SimBatch(index=index, start_ms=t, end_ms=t_end, tables=tables)
-            index, t = index + 1, t_end
+            chunk = self.builder.build(cols, engine.users, t)
+            ts = {topic: table["ts"].to_numpy() for topic, table in chunk.items()}
+            while t < chunk_end:
+                t_end = min(t + step_ms, chunk_end)
+                tables = {}
+                for topic, table in chunk.items():
+                    lo, hi = np.searchsorted(ts[topic], (t, t_end))
+                    tables[topic] = table.slice(lo, hi - lo)
+                yield SimBatch(index=index, start_ms=t, end_ms=t_end, tables=tables)
+                index, t = index + 1, t_end
+            n_events = sum(table.num_rows for table in chunk.values())
+            chunk_steps = _chunk_steps(n_events / chunk_steps, step_ms)
 
     def resume(self, index: int, step_ms: int = 60_000) -> Iterator[SimBatch]:
         """Same as ``batches(step_ms, start_index=index)``."""
@@ -146,6 +161,12 @@ class Simulator:
             for topic, table in batch.tables.items():
                 parts[topic].append(table)
         return {topic: pa.concat_tables(tables) for topic, tables in parts.items()}
+
+
+def _chunk_steps(events_per_step: float, step_ms: int) -> int:
+    """How many steps to simulate at once: about ``CHUNK_EVENTS``, at most ``CHUNK_MAX_MS``."""
+    limit = max(1, CHUNK_MAX_MS // step_ms)
+    return int(min(max(CHUNK_EVENTS // max(events_per_step, 1.0), 1), limit))
 
 
 def _ms(when: datetime) -> int:

@@ -15,7 +15,6 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from backbeat.events.schema import (
     AUTHS,
@@ -28,6 +27,7 @@ from backbeat.events.schema import (
     arrow_schema,
 )
 from backbeat.simulate.catalog import Catalog
+from backbeat.simulate.event_ids import event_ids
 from backbeat.simulate.identity import IdentityPool
 from backbeat.simulate.machine import Machine
 from backbeat.simulate.users import COUNTRIES, Users
@@ -40,8 +40,6 @@ _LETTER: Final = {
     Topic.AUTH: "a",
     Topic.STATUS_CHANGE: "s",
 }
-_KEY: Final = {Topic.LISTEN: "listen", Topic.PAGE_VIEW: "page", Topic.AUTH: "auth",
-               Topic.STATUS_CHANGE: "status"}  # fmt: skip
 _LEVELS: Final = pa.array(LEVELS, pa.string())
 _AUTHS: Final = pa.array(AUTHS, pa.string())
 _GENDERS: Final = pa.array(GENDERS, pa.string())
@@ -58,48 +56,64 @@ class TableBuilder:
         self.first_names = pa.concat_arrays([pool.first_male, pool.first_female])
         self.n_male = len(pool.first_male)
 
-    def build(
-        self, cols: dict[str, Cols], users: Users, registration: npt.NDArray[np.int64], t0: int
-    ) -> dict[Topic, pa.Table]:
-        """All four tables (empty ones included) for one step starting at ``t0``."""
-        out = {}
-        for topic in Topic:
-            c = cols.get(_KEY[topic], {})
-            if not c or not len(c["ts"]):
-                out[topic] = arrow_schema(topic).empty_table()
-                continue
-            order = _order(c["ts"], c["sid"], c["item"], t0)
-            c = {k: v[order] for k, v in c.items()}
-            if topic is Topic.PAGE_VIEW:
-                c["level"], c["auth"] = (
-                    self.machine.level[c["state"]],
-                    self.machine.auth[c["state"]],
+    def build(self, cols: dict[str, Cols], users: Users, t0: int) -> dict[Topic, pa.Table]:
+        """All four tables (empty ones included) for one step starting at ``t0``.
+
+        Page views are sorted once; listens are their NextSong rows, so a listen's common
+        columns are the page view's, filtered (one ``filter`` over Arrow columns).
+        """
+        out = {topic: arrow_schema(topic).empty_table() for topic in Topic}
+        page = cols.get("page", {})
+        if not page or not len(page["ts"]):
+            return out
+        m = self.machine
+        order = _order(page["ts"], page["sid"], page["item"], t0)
+        is_song = m.is_song[page["state"]]
+        listen_pos = np.cumsum(is_song) - 1  # listen row of each (unsorted) page row
+        p = {k: v[order] for k, v in page.items()}
+        song = is_song[order]
+        state = p["state"]
+        common = self._common(p, m.level[state], m.auth[state], users)
+        out[Topic.PAGE_VIEW] = _table(
+            Topic.PAGE_VIEW, p, common, self._pages(state, song, cols["listen"], listen_pos[order])
+        )
+        if song.any():
+            lorder = listen_pos[order][song]
+            listen = {k: v[lorder] for k, v in cols["listen"].items()}
+            mask = pa.array(song)
+            shared = {name: arr.filter(mask) for name, arr in common.items()}
+            keys = {"sid": p["sid"][song], "item": p["item"][song]}
+            out[Topic.LISTEN] = _table(Topic.LISTEN, keys, shared, self._listens(listen))
+        for topic, key in ((Topic.AUTH, "auth"), (Topic.STATUS_CHANGE, "status")):
+            c = cols.get(key, {})
+            if c and len(c["ts"]):
+                o = _order(c["ts"], c["sid"], c["item"], t0)
+                c = {k: v[o] for k, v in c.items()}
+                specific = (
+                    {"success": pa.array(c["success"])}
+                    if topic is Topic.AUTH
+                    else {"prevLevel": _LEVELS.take(c["prev"])}
                 )
-            arrays = self._common(topic, c, users, registration)
-            arrays.update(self._specific(topic, c))
-            schema = arrow_schema(topic)
-            out[topic] = pa.Table.from_arrays([arrays[n] for n in schema.names], schema=schema)
+                common = self._common(c, c["level"], c["auth"], users)
+                out[topic] = _table(topic, c, common, specific)
         return out
 
     def _common(
-        self, topic: Topic, c: Cols, users: Users, registration: npt.NDArray[np.int64]
+        self, c: Cols, level: npt.NDArray[np.int32], auth: npt.NDArray[np.int32], users: Users
     ) -> dict[str, pa.Array]:
+        """The common columns except ``eventId`` (which names the topic)."""
         n, row = len(c["ts"]), c["user"]
-        hidden = ~self.machine.show_details[c["auth"]]
+        hidden = ~self.machine.show_details[auth]
         male = users.male[row]
         first = users.first_name[row] + np.where(male, 0, self.n_male).astype(np.int32)
         place = users.place[row]
-        sid, item = pa.array(c["sid"]), pa.array(c["item"].astype(np.int32))
         return {
             "ts": pa.array(c["ts"]),
-            "eventId": pc.binary_join_element_wise(
-                _LETTER[topic], pc.cast(sid, pa.string()), pc.cast(item, pa.string()), "-"
-            ),
             "schemaVersion": pa.array(np.full(n, SCHEMA_VERSION, np.int32)),
-            "sessionId": sid,
-            "itemInSession": item,
-            "level": _LEVELS.take(c["level"]),
-            "auth": _AUTHS.take(c["auth"]),
+            "sessionId": pa.array(c["sid"]),
+            "itemInSession": pa.array(c["item"].astype(np.int32)),
+            "level": _LEVELS.take(level),
+            "auth": _AUTHS.take(auth),
             "city": self.pool.city.take(place),
             "zip": self.pool.zip.take(users.zip[row]),
             "state": self.pool.state.take(place),
@@ -110,45 +124,57 @@ class TableBuilder:
             "firstName": self.first_names.take(pa.array(first, mask=hidden)),
             "lastName": self.pool.last.take(pa.array(users.last_name[row], mask=hidden)),
             "gender": _GENDERS.take(pa.array(np.where(male, 0, 1), mask=hidden)),
-            "registration": pa.array(registration[row], mask=hidden),
+            "registration": pa.array(c["reg"], mask=hidden),
         }
 
-    def _specific(self, topic: Topic, c: Cols) -> dict[str, pa.Array]:
+    def _pages(
+        self, state: npt.NDArray[np.int32], song: npt.NDArray[np.bool_], listen: Cols,
+        listen_pos: npt.NDArray[np.int64],
+    ) -> dict[str, pa.Array]:  # fmt: skip
         cat = self.catalog
-        if topic is Topic.LISTEN:
-            track = c["track"]
-            pct = c["pct"]
-            return {
-                "artist": cat.artist.take(track),
-                "song": cat.song.take(track),
-                "duration": pa.array(cat.duration_s[track]),
-                "trackId": cat.track_id.take(track),
-                "album": cat.album.take(track),
-                "genre": cat.genre_names.take(cat.track_genre[track]),
-                "platform": _PLATFORMS.take(c["platform"]),
-                "country": _COUNTRIES.take(c["country"]),
-                "mood": _MOODS.take(cat.mood[track]),
-                "msPlayed": pa.array(c["ms_played"]),
-                "listenPct": pa.array(pct),
-                "completed": pa.array(pct >= 0.99),
-                "skipped": pa.array(c["skipped"]),
-                "rating": pa.array(c["rating"], mask=np.isnan(c["rating"])),
-            }
-        if topic is Topic.PAGE_VIEW:
-            track = c["track"]
-            no_song = track < 0
-            idx = pa.array(np.maximum(track, 0), mask=no_song)
-            return {
-                "page": self.machine.page.take(c["state"]),
-                "method": self.machine.method.take(c["state"]),
-                "status": pa.array(self.machine.status[c["state"]]),
-                "artist": cat.artist.take(idx),
-                "song": cat.song.take(idx),
-                "duration": pa.array(cat.duration_s[np.maximum(track, 0)], mask=no_song),
-            }
-        if topic is Topic.AUTH:
-            return {"success": pa.array(c["success"])}
-        return {"prevLevel": _LEVELS.take(c["prev"])}
+        track = np.zeros(len(state), np.int64)
+        if song.any():
+            track[song] = listen["track"][listen_pos[song]]
+        no_song = ~song
+        idx = pa.array(track, mask=no_song)
+        return {
+            "page": self.machine.page.take(state),
+            "method": self.machine.method.take(state),
+            "status": pa.array(self.machine.status[state]),
+            "artist": cat.artist.take(idx),
+            "song": cat.song.take(idx),
+            "duration": pa.array(cat.duration_s[track], mask=no_song),
+        }
+
+    def _listens(self, c: Cols) -> dict[str, pa.Array]:
+        cat = self.catalog
+        track = c["track"]
+        pct = c["pct"]
+        return {
+            "artist": cat.artist.take(track),
+            "song": cat.song.take(track),
+            "duration": pa.array(cat.duration_s[track]),
+            "trackId": cat.track_id.take(track),
+            "album": cat.album.take(track),
+            "genre": cat.genre_names.take(cat.track_genre[track]),
+            "platform": _PLATFORMS.take(c["platform"]),
+            "country": _COUNTRIES.take(c["country"]),
+            "mood": _MOODS.take(cat.mood[track]),
+            "msPlayed": pa.array(c["ms_played"]),
+            "listenPct": pa.array(pct),
+            "completed": pa.array(pct >= 0.99),
+            "skipped": pa.array(c["skipped"]),
+            "rating": pa.array(c["rating"], mask=np.isnan(c["rating"])),
+        }
+
+
+def _table(
+    topic: Topic, keys: Cols, common: dict[str, pa.Array], specific: dict[str, pa.Array]
+) -> pa.Table:
+    """Assemble a topic's table in contract order; ``keys`` holds its ``sid`` and ``item``."""
+    arrays = {**common, **specific, "eventId": event_ids(_LETTER[topic], keys["sid"], keys["item"])}
+    schema = arrow_schema(topic)
+    return pa.Table.from_arrays([arrays[n] for n in schema.names], schema=schema)
 
 
 def _order(

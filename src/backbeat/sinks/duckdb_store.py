@@ -100,10 +100,14 @@ class DuckDBStore(Store):
             .to_arrow_table()
             .cast(SEEN_SCHEMA)
         )
-        batch = self._con.execute("SELECT coalesce(max(batch_id), 0) FROM meta_batches").fetchone()
-        csv_row = self._con.execute(
+        # fetchall, not fetchone: DuckDB keeps a half-read result open on the connection.
+        batch = self._con.execute("SELECT coalesce(max(batch_id), 0) FROM meta_batches").fetchall()[
+            0
+        ]
+        csv_rows = self._con.execute(
             "SELECT path, until_before, until, size_before, size_after FROM meta_csv"
-        ).fetchone()
+        ).fetchall()
+        csv_row = csv_rows[0] if csv_rows else None
         return EngineState(
             batch_id=int(batch[0]) if batch else 0,
             partitions=partitions,

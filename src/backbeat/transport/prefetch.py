@@ -49,6 +49,7 @@ class Prefetching(Source):
         self._exhausted = False
 
     def open(self, positions: Mapping[str, int]) -> None:
+        target: _Producer
         if self._worker == "process":
             ctx = mp.get_context("fork")
             ours, theirs = ctx.Pipe(duplex=True)
