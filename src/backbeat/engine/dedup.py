@@ -16,10 +16,13 @@ Next: ``eventtime.py`` (the watermarks), ``pipeline.py``.
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from backbeat.scratch import scratch
 
 I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
@@ -38,12 +41,22 @@ _ITEM_BITS = 21
 _SESSION_LIMIT = 1 << (63 - _ITEM_BITS)
 
 
-def _codes(values: pa.Array | pa.ChunkedArray) -> I64:
-    """Dense integer codes for values (equal values, equal codes)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    codes: I64 = pc.dictionary_encode(values).indices.to_numpy().astype(np.int64)
-    return codes
+def _repeats(con: duckdb.DuckDBPyConnection, values: pa.Array) -> tuple[I64, I64]:
+    """Rows whose value occurs more than once in ``values``, and a code per such row.
+
+    DuckDB's parallel hash aggregate finds the (usually zero) repeated values about 3x faster
+    than hashing every value into an Arrow dictionary; only their rows get codes.
+    """
+    con.register("_values", pa.table({"v": values}))
+    try:
+        repeated = con.sql("SELECT v FROM _values GROUP BY v HAVING count(*) > 1").to_arrow_table()
+    finally:
+        con.unregister("_values")
+    if repeated.num_rows == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    where = pc.fill_null(pc.index_in(values, value_set=repeated.column(0)), -1).to_numpy()
+    rows = np.flatnonzero(where >= 0)
+    return rows, where[rows].astype(np.int64)
 
 
 def _pack(session: pa.Array | pa.ChunkedArray, item: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -60,18 +73,17 @@ def _pack(session: pa.Array | pa.ChunkedArray, item: pa.Array | pa.ChunkedArray)
     )
 
 
-def _earlier_in_horizon(codes: I64, ts: I64, horizon: I64) -> Mask:
-    """Rows with an earlier row of the same code whose ts >= this row's horizon."""
-    n = len(codes)
-    out = np.zeros(n, dtype=bool)
-    if n < 2:
-        return out
-    counts = np.bincount(codes)
-    rows = np.flatnonzero(counts[codes] > 1)  # only codes that repeat can be duplicates
+def _earlier_in_horizon(
+    con: duckdb.DuckDBPyConnection, values: pa.Array, ts: I64, horizon: I64
+) -> Mask:
+    """Rows with an earlier row of the same value whose ts >= this row's horizon."""
+    out = np.zeros(len(values), dtype=bool)
+    rows, codes = _repeats(con, values)
     if len(rows) == 0:
         return out
-    order = rows[np.lexsort((rows, codes[rows]))]  # by code, then by position
-    code, t0 = codes[order], int(ts[order].min())
+    by_value = np.lexsort((rows, codes))  # by value, then by position
+    order, code = rows[by_value], codes[by_value]
+    t0 = int(ts[order].min())
     t = ts[order] - t0
     group = np.cumsum(np.r_[True, code[1:] != code[:-1]]) - 1
     first = np.r_[True, group[1:] != group[:-1]]
@@ -132,8 +144,8 @@ class Deduplicator:
         ids = table.column("eventId").combine_chunks()
         keys = _pack(table.column("sessionId"), table.column("itemInSession"))
         ts = table.column("ts").to_numpy()
-        dup = _earlier_in_horizon(_codes(ids), ts, horizon)
-        dup |= _earlier_in_horizon(_codes(keys), ts, horizon)
+        dup = _earlier_in_horizon(scratch(), ids, ts, horizon)
+        dup |= _earlier_in_horizon(scratch(), keys, ts, horizon)
         known = self._seen.get(topic)
         if known is not None and known.num_rows:
             known_ts = known.column("ts").to_numpy()

