@@ -89,9 +89,7 @@ def _digit_counts(x: npt.NDArray[np.int64]) -> U64:
     return counts
 
 
-def _joined(
-    letter: str, sid: npt.NDArray[np.int64], item: npt.NDArray[np.int64]
-) -> pa.StringArray:
+def _joined(letter: str, sid: npt.NDArray[np.int64], item: npt.NDArray[np.int64]) -> pa.StringArray:
     sid_s, item_s = pc.cast(pa.array(sid), pa.string()), pc.cast(pa.array(item), pa.string())
     out: pa.StringArray = pc.binary_join_element_wise(letter, sid_s, item_s, "-")
     return out

@@ -77,7 +77,9 @@ def finish_listens(
     ``Engine.step`` from the same counters as :func:`draw_plays` (slots 4-7).
     """
     r = uniform_rows(users.keys[u] ^ _LISTEN_SALT, counters, 8, start=4)
-    platform = np.where(r[2] < users.platform_share[u], users.platform_main[u], users.platform_alt[u])
+    platform = np.where(
+        r[2] < users.platform_share[u], users.platform_main[u], users.platform_alt[u]
+    )
     travel = r[3] < TRAVEL_SHARE
     country = np.where(
         travel, (r[3] / TRAVEL_SHARE * len(COUNTRIES)).astype(np.int32), users.country[u]

@@ -5,7 +5,9 @@ event time, each holding the four topic tables with exactly ``arrow_schema(topic
 sorted by (ts, sessionId, itemInSession). Same settings => identical batches, and because the
 engine is counter-based the events do not depend on ``step_ms`` either (only how they are cut).
 ``batches(start_index=k)`` fast-forwards to batch ``k`` without building tables, which is how a
-restarted pipeline resumes.
+restarted pipeline resumes. Internally the engine runs whole chunks of steps (about
+``CHUNK_EVENTS`` events, at most ``CHUNK_MAX_MS``): fewer, larger NumPy rounds and one set of
+tables per chunk, which batches slice without copying.
 
 Next: ``pacing.py`` (wall-clock rate limit) and ``writer.py`` (JSONL files).
 """
@@ -103,7 +105,7 @@ class Simulator:
         )  # fmt: skip
         self.builder = TableBuilder(identity_pool(settings.seed), self.machine, self.catalog)
         self.population: Users = self.users
-        """Everyone who has arrived so far in the latest run (grows with ``growth-rate``)."""
+        """Everyone who has arrived by the end of the latest simulated chunk (``growth-rate``)."""
 
     def _engine(self) -> Engine:
         return Engine(

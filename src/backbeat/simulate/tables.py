@@ -1,9 +1,10 @@
 """Turn one step's event columns (NumPy) into Arrow tables with the contract's exact schema.
 
-Rows are sorted by (ts, sessionId, itemInSession); strings are gathered with ``take`` from
-small dictionaries (pools, catalog, state table) and identity fields become null where the
-config hides them for the event's auth. ``eventId`` is ``"<l|p|a|s>-<sessionId>-<item>"``,
-joined with ``pyarrow.compute``.
+Rows are sorted by (ts, sessionId, itemInSession) with one packed-integer sort; strings are
+gathered with ``take`` from small dictionaries (pools, catalog, state table) and identity fields
+become null where the config hides them for the event's auth. Page views are built first and a
+listen's common columns are its NextSong page view's, filtered. ``eventId`` is
+``"<l|p|a|s>-<sessionId>-<item>"``, assembled in NumPy by ``event_ids.py``.
 
 Next: ``simulator.py`` wraps the tables in a ``SimBatch``.
 """

@@ -41,7 +41,7 @@ def sparkline(values: list[int]) -> str:
 
 def _ranked(title: str, rows: pa.Table, label: str) -> Panel:
     table = Table(expand=True, box=None, pad_edge=False)
-    table.add_column("#", justify="right", style="dim", width=3)
+    table.add_column("#", justify="right", style="dim", min_width=3, no_wrap=True)
     table.add_column(label, overflow="ellipsis", no_wrap=True)
     table.add_column("plays", justify="right", style="bold cyan")
     top = max((r["plays"] for r in rows.to_pylist()), default=1)
