@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
-BATCH = 250_000
+BATCH = 500_000
 
 
 def child(mode: str, events: int, users: int) -> dict[str, object]:

@@ -29,5 +29,5 @@ class Settings(BaseSettings):
 
     store: Path = Path("backbeat-data")
     lateness_ms: int = Field(default=120_000, ge=0)
-    max_batch_events: int = Field(default=250_000, ge=1)
+    max_batch_events: int = Field(default=500_000, ge=1)
     log_level: str = "WARNING"

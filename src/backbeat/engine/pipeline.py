@@ -55,7 +55,7 @@ class EngineSettings:
     """
 
     lateness_ms: int = 120_000
-    max_batch_events: int = 250_000
+    max_batch_events: int = 500_000
     idle_sleep_s: float = 0.05
 
 
@@ -189,9 +189,10 @@ class Pipeline:
             return None
         batch = _Batch()
         stats = batch.stats
-        t = stats.timed("source", t0)
+        stats.timed("source", t0)
         for piece in slices:
             self._ingest(piece, batch)
+        t = time.perf_counter()
         fresh = {topic: pa.concat_tables(parts) for topic, parts in batch.fresh.items()}
         for topic in Topic:
             wm = self._watermarks.watermark(topic.value)
@@ -235,8 +236,8 @@ class Pipeline:
         count = len(piece.offsets)
         stats.events_in += count
         topic = parse_topic(piece.topic)
-        self._advance(piece, topic)
         if topic is None:
+            self._advance(piece, piece.topic)
             reason = f"unknown_topic: {piece.topic!r} is not one of backbeat's topics"
             raws = piece.payloads if isinstance(piece, RawSlice) else _raw_rows(piece)
             batch.dead.extend(
@@ -251,16 +252,14 @@ class Pipeline:
             table, offsets, dead = decoded.table, decoded.offsets, decoded.dead
         else:
             table, offsets, dead = _checked(topic, piece)
-        stats.timed("decode + validate", t)
+        t = stats.timed("decode + validate", t)
         batch.dead.extend((topic.value, piece.partition, d) for d in dead)
         stats.dead += len(dead)
 
         ts = table.column("ts").to_numpy()
         marks = self._watermarks.advance(topic.value, piece.partition, ts)
         late = ts < marks
-        self._partitions[piece.partition] = PartitionState(
-            topic.value, piece.next_position, self._watermarks.max_ts.get(piece.partition, NO_TS)
-        )
+        self._advance(piece, topic.value)
         if late.any():
             late_idx = np.flatnonzero(late)
             raws = _raws_at(piece, offsets[late_idx])
@@ -287,15 +286,14 @@ class Pipeline:
         stats.duplicates += int((~keep).sum())
         if not keep.all():
             table = table.filter(pa.array(keep))
+        stats.timed("event time + dedup", t)
         stats.accepted += table.num_rows
         batch.fresh.setdefault(topic, []).append(table)
 
-    def _advance(self, piece: Slice, topic: Topic | None) -> None:
-        old = self._partitions.get(piece.partition)
+    def _advance(self, piece: Slice, topic: str) -> None:
+        """Record where the partition now stands (position and largest event time)."""
         self._partitions[piece.partition] = PartitionState(
-            piece.topic if topic is None else topic.value,
-            piece.next_position,
-            old.max_ts if old is not None else NO_TS,
+            topic, piece.next_position, self._watermarks.max_ts.get(piece.partition, NO_TS)
         )
 
     def close(self) -> None:
