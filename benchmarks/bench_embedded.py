@@ -6,7 +6,8 @@ Every measurement runs in a fresh child process (clean peak RSS, no warm caches 
 - ``embedded``: end to end (simulator -> decode/validate -> event time + dedup -> DuckDB
   aggregates -> one store commit per micro-batch), both cores, the simulator reading ahead
   on a background thread;
-- ``embedded-1thread``: the same without read-ahead, to show what the second core buys.
+- ``embedded-1thread``: the same without read-ahead, to show what the second core buys;
+- ``engine``: the engine alone, on batches simulated before the clock starts.
 
 For each size (default 1 M and 10 M events) it prints events/s, peak RSS and where the time
 goes (seconds per engine phase), as a table and as bars.
@@ -26,8 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+
+from backbeat.transport.base import Slice, Source
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 BATCH = 500_000
@@ -54,9 +58,12 @@ def child(mode: str, events: int, users: int) -> dict[str, object]:
     else:
         folder = Path(tempfile.mkdtemp(prefix="backbeat-bench-"))
         store = DuckDBStore.in_dir(folder)
-        source = SimulatorSource(sim, step_ms=600_000)
-        wrapped = Prefetching(source, BATCH, worker="process") if mode == "embedded" else source
-        pipeline = Pipeline(wrapped, store, EngineSettings(max_batch_events=BATCH))
+        source: Source = SimulatorSource(sim, step_ms=600_000)
+        if mode == "embedded":
+            source = Prefetching(source, BATCH, worker="process")
+        elif mode == "engine":
+            source = _Replay(source, events)
+        pipeline = Pipeline(source, store, EngineSettings(max_batch_events=BATCH))
         t0 = time.perf_counter()
         report = pipeline.run(max_events=events)
         seconds = time.perf_counter() - t0
@@ -73,6 +80,29 @@ def child(mode: str, events: int, users: int) -> dict[str, object]:
         "peak_rss_mib": rss_mib,
         "phases": phases,
     }
+
+
+class _Replay(Source):
+    """Hands out batches that were all produced before the clock started."""
+
+    def __init__(self, inner: Source, events: int) -> None:
+        inner.open({})
+        self._batches: list[list[Slice]] = []
+        total = 0
+        while total < events and not inner.exhausted:
+            slices = inner.poll(BATCH)
+            self._batches.append(slices)
+            total += sum(len(s.offsets) for s in slices)
+
+    def open(self, positions: Mapping[str, int]) -> None:
+        pass
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._batches
+
+    def poll(self, max_events: int) -> list[Slice]:
+        return self._batches.pop(0) if self._batches else []
 
 
 def run_child(mode: str, events: int, users: int) -> dict[str, object]:
@@ -104,7 +134,9 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--modes", nargs="+", default=["simulator", "embedded", "embedded-1thread"])
+    parser.add_argument(
+        "--modes", nargs="+", default=["simulator", "embedded", "embedded-1thread", "engine"]
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args()
