@@ -22,12 +22,14 @@ from typing import Annotated, Any, TypeVar
 
 import pyarrow as pa
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from backbeat import __version__
 from backbeat.errors import BackbeatError, ConfigError
 from backbeat.settings import Settings
+from backbeat.sinks.duckdb_store import DEFAULT_FILE
 
 app = typer.Typer(
     name="backbeat",
@@ -55,16 +57,35 @@ OPTS = _Opts()
 def _root(
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
-    log_level: Annotated[str | None, typer.Option(help="Logging level (default WARNING).")] = None,
+    log_level: Annotated[
+        LogLevel | None, typer.Option(help="Logging level (default WARNING).")
+    ] = None,
 ) -> None:
     """backbeat: simulate, stream, aggregate in event time, and query a music service."""
     OPTS.json, OPTS.debug = json_output, debug
-    level = "DEBUG" if debug else (log_level or Settings().log_level)
+    level = "DEBUG" if debug else (log_level or _guard(_settings).log_level)
     logging.basicConfig(
         level=level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+def _settings() -> Settings:
+    """Settings from the environment; a bad BACKBEAT_* value is a one-line ConfigError."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        name = "BACKBEAT_" + str(problem["loc"][0]).upper() if problem["loc"] else "BACKBEAT_*"
+        raise ConfigError(f"{name}={problem.get('input')!r}: {problem['msg']}") from None
 
 
 def _guard(fn: Callable[[], T]) -> T:
@@ -213,7 +234,7 @@ def stream(
     from backbeat.ui.progress import StatusLine
 
     def body() -> None:
-        settings = Settings()
+        settings = _settings()
         engine = EngineSettings(
             lateness_ms=int(lateness * 1000) if lateness is not None else settings.lateness_ms,
             max_batch_events=batch_size or settings.max_batch_events,
@@ -278,8 +299,8 @@ def query(
     from backbeat.sinks.duckdb_store import DuckDBStore
 
     def body() -> None:
-        folder = store or Settings().store
-        path = folder / "backbeat.duckdb"
+        folder = store or _settings().store
+        path = folder / DEFAULT_FILE
         if not path.exists():
             raise ConfigError(
                 f"no store in {str(folder)!r}: run `backbeat stream` or `backbeat demo` first"
@@ -335,18 +356,22 @@ def demo(
     from backbeat.ui.live import LiveView
 
     def body() -> None:
-        settings = Settings()
+        settings = _settings()
         folder = store or settings.store / "demo"
-        for stale in folder.glob("backbeat.duckdb*"):  # a demo always starts from scratch
-            stale.unlink()
-        db = DuckDBStore.in_dir(folder)
+        db = DuckDBStore.in_dir(folder)  # fails clearly if another process holds it
+        if any(not p.startswith("simulator:") for p in db.load_state().partitions):
+            db.close()
+            raise ConfigError(
+                f"{str(folder)!r} holds results of `backbeat stream`; the demo starts from an "
+                "empty store: give --store another folder"
+            )
+        db.reset()  # a demo always starts from scratch
         source = wiring.live_source(users=users, seed=seed, speed=speed)
         view = LiveView(
             db, console, title=f"backbeat demo · {users:,} users · ×{speed:g} event time"
         )
-        pipeline = Pipeline(
-            source, db, EngineSettings(lateness_ms=settings.lateness_ms), on_batch=view.on_batch
-        )
+        engine = EngineSettings(lateness_ms=settings.lateness_ms, max_future_ms=None)
+        pipeline = Pipeline(source, db, engine, on_batch=view.on_batch)
         try:
             with view:
                 report = pipeline.run(timeout=duration)

@@ -34,13 +34,13 @@ class MissingExtraError(TerminalError):
         )
 
 
-class SourceError(BackbeatError):
+class SourceError(TerminalError):
     """A source of events cannot be read (missing file, unreadable input)."""
 
 
-class StoreError(BackbeatError):
+class StoreError(TerminalError):
     """The store cannot be opened or written."""
 
 
-class StoreLockedError(StoreError, TransientError):
+class StoreLockedError(TransientError):
     """Another process holds the store; wait for it or point at another --store."""

@@ -142,3 +142,33 @@ def test_demo_shows_live_numbers_within_5_s_and_exits_0(tmp_path: Path) -> None:
     assert first_live is not None, seen[-2000:]
     assert first_live < 5.0, (first_live, seen[-2000:])
     assert b"demo done" in seen
+
+
+def test_a_bad_environment_setting_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKBEAT_MAX_BATCH_EVENTS", "0")
+    code, text = _run("version")
+    assert code == 1
+    assert "BACKBEAT_MAX_BATCH_EVENTS=" in text
+    assert "Traceback" not in text
+
+
+def test_dead_letters_with_any_bytes_can_be_listed(events: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = (events / "auth_events.jsonl").read_bytes()
+    (folder / "auth_events.jsonl").write_bytes(b'{"city": "Ta\xff\xfepa"}\n\xff\n' + good)
+    store = str(tmp_path / "store")
+    assert _run("stream", "--input", str(folder), "--store", store)[0] == 0
+    code, text = _run("--json", "query", "dead-letters", "--store", store)
+    assert code == 0, text
+    rows = json.loads(text)
+    assert len(rows) == 2
+    assert {r["reason"].split(":")[0] for r in rows} <= {"not_json", "missing_field"}
+
+
+def test_demo_refuses_to_wipe_a_stream_store(events: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "store")
+    assert _run("stream", "--input", str(events), "--store", store, "--max-events", "10")[0] == 0
+    code, text = _run("demo", "--duration", "1", "--store", store)
+    assert code == 1
+    assert "holds results of `backbeat stream`" in text

@@ -39,9 +39,6 @@ pytestmark = pytest.mark.slow
 
 KILLS = 10
 BATCH = 25_000
-# `null` lines can crash the engine outright (see test_malformed.py); keep them out of here so
-# this test is about exactly-once, not about that bug.
-CATEGORIES = tuple(c for c in STANDARD if c != "json_null")
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +52,7 @@ def big_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expecte
         late_allowed=300,
         late_dups=50,
         malformed=650,
-        categories=CATEGORIES,
+        categories=STANDARD,
         bogus_lines=100,
     )
     log = write_log(tmp_path_factory.mktemp("big") / "in", tables, seed=72, trouble=trouble)

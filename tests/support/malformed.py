@@ -214,17 +214,13 @@ CATEGORIES: dict[str, Category] = {
     "inconsistent": Category(_inconsistent, ("inconsistent",), (Topic.LISTEN,)),
     "empty": Category(_empty, ("empty",)),
     "not_object": Category(_not_object, ("wrong_type",)),
-    # `null` parses as an all-null row on the fast path and as "not an object" on the slow
-    # path: either reason is fine as long as it is a dead letter.
-    "json_null": Category(_json_null, ("wrong_type", "missing_field")),
+    # Any record not starting with "{" is classified record by record: "not an object".
+    "json_null": Category(_json_null, ("wrong_type",)),
     "nan": Category(_nan, ("not_json",)),
     "bad_utf8": Category(_bad_utf8, ("not_json",)),
 }
 UNKNOWN_TOPIC = "unknown_topic"
 """Category of every line of ``bogus_events.jsonl`` (reason prefix ``unknown_topic``)."""
 
-ENGINE_BUGS = ("nan", "bad_utf8")
-"""Categories the engine currently accepts or crashes on (see tests/engine/test_malformed.py)."""
-
-STANDARD = tuple(c for c in CATEGORIES if c not in ENGINE_BUGS)
-"""The categories mixed into logs by default."""
+STANDARD = tuple(CATEGORIES)
+"""The categories mixed into logs by default: all of them."""

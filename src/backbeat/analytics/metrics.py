@@ -81,7 +81,7 @@ def _per_minute(name: str, view: str, dims: tuple[tuple[str, str, str], ...], va
     )
 
 
-_ENGAGEMENT_DIMS: Final = ("genre", "platform", "country", "mood")
+ENGAGEMENT_DIMENSIONS: Final = ("genre", "platform", "country", "mood")
 _ENGAGEMENT_SQL: Final = " UNION ALL ".join(
     f"SELECT {_W} AS window_start, '{dim}' AS dimension, {dim} AS value, "
     "count(*)::BIGINT AS listens, count_if(completed)::BIGINT AS completed, "
@@ -90,7 +90,7 @@ _ENGAGEMENT_SQL: Final = " UNION ALL ".join(
     f"coalesce(sum(rating::DECIMAL(18, 6)), 0)::{DECIMAL} AS rating_sum, "
     "count(rating)::BIGINT AS rating_count "
     f"FROM listens GROUP BY ALL"
-    for dim in _ENGAGEMENT_DIMS
+    for dim in ENGAGEMENT_DIMENSIONS
 )
 
 METRICS: Final[tuple[Metric, ...]] = (

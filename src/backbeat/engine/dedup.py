@@ -59,15 +59,25 @@ def _repeats(con: duckdb.DuckDBPyConnection, values: pa.Array) -> tuple[I64, I64
     return rows, where[rows].astype(np.int64)
 
 
-def _pack(session: pa.Array | pa.ChunkedArray, item: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """(sessionId, itemInSession) as one value: an int64 when both fit, else a string."""
+def _fits(session: pa.Array | pa.ChunkedArray, item: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every (sessionId, itemInSession) packs into one int64."""
     s = np.asarray(session, dtype=np.int64)
     i = np.asarray(item, dtype=np.int64)
-    fits = len(s) == 0 or (
+    return len(s) == 0 or bool(
         s.min() >= 0 and s.max() < _SESSION_LIMIT and i.min() >= 0 and i.max() < (1 << _ITEM_BITS)
     )
-    if fits:
-        return pa.array((s << _ITEM_BITS) | i)
+
+
+def _pack(
+    session: pa.Array | pa.ChunkedArray, item: pa.Array | pa.ChunkedArray, as_int: bool
+) -> pa.Array:
+    """(sessionId, itemInSession) as one value: an int64 (see :func:`_fits`) or a string.
+
+    Both sides of a comparison must be packed the same way.
+    """
+    if as_int:
+        s = np.asarray(session, dtype=np.int64)
+        return pa.array((s << _ITEM_BITS) | np.asarray(item, dtype=np.int64))
     return pc.binary_join_element_wise(
         pc.cast(session, pa.string()), pc.cast(item, pa.string()), ":"
     )
@@ -142,19 +152,21 @@ class Deduplicator:
         if n == 0:
             return np.zeros(0, dtype=bool)
         ids = table.column("eventId").combine_chunks()
-        keys = _pack(table.column("sessionId"), table.column("itemInSession"))
+        sessions, items = table.column("sessionId"), table.column("itemInSession")
+        known = self._seen.get(topic)
+        as_int = _fits(sessions, items) and (
+            known is None or _fits(known.column("session_id"), known.column("item"))
+        )
+        keys = _pack(sessions, items, as_int)
         ts = table.column("ts").to_numpy()
         dup = _earlier_in_horizon(scratch(), ids, ts, horizon)
         dup |= _earlier_in_horizon(scratch(), keys, ts, horizon)
-        known = self._seen.get(topic)
         if known is not None and known.num_rows:
             known_ts = known.column("ts").to_numpy()
             dup |= _known_in_horizon(
                 ids, known.column("event_id").combine_chunks(), known_ts, horizon
             )
-            old = _pack(known.column("session_id"), known.column("item"))
-            if old.type != keys.type:
-                keys, old = pc.cast(keys, pa.string()), pc.cast(old, pa.string())
+            old = _pack(known.column("session_id"), known.column("item"), as_int)
             dup |= _known_in_horizon(keys, old, known_ts, horizon)
         added = pa.table(
             [ids, table.column("sessionId"), table.column("itemInSession"), table.column("ts")],

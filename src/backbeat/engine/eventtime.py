@@ -4,8 +4,11 @@ Each partition (a file, a Kafka partition, a simulator topic) keeps the largest 
 time it has delivered. An event is *late* when its ``ts`` is below that maximum, as it stood
 before the event, minus the allowed lateness. Because the rule depends only on the order of
 events inside a partition, the same log gives the same verdicts however it is cut into
-batches or restarted. A topic's watermark is the smallest of its partitions' watermarks; a
-1-minute window is final once the watermark reaches its end.
+batches or restarted. A topic's watermark is the smallest of the watermarks of its *open*
+partitions (those the running source may still deliver from); an open partition that has not
+delivered anything yet holds the topic back, a finished one no longer counts, and partitions
+of earlier runs on other inputs are ignored. A 1-minute window is final once the watermark
+reaches its end.
 
 Next: ``dedup.py``, ``pipeline.py``.
 """
@@ -27,6 +30,7 @@ class Watermarks:
         self.lateness_ms = lateness_ms
         self.max_ts: dict[str, int] = dict(max_ts)
         self.topic_of: dict[str, str] = dict(topics)
+        self._this_run: set[str] = set()
 
     def advance(
         self, topic: str, partition: str, ts: npt.NDArray[np.int64]
@@ -34,6 +38,7 @@ class Watermarks:
         """Each event's watermark (latest earlier ts of its partition - lateness), in order;
         an event is late when its ``ts`` is below it. Advances the partition's maximum."""
         self.topic_of.setdefault(partition, topic)
+        self._this_run.add(partition)
         before = self.max_ts.get(partition, NO_TS)
         if len(ts) == 0:
             return np.zeros(0, dtype=np.int64)
@@ -52,11 +57,18 @@ class Watermarks:
         late: npt.NDArray[np.bool_] = ts < self.advance(topic, partition, ts)
         return late
 
-    def watermark(self, topic: str) -> int | None:
-        """The topic's watermark: min over its partitions of (max ts - lateness); None if unseen."""
-        marks = [
-            m - self.lateness_ms
-            for p, m in self.max_ts.items()
-            if self.topic_of.get(p) == topic and m != NO_TS
-        ]
-        return min(marks) if marks else None
+    def watermark(self, topic: str, open_partitions: Mapping[str, str] | None = None) -> int | None:
+        """The topic's watermark, or None while one of its open partitions has no event yet.
+
+        Args:
+            topic: the topic.
+            open_partitions: partition -> topic of what the source may still deliver; None
+                when the source cannot tell (then: the partitions seen in this run).
+        """
+        members = [p for p, t in (open_partitions or {}).items() if t == topic]
+        if not members:  # unknown, or all finished: what this run has read
+            members = [p for p in self._this_run if self.topic_of.get(p) == topic]
+        marks = [self.max_ts.get(p, NO_TS) for p in members]
+        if not marks or NO_TS in marks:
+            return None
+        return min(marks) - self.lateness_ms

@@ -12,6 +12,7 @@ Next: ``eventtime.py``, ``dedup.py``, ``backbeat.sinks.duckdb_store``.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -27,9 +28,8 @@ import pyarrow as pa
 from backbeat.analytics.compute import BatchAggregator
 from backbeat.engine.dedup import Deduplicator
 from backbeat.engine.eventtime import NO_TS, Watermarks
-from backbeat.events.codec import DeadLetter, decode_batch, encode_table
-from backbeat.events.schema import Topic, arrow_schema, parse_topic
-from backbeat.events.validate import check
+from backbeat.events.codec import DeadLetter, decode_batch, validate_table
+from backbeat.events.schema import Topic, parse_topic
 from backbeat.sinks.base import (
     DEAD_LETTER_SCHEMA,
     BatchStats,
@@ -52,11 +52,15 @@ class EngineSettings:
         lateness_ms: how far behind a partition's latest event time an event may arrive.
         max_batch_events: upper bound of messages per micro-batch.
         idle_sleep_s: pause when the source has nothing ready.
+        max_future_ms: events stamped further than this ahead of the wall clock are dead
+            letters (a broken device clock must not push the watermark into the future);
+            None for sources whose clock runs ahead on purpose (the accelerated demo).
     """
 
     lateness_ms: int = 120_000
     max_batch_events: int = 500_000
     idle_sleep_s: float = 0.05
+    max_future_ms: int | None = 86_400_000
 
 
 @dataclass(slots=True)
@@ -127,7 +131,7 @@ class Pipeline:
     def _restore(self, state: EngineState) -> None:
         self._batch_id = state.batch_id
         self._partitions = dict(state.partitions)
-        self._csv_mark = state.csv
+        self._csv_mark = state.csv.get(str(self.csv.path)) if self.csv is not None else None
         self._watermarks = Watermarks(
             self.settings.lateness_ms,
             {p: s.max_ts for p, s in state.partitions.items()},
@@ -135,7 +139,7 @@ class Pipeline:
         )
         self._dedup = Deduplicator(state.seen)
         if self.csv is not None:
-            self.csv.recover(self.store, state.csv)
+            self.csv.recover(self.store, self._csv_mark)
         self.source.open({p: s.position for p, s in state.partitions.items()})
         if state.batch_id:
             log.info(
@@ -195,7 +199,7 @@ class Pipeline:
         t = time.perf_counter()
         fresh = {topic: pa.concat_tables(parts) for topic, parts in batch.fresh.items()}
         for topic in Topic:
-            wm = self._watermarks.watermark(topic.value)
+            wm = self._watermarks.watermark(topic.value, self.source.partitions())
             if wm is not None:
                 self._dedup.prune(topic.value, wm)
         t = stats.timed("event time + dedup", t)
@@ -206,7 +210,7 @@ class Pipeline:
             csv_plan = self.csv.plan(
                 self.store,
                 self._csv_mark,
-                self._watermarks.watermark(Topic.LISTEN.value),
+                self._watermarks.watermark(Topic.LISTEN.value, self.source.partitions()),
                 partials["genre_minute"],
             )
         self._batch_id += 1
@@ -239,7 +243,7 @@ class Pipeline:
         if topic is None:
             self._advance(piece, piece.topic)
             reason = f"unknown_topic: {piece.topic!r} is not one of backbeat's topics"
-            raws = piece.payloads if isinstance(piece, RawSlice) else _raw_rows(piece)
+            raws = piece.payloads if isinstance(piece, RawSlice) else _raws_at(piece, piece.offsets)
             batch.dead.extend(
                 (piece.topic, piece.partition, DeadLetter(bytes(r), int(o), reason))
                 for r, o in zip(raws, piece.offsets.tolist(), strict=True)
@@ -256,6 +260,8 @@ class Pipeline:
         batch.dead.extend((topic.value, piece.partition, d) for d in dead)
         stats.dead += len(dead)
 
+        if self.settings.max_future_ms is not None:
+            table, offsets = self._drop_future(topic, piece, table, offsets, batch)
         ts = table.column("ts").to_numpy()
         marks = self._watermarks.advance(topic.value, piece.partition, ts)
         late = ts < marks
@@ -279,7 +285,7 @@ class Pipeline:
             stats.late += len(late_idx)
             table = table.filter(pa.array(~late))
             marks = marks[~late]
-        keep_from = self._watermarks.watermark(topic.value)
+        keep_from = self._watermarks.watermark(topic.value, self.source.partitions())
         keep = self._dedup.fresh_mask(
             topic.value, table, marks, NO_TS if keep_from is None else keep_from
         )
@@ -289,6 +295,24 @@ class Pipeline:
         stats.timed("event time + dedup", t)
         stats.accepted += table.num_rows
         batch.fresh.setdefault(topic, []).append(table)
+
+    def _drop_future(
+        self, topic: Topic, piece: Slice, table: pa.Table, offsets: np.ndarray, batch: _Batch
+    ) -> tuple[pa.Table, np.ndarray]:
+        assert self.settings.max_future_ms is not None
+        limit = int(time.time() * 1000) + self.settings.max_future_ms
+        ts = table.column("ts").to_numpy()
+        future = ts > limit
+        if not future.any():
+            return table, offsets
+        idx = np.flatnonzero(future)
+        reason = f"out_of_range: ts is more than {self.settings.max_future_ms} ms in the future"
+        batch.dead.extend(
+            (topic.value, piece.partition, DeadLetter(raw, int(offsets[i]), reason))
+            for i, raw in zip(idx.tolist(), _raws_at(piece, offsets[idx]), strict=True)
+        )
+        batch.stats.dead += len(idx)
+        return table.filter(pa.array(~future)), offsets[~future]
 
     def _advance(self, piece: Slice, topic: str) -> None:
         """Record where the partition now stands (position and largest event time)."""
@@ -303,35 +327,22 @@ class Pipeline:
 
 def _checked(topic: Topic, piece: ArrowSlice) -> tuple[pa.Table, np.ndarray, list[DeadLetter]]:
     """Validate an in-process slice (already typed) against the contract."""
-    table = piece.table.cast(arrow_schema(topic))
-    reasons = check(topic, table)
-    if reasons.null_count == len(reasons):
-        return table, piece.offsets, []
-    bad = ~np.asarray(reasons.is_null(), dtype=bool)
-    bad_idx = np.flatnonzero(bad)
-    raws = encode_table(topic, table.take(pa.array(bad_idx))).splitlines()
-    dead = [
-        DeadLetter(raw, int(piece.offsets[i]), str(reasons[i]))
-        for i, raw in zip(bad_idx.tolist(), raws, strict=True)
-    ]
-    return table.filter(pa.array(~bad)), piece.offsets[~bad], dead
+    decoded = validate_table(topic, piece.table, piece.offsets, lambda idx: _rows_json(piece, idx))
+    return decoded.table, decoded.offsets, decoded.dead
 
 
-def _raw_rows(piece: ArrowSlice) -> list[bytes]:
-    topic = parse_topic(piece.topic)
-    if topic is None:
-        return [repr(row).encode() for row in piece.table.to_pylist()]
-    return encode_table(topic, piece.table).splitlines()
+def _rows_json(piece: ArrowSlice, idx: list[int]) -> list[bytes]:
+    """Rows of a typed slice as JSON, for dead letters (any columns, as they came)."""
+    rows = piece.table.take(pa.array(idx, pa.int64())).to_pylist()
+    return [json.dumps(r, default=str, sort_keys=False).encode() for r in rows]
 
 
 def _raws_at(piece: Slice, offsets: np.ndarray) -> list[bytes]:
     """Raw bytes of the messages at ``offsets`` (for dead letters)."""
-    idx = np.searchsorted(piece.offsets, offsets)
+    idx = np.searchsorted(piece.offsets, offsets).tolist()
     if isinstance(piece, RawSlice):
-        return [bytes(piece.payloads[i]) for i in idx.tolist()]
-    topic = parse_topic(piece.topic)
-    assert topic is not None
-    return encode_table(topic, piece.table.take(pa.array(idx))).splitlines()
+        return [bytes(piece.payloads[i]) for i in idx]
+    return _rows_json(piece, idx)
 
 
 @contextmanager

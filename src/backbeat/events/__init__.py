@@ -3,7 +3,7 @@
 Start with ``schema.py`` (the fields and rules), then ``codec.py`` (bytes <-> Arrow).
 """
 
-from backbeat.events.codec import Decoded, DeadLetter, decode_batch, encode_records, encode_table
+from backbeat.events.codec import DeadLetter, Decoded, decode_batch, encode_records, encode_table
 from backbeat.events.schema import SCHEMA_VERSION, TOPICS, Topic, arrow_schema, parse_topic
 
 __all__ = [

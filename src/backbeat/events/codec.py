@@ -13,7 +13,7 @@ Next: ``validate.py`` (contract rules), ``backbeat.engine`` (who calls :func:`de
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Final
@@ -61,13 +61,8 @@ class Decoded:
 
 def encode_table(topic: Topic, table: pa.Table) -> bytes:
     """Encode a batch as NDJSON: one object per row, keys in contract order, nulls omitted."""
-    return b"".join(iter_encoded(topic, table))
-
-
-def iter_encoded(topic: Topic, table: pa.Table) -> list[bytes]:
-    """Encode a batch as NDJSON chunks (no large intermediate copy); see :func:`encode_table`."""
     if table.num_rows == 0:
-        return []
+        return b""
     cols = ", ".join(f'"{f.name}"' for f in FIELDS[topic])
     con = scratch()
     con.register("batch", table)
@@ -78,7 +73,7 @@ def iter_encoded(topic: Topic, table: pa.Table) -> list[bytes]:
         ).to_arrow_table()
     finally:
         con.unregister("batch")
-    return [_string_data(chunk) for chunk in result.column(0).chunks]
+    return b"".join(_string_data(chunk) for chunk in result.column(0).chunks)
 
 
 def _string_data(array: pa.Array) -> bytes:
@@ -168,21 +163,61 @@ def _validated(
     offsets: Offsets,
     dead: list[DeadLetter],
 ) -> Decoded:
-    schema = arrow_schema(topic)
+    return validate_table(topic, table, offsets, lambda idx: [payloads[i] for i in idx], dead)
+
+
+def validate_table(
+    topic: Topic,
+    table: pa.Table,
+    offsets: Offsets,
+    raw_of: Callable[[list[int]], list[bytes]],
+    dead: list[DeadLetter] | None = None,
+) -> Decoded:
+    """Apply the contract rules to a typed batch (any column order, nullable columns).
+
+    Args:
+        topic: whose rules apply.
+        table: the batch; missing columns count as null, columns are cast to the contract.
+        offsets: source position of each row.
+        raw_of: the raw bytes of the rows at the given indices (for dead letters).
+        dead: dead letters found earlier in the same batch, kept in the result.
+    """
+    dead = list(dead or [])
+    loose = pa.schema([f.with_nullable(True) for f in arrow_schema(topic)])
+    try:
+        table = pa.table(
+            [
+                table.column(f.name).cast(f.type)
+                if f.name in table.column_names
+                else pa.nulls(table.num_rows, f.type)
+                for f in loose
+            ],
+            schema=loose,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        reason = f"wrong_type: {str(exc)[:200]}"
+        every = list(range(table.num_rows))
+        dead += [
+            DeadLetter(r, int(offsets[i]), reason)
+            for i, r in zip(every, raw_of(every), strict=True)
+        ]
+        return Decoded(arrow_schema(topic).empty_table(), offsets[:0], sorted(dead, key=_offset))
     reasons = check(topic, table)
-    dead.sort(key=lambda d: d.offset)
-    if reasons.null_count == len(reasons):
-        return Decoded(table.cast(schema), offsets, dead)
-    bad_idx = np.flatnonzero(pc.is_valid(reasons).to_numpy(zero_copy_only=False))
-    bad_reasons = reasons.take(pa.array(bad_idx)).to_pylist()
-    dead.extend(
-        DeadLetter(payloads[i], int(offsets[i]), r)
-        for i, r in zip(bad_idx.tolist(), bad_reasons, strict=True)
-    )
-    dead.sort(key=lambda d: d.offset)
-    good = np.ones(len(reasons), dtype=bool)
-    good[bad_idx] = False
-    return Decoded(table.filter(pa.array(good)).cast(schema), offsets[good], dead)
+    good = np.ones(table.num_rows, dtype=bool)
+    if reasons.null_count != len(reasons):
+        bad_idx = np.flatnonzero(pc.is_valid(reasons).to_numpy(zero_copy_only=False)).tolist()
+        bad_reasons = reasons.take(pa.array(bad_idx, pa.int64())).to_pylist()
+        dead += [
+            DeadLetter(raw, int(offsets[i]), r)
+            for i, raw, r in zip(bad_idx, raw_of(bad_idx), bad_reasons, strict=True)
+        ]
+        good[bad_idx] = False
+        table = table.filter(pa.array(good))
+    return Decoded(table.cast(arrow_schema(topic)), offsets[good], sorted(dead, key=_offset))
+
+
+def _offset(letter: DeadLetter) -> int:
+    return letter.offset
 
 
 def _decode_slow(topic: Topic, payloads: Sequence[bytes], offsets: Offsets) -> Decoded:

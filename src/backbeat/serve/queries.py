@@ -10,15 +10,12 @@ Next: ``backbeat.sinks.duckdb_store`` (the tables), ``backbeat.cli`` (the caller
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
 
 import pyarrow as pa
 
-from backbeat.analytics.metrics import BY_NAME, merged_sql
+from backbeat.analytics.metrics import BY_NAME, ENGAGEMENT_DIMENSIONS
 from backbeat.errors import ConfigError
-from backbeat.sinks.duckdb_store import DuckDBStore
-
-ENGAGEMENT_DIMENSIONS: Final = ("genre", "platform", "country", "mood")
+from backbeat.sinks.duckdb_store import DuckDBStore, merged_view
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +40,7 @@ class TimeRange:
 
 
 def _merged(name: str) -> str:
-    return f"({merged_sql(BY_NAME[name], 'm_' + name)})"
+    return merged_view(BY_NAME[name])
 
 
 def top_songs(store: DuckDBStore, span: TimeRange, limit: int = 10) -> pa.Table:
@@ -108,37 +105,9 @@ def active_users(store: DuckDBStore, span: TimeRange, limit: int = 10_000) -> pa
 def dead_letters(store: DuckDBStore, limit: int = 100) -> pa.Table:
     return store.sql(
         'SELECT topic, partition, "offset", reason, '
-        "CASE WHEN octet_length(raw) > 120 THEN substr(decode(raw), 1, 120) || '...' "
-        "ELSE decode(raw) END AS raw, received_at "
+        # A blob cast escapes bytes that are not UTF-8 (dead letters often hold such bytes).
+        "CASE WHEN octet_length(raw) > 120 THEN substr(raw::VARCHAR, 1, 120) || '...' "
+        "ELSE raw::VARCHAR END AS raw, received_at "
         'FROM dead_letters ORDER BY batch_id DESC, "offset" DESC LIMIT ?',
         (limit,),
     )
-
-
-def dead_letter_counts(store: DuckDBStore) -> pa.Table:
-    return store.sql(
-        "SELECT topic, split_part(reason, ':', 1) AS reason, count(*) AS records "
-        "FROM dead_letters GROUP BY ALL ORDER BY records DESC"
-    )
-
-
-def totals(store: DuckDBStore) -> dict[str, int]:
-    """Running totals from batch statistics (events in, accepted, duplicates, late, dead)."""
-    row = store.sql(
-        "SELECT coalesce(sum(events_in), 0)::BIGINT AS events_in, "
-        "coalesce(sum(accepted), 0)::BIGINT AS accepted, "
-        "coalesce(sum(duplicates), 0)::BIGINT AS duplicates, "
-        "coalesce(sum(late), 0)::BIGINT AS late, coalesce(sum(dead), 0)::BIGINT AS dead, "
-        "count(*)::BIGINT AS batches FROM meta_batches"
-    ).to_pylist()[0]
-    return {k: int(v) for k, v in row.items()}
-
-
-QUERIES: Final = (
-    "top-songs",
-    "top-artists",
-    "genre-windows",
-    "engagement",
-    "active-users",
-    "dead-letters",
-)

@@ -54,7 +54,11 @@ class PartitionState:
 
 @dataclass(slots=True)
 class BatchStats:
-    """Counts for one micro-batch, and seconds spent per phase (source, decode, aggregate...)."""
+    """Counts for one micro-batch, and seconds spent per phase (source, decode, aggregate...).
+
+    ``seconds`` as stored with a commit covers the batch up to the commit (the commit itself
+    cannot time itself); the ``commit`` phase and a run's total include it.
+    """
 
     events_in: int = 0
     accepted: int = 0
@@ -78,7 +82,8 @@ class EngineState:
     batch_id: int = 0
     partitions: dict[str, PartitionState] = field(default_factory=dict)
     seen: pa.Table | None = None
-    csv: CsvMark | None = None
+    csv: dict[str, CsvMark] = field(default_factory=dict)
+    """CSV marks by file path (a store may have fed several CSV files over time)."""
 
 
 @dataclass(frozen=True, slots=True)

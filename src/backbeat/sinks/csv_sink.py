@@ -22,9 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from backbeat.analytics.metrics import WINDOW_MS
+from backbeat.errors import ConfigError
 from backbeat.sinks.base import CsvMark, Store
 
 HEADER: Final = b"window_start,window_end,genre,count\n"
+_NO_WINDOW: Final = -(2**62)
 
 
 def _iso(ms: int) -> str:
@@ -65,6 +67,16 @@ class CsvSink:
     def recover(self, store: Store, mark: CsvMark | None) -> None:
         """Make the file hold exactly what ``mark`` says (after a crash at any point)."""
         if mark is None or Path(mark.path) != self.path:
+            return
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size < mark.size_before:  # deleted or cut short by hand: rebuild it all
+            data = HEADER + render(self._final_rows(store, _NO_WINDOW, mark.until))
+            if len(data) != mark.size_after:
+                raise ConfigError(
+                    f"{str(self.path)!r} was changed outside backbeat and cannot be rebuilt "
+                    "exactly; give --csv a new file name"
+                )
+            self._write_at(0, data)
             return
         data = self._final_rows(store, mark.until_before, mark.until)
         self._write_at(mark.size_before, (HEADER if mark.size_before == 0 else b"") + render(data))

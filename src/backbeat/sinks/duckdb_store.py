@@ -7,11 +7,12 @@ the CSV mark and batch statistics live in ``meta_*`` tables next to the results,
 ``COMMIT`` moves all of them together.
 
 Next: ``base.py`` (the contract), ``backbeat.engine.pipeline`` (the writer),
-``backbeat.query`` (the readers).
+``backbeat.serve.queries`` (the readers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
-from backbeat.analytics.metrics import METRICS, Metric, merged_sql
+from backbeat.analytics.metrics import BY_NAME, METRICS, Metric, merged_sql
 from backbeat.engine.dedup import SEEN_SCHEMA
 from backbeat.errors import StoreError, StoreLockedError
 from backbeat.sinks.base import (
@@ -52,6 +53,11 @@ _META_DDL: Final = (
 
 def _table(metric: Metric) -> str:
     return f"m_{metric.name}"
+
+
+def merged_view(metric: Metric) -> str:
+    """A subquery of the metric's final rows, for read queries against this store."""
+    return f"({merged_sql(metric, _table(metric))})"
 
 
 class DuckDBStore(Store):
@@ -107,12 +113,11 @@ class DuckDBStore(Store):
         csv_rows = self._con.execute(
             "SELECT path, until_before, until, size_before, size_after FROM meta_csv"
         ).fetchall()
-        csv_row = csv_rows[0] if csv_rows else None
         return EngineState(
             batch_id=int(batch[0]) if batch else 0,
             partitions=partitions,
             seen=seen,
-            csv=CsvMark(*csv_row) if csv_row else None,
+            csv={row[0]: CsvMark(*row) for row in csv_rows},
         )
 
     # ------------------------------------------------------------------ commit
@@ -168,9 +173,12 @@ class DuckDBStore(Store):
             if self._compact_every and commit.batch_id % self._compact_every == 0:
                 self._compact()
             con.execute("COMMIT")
-        except duckdb.Error as exc:
-            con.execute("ROLLBACK")
-            raise StoreError(f"commit of batch {commit.batch_id} failed: {exc}") from exc
+        except BaseException as exc:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error):
+                raise StoreError(f"commit of batch {commit.batch_id} failed: {exc}") from exc
+            raise
 
     def _compact(self) -> None:
         """Fold each metric's partial rows into one row per key (caller holds a transaction)."""
@@ -181,20 +189,24 @@ class DuckDBStore(Store):
             self._con.execute(f"INSERT INTO {table} SELECT * FROM _compact")
             self._con.execute("DROP TABLE _compact")
 
-    def compact(self) -> None:
-        """Fold partial rows now (also done automatically every ``compact_every`` batches)."""
+    def reset(self) -> None:
+        """Delete every result, dead letter and position (one transaction)."""
+        tables = [_table(m) for m in METRICS] + [
+            "meta_partitions", "meta_seen", "meta_csv", "meta_batches", "dead_letters"
+        ]  # fmt: skip
         self._con.execute("BEGIN TRANSACTION")
-        self._compact()
+        for table in tables:
+            self._con.execute(f"DELETE FROM {table}")
         self._con.execute("COMMIT")
 
     # ------------------------------------------------------------------ read
 
     def metric(self, name: str, where: str = "", params: tuple[object, ...] = ()) -> pa.Table:
-        metric = next((m for m in METRICS if m.name == name), None)
+        metric = BY_NAME.get(name)
         if metric is None:
             raise StoreError(f"no metric {name!r}; known: {', '.join(m.name for m in METRICS)}")
         keys = ", ".join(metric.key_names)
-        sql = f"SELECT * FROM ({merged_sql(metric, _table(metric))}) {where} ORDER BY {keys}"
+        sql = f"SELECT * FROM {merged_view(metric)} {where} ORDER BY {keys}"
         return self._con.sql(sql, params=list(params)).to_arrow_table()
 
     def sql(self, query: str, params: tuple[object, ...] = ()) -> pa.Table:

@@ -69,5 +69,14 @@ class Source(ABC):
     def exhausted(self) -> bool:
         """True once a bounded source has handed out everything."""
 
+    def partitions(self) -> Mapping[str, str] | None:
+        """Partitions that may still deliver (partition -> topic); None if not known.
+
+        Watermarks are the minimum over these, so a partition that has not delivered yet
+        holds its topic's watermark back instead of being overtaken, and a finished one no
+        longer does.
+        """
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

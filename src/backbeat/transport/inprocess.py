@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pyarrow as pa
 
+from backbeat.events.schema import Topic
 from backbeat.simulate.simulator import SimBatch, Simulator
 from backbeat.transport.base import ArrowSlice, Slice, Source
 
@@ -41,6 +42,11 @@ class SimulatorSource(Source):
     @property
     def exhausted(self) -> bool:
         return self._done
+
+    def partitions(self) -> dict[str, str]:
+        if self._done:
+            return {}
+        return {PARTITION_PREFIX + t.value: t.value for t in Topic}
 
     def poll(self, max_events: int) -> list[Slice]:
         """Steps until ``max_events`` (or ``steps_per_poll``), one slice per topic."""

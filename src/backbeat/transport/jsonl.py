@@ -2,8 +2,10 @@
 
 A file's topic is its name without ``.jsonl`` (``listen_events.jsonl``); a file named after a
 topic backbeat does not know is still read, and its records become dead letters
-(``unknown_topic``). Only complete lines are handed out, so a file that is still being written
-is safe to stream; a restart resumes at the stored byte offset of every file.
+(``unknown_topic``). With ``follow`` only complete lines are handed out, so a file that is still
+being written is safe to stream; without it a file is read to its end, a last line without a
+newline included. Files share each poll's budget. A restart resumes at the stored byte offset of
+every file.
 
 Next: ``base.py`` (the contract), ``backbeat.engine.pipeline`` (the caller).
 """
@@ -58,21 +60,24 @@ class JsonlSource(Source):
     def exhausted(self) -> bool:
         return self._exhausted
 
+    def partitions(self) -> dict[str, str]:
+        """Files that may still deliver (all of them when following), with their topics."""
+        return {
+            str(p): p.name.removesuffix(".jsonl")
+            for p in self._files
+            if self._follow or self._pos.get(str(p), 0) < _size(p)
+        }
+
     def poll(self, max_events: int) -> list[Slice]:
+        """Lines from every open file, the budget shared between them (none starves)."""
         slices: list[Slice] = []
-        budget = max_events
-        for path in self._files:
-            if budget <= 0:
-                break
-            piece = self._read(path, budget)
+        open_files = [p for p in self._files if str(p) in self.partitions()]
+        share = max(1, max_events // max(1, len(open_files)))
+        for path in open_files:
+            piece = self._read(path, share)
             if piece is not None:
                 slices.append(piece)
-                budget -= len(piece.payloads)
-        self._exhausted = (
-            not self._follow
-            and not slices
-            and all(self._pos[str(p)] >= _size(p) for p in self._files)
-        )
+        self._exhausted = not self._follow and not slices and not self.partitions()
         return slices
 
     def _read(self, path: Path, max_lines: int) -> RawSlice | None:
@@ -86,6 +91,9 @@ class JsonlSource(Source):
                 if not more:
                     break
                 data += more
+            at_eof = not fh.read(1)
+        if data and not data.endswith(b"\n") and at_eof and not self._follow:
+            data += b"\n"  # a complete file whose last line has no newline
         end = data.rfind(b"\n")
         if end < 0:
             return None
@@ -95,7 +103,7 @@ class JsonlSource(Source):
         lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1
         ends = np.cumsum(lengths)
         offsets = start + ends - lengths
-        next_position = start + int(ends[-1])
+        next_position = min(start + int(ends[-1]), _size(path))
         self._pos[key] = next_position
         return RawSlice(
             topic=path.name.removesuffix(".jsonl"),

@@ -47,8 +47,10 @@ class Prefetching(Source):
         self._thread: threading.Thread | None = None
         self._child: mp.process.BaseProcess | None = None
         self._exhausted = False
+        self._static: Mapping[str, str] | None = None
 
     def open(self, positions: Mapping[str, int]) -> None:
+        self._static = self._inner.partitions()
         target: _Producer
         if self._worker == "process":
             ctx = mp.get_context("fork")
@@ -91,6 +93,13 @@ class Prefetching(Source):
     @property
     def exhausted(self) -> bool:
         return self._exhausted
+
+    def partitions(self) -> Mapping[str, str] | None:
+        if self._exhausted:
+            return {}
+        if self._worker == "thread":  # the wrapped source lives here: ask it
+            return self._inner.partitions()
+        return self._static  # the child's copy moves on; its set of partitions is fixed
 
     def poll(self, max_events: int) -> list[Slice]:
         if self._exhausted:

@@ -1,4 +1,4 @@
-"""The live terminal view of ``backbeat demo`` / ``backbeat stream``: charts, not tables only.
+"""The live terminal view of ``backbeat demo``: charts, not tables only.
 
 It reads the store through ``backbeat.serve.queries`` (never engine internals) and renders
 top songs, top artists, a sparkline per genre of plays per minute over the last minutes, and
