@@ -14,10 +14,8 @@ Next: ``test_csv.py`` (the commit/append crash window, simulated), ``support/har
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import pytest
 from backbeat.sinks.duckdb_store import DuckDBStore
 from tests.support.eventlog import EventLog, Trouble, generate, write_log
 from tests.support.harness import (
-    RUN_STREAM,
+    STREAM_CLI,
     csv_problems,
     dead_letter_problems,
     metric_mismatches,
@@ -65,11 +63,9 @@ def big_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expecte
 
 
 def _command(log: EventLog, store: Path, csv_path: Path) -> list[str]:
-    """The real CLI when it is installed, else the stand-in script (same flags)."""
-    cli = shutil.which("backbeat", path=str(Path(sys.executable).parent))
-    head = [cli, "stream"] if cli else [sys.executable, str(RUN_STREAM)]
+    """``backbeat stream`` exactly as a user runs it."""
     return [
-        *head,
+        *STREAM_CLI,
         "--input",
         str(log.directory),
         "--store",

@@ -25,7 +25,8 @@ from tests.support.eventlog import EventLog
 from tests.support.malformed import CATEGORIES, UNKNOWN_TOPIC
 from tests.support.oracle import WINDOW_MS, Expected
 
-RUN_STREAM = Path(__file__).with_name("run_stream.py")
+STREAM_CLI = (sys.executable, "-X", "faulthandler", "-m", "backbeat.cli", "--json", "stream")
+"""``backbeat --json stream`` in a child process: an engine crash fails one test, not pytest."""
 CSV_HEADER = ["window_start", "window_end", "genre", "count"]
 
 
@@ -41,10 +42,7 @@ def run_once(
     Fails the calling test (with the child's last output) if the engine raises or dies.
     """
     args = [
-        sys.executable,
-        "-X",
-        "faulthandler",
-        str(RUN_STREAM),
+        *STREAM_CLI,
         "--input",
         str(input_dir),
         "--store",
