@@ -392,9 +392,15 @@ def demo(
     _guard(body)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+_GLOBAL_FLAGS = ("--json", "--debug")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point. ``--json`` and ``--debug`` work before or after the command
+    (``backbeat query top-songs --json`` = ``backbeat --json query top-songs``)."""
+    args = sys.argv[1:] if argv is None else argv
+    flags = [a for a in args if a in _GLOBAL_FLAGS]
+    app(args=flags + [a for a in args if a not in _GLOBAL_FLAGS])
 
 
 if __name__ == "__main__":

@@ -172,3 +172,17 @@ def test_demo_refuses_to_wipe_a_stream_store(events: Path, tmp_path: Path) -> No
     code, text = _run("demo", "--duration", "1", "--store", store)
     assert code == 1
     assert "holds results of `backbeat stream`" in text
+
+
+def test_json_flag_works_after_the_command(events: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert _run("stream", "--input", str(events), "--store", str(store))[0] == 0
+    command = ["query", "top-artists", "--store", str(store), "--limit", "3", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "backbeat.cli", *command],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)) == 3
