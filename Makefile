@@ -33,7 +33,8 @@ test-fast: install
 	$(UV) run pytest $(ARGS)
 
 bench: install
-	$(UV) run python benchmarks/run_all.py $(ARGS)
+	$(UV) run python benchmarks/bench_embedded.py $(ARGS)
+	$(UV) run python benchmarks/bench_simulate.py
 
 clean:
 	rm -rf $(TOOLS) .venv backbeat-data
