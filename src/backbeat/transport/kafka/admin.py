@@ -22,8 +22,6 @@ from backbeat.errors import SourceError
 from backbeat.events.schema import Topic
 from backbeat.transport.kafka.settings import DLQ_SUFFIX, KafkaSettings
 
-TIMEOUT_S = 15.0
-
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
@@ -71,11 +69,11 @@ def create_topics(
         for n in names
     ]  # fmt: skip
     admin = _admin(settings)  # must outlive the futures
-    futures = admin.create_topics(new, request_timeout=TIMEOUT_S)
+    futures = admin.create_topics(new, request_timeout=settings.request_timeout_s)
     result: dict[str, str] = {}
     for name, future in futures.items():
         try:
-            future.result(timeout=TIMEOUT_S)
+            future.result(timeout=settings.request_timeout_s)
             result[name] = "created"
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
@@ -90,7 +88,7 @@ def create_topics(
 def list_topics(settings: KafkaSettings) -> dict[str, int]:
     """Every topic on the cluster (internal ones hidden) with its partition count."""
     try:
-        meta = _admin(settings).list_topics(timeout=TIMEOUT_S)
+        meta = _admin(settings).list_topics(timeout=settings.request_timeout_s)
     except KafkaException:
         raise _unreachable(settings) from None
     return {
@@ -108,7 +106,7 @@ def describe_topics(settings: KafkaSettings, names: Sequence[str]) -> list[Topic
     """
     admin = _admin(settings)
     try:
-        meta = admin.list_topics(timeout=TIMEOUT_S)
+        meta = admin.list_topics(timeout=settings.request_timeout_s)
     except KafkaException:
         raise _unreachable(settings) from None
     missing = [n for n in names if n not in meta.topics]
@@ -117,12 +115,12 @@ def describe_topics(settings: KafkaSettings, names: Sequence[str]) -> list[Topic
             f"no such topic: {', '.join(missing)} (create it: backbeat topics create)"
         )
     futures = admin.describe_configs(
-        [ConfigResource("topic", n) for n in names], request_timeout=TIMEOUT_S
+        [ConfigResource("topic", n) for n in names], request_timeout=settings.request_timeout_s
     )
     configs: dict[str, dict[str, str]] = {}
     for resource, future in futures.items():
         try:
-            entries = future.result(timeout=TIMEOUT_S)
+            entries = future.result(timeout=settings.request_timeout_s)
         except KafkaException as exc:
             raise SourceError(f"cannot describe {resource.name!r}: {exc.args[0].str()}") from None
         configs[resource.name] = {
@@ -143,11 +141,11 @@ def delete_topics(settings: KafkaSettings, names: Sequence[str]) -> dict[str, st
         SourceError: the cluster cannot be reached or refused.
     """
     admin = _admin(settings)  # must outlive the futures
-    futures = admin.delete_topics(list(names), request_timeout=TIMEOUT_S)
+    futures = admin.delete_topics(list(names), request_timeout=settings.request_timeout_s)
     result: dict[str, str] = {}
     for name, future in futures.items():
         try:
-            future.result(timeout=TIMEOUT_S)
+            future.result(timeout=settings.request_timeout_s)
             result[name] = "deleted"
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
@@ -161,6 +159,6 @@ def delete_topics(settings: KafkaSettings, names: Sequence[str]) -> dict[str, st
 
 def _unreachable(settings: KafkaSettings) -> SourceError:
     return SourceError(
-        f"Kafka at {settings.bootstrap_servers!r} did not answer within {TIMEOUT_S:.0f}s: "
+        f"Kafka at {settings.bootstrap_servers!r} did not answer within {settings.request_timeout_s:g}s: "
         "check --bootstrap-servers and that the broker is running"
     )

@@ -39,6 +39,7 @@ class KafkaSettings(BaseSettings):
         ssl_ca_location, ssl_certificate_location, ssl_key_location: PEM files.
         ssl_key_password: password of the private key (secret).
         extra: any other librdkafka key, passed through as is (wins over the fields above).
+        request_timeout_s: how long admin calls and metadata look-ups wait for the cluster.
     """
 
     model_config = SettingsConfigDict(env_prefix="BACKBEAT_KAFKA_", extra="ignore")
@@ -55,6 +56,7 @@ class KafkaSettings(BaseSettings):
     ssl_key_location: Path | None = None
     ssl_key_password: SecretStr | None = None
     extra: dict[str, str] = Field(default_factory=dict)
+    request_timeout_s: float = Field(default=15.0, gt=0)
 
     def topic(self, name: str) -> str:
         """The cluster's name for backbeat topic ``name``."""

@@ -36,7 +36,6 @@ from backbeat.transport.kafka.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 StartFrom = Literal["earliest", "latest"]
-METADATA_TIMEOUT_S = 15.0
 
 
 def partition_name(topic: str, partition: int) -> str:
@@ -105,7 +104,7 @@ class KafkaSource(Source):
     def _all_partitions(self) -> list[tuple[str, int]]:
         assert self._consumer is not None
         try:
-            meta = self._consumer.list_topics(timeout=METADATA_TIMEOUT_S)
+            meta = self._consumer.list_topics(timeout=self._settings.request_timeout_s)
         except KafkaException as exc:
             raise SourceError(
                 f"Kafka at {self._settings.bootstrap_servers!r} did not answer: {exc.args[0].str()}"
