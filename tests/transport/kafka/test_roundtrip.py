@@ -82,7 +82,8 @@ def _committed(store_dir: Path) -> int:
         return 0
     store = DuckDBStore.in_dir(store_dir, read_only=True)
     try:
-        return int(store.sql("SELECT coalesce(sum(events_in), 0) AS n FROM meta_batches")[0][0])
+        row = store.sql("SELECT coalesce(sum(events_in), 0) AS n FROM meta_batches").to_pylist()
+        return int(row[0]["n"])
     finally:
         store.close()
 
