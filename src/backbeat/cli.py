@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import pyarrow as pa
 import typer
@@ -28,8 +28,12 @@ from rich.table import Table
 
 from backbeat import __version__
 from backbeat.errors import BackbeatError, ConfigError
+from backbeat.events.schema import Topic, parse_topic
 from backbeat.settings import Settings
 from backbeat.sinks.duckdb_store import DEFAULT_FILE
+
+if TYPE_CHECKING:
+    from backbeat.transport.kafka.settings import KafkaSettings
 
 app = typer.Typer(
     name="backbeat",
@@ -86,6 +90,38 @@ def _settings() -> Settings:
         problem = exc.errors()[0]
         name = "BACKBEAT_" + str(problem["loc"][0]).upper() if problem["loc"] else "BACKBEAT_*"
         raise ConfigError(f"{name}={problem.get('input')!r}: {problem['msg']}") from None
+
+
+class StartFrom(StrEnum):
+    EARLIEST = "earliest"
+    LATEST = "latest"
+
+
+def _kafka_settings(bootstrap_servers: str | None, topic_prefix: str | None) -> KafkaSettings:
+    """Kafka settings: flags > ``BACKBEAT_KAFKA_*`` > defaults; a bad value is one line."""
+    from backbeat.transport.kafka.settings import require_client
+
+    require_client()
+    from backbeat.transport.kafka.settings import KafkaSettings
+
+    flags: dict[str, Any] = {}
+    if bootstrap_servers is not None:
+        flags["bootstrap_servers"] = bootstrap_servers
+    if topic_prefix is not None:
+        flags["topic_prefix"] = topic_prefix
+    try:
+        return KafkaSettings(**flags)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        name = "BACKBEAT_KAFKA_" + str(problem["loc"][0]).upper() if problem["loc"] else "?"
+        raise ConfigError(f"{name}: {problem['msg']}") from None
+
+
+def _topic(name: str) -> Topic:
+    topic = parse_topic(name)
+    if topic is None:
+        raise ConfigError(f"unknown topic {name!r}: use one of {', '.join(t.value for t in Topic)}")
+    return topic
 
 
 def _guard(fn: Callable[[], T]) -> T:
@@ -203,7 +239,28 @@ def simulate(
 
 @app.command()
 def stream(
-    input: Annotated[list[Path], typer.Option("--input", "-i", help="JSONL file(s) or folder(s).")],
+    input: Annotated[
+        list[Path] | None, typer.Option("--input", "-i", help="JSONL file(s) or folder(s).")
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(help="Read from Kafka at host:port instead of files.")
+    ] = None,
+    topics: Annotated[
+        list[str] | None,
+        typer.Option("--topics", help="Kafka: backbeat topics (default all four)."),
+    ] = None,
+    topic_prefix: Annotated[
+        str | None, typer.Option(help="Kafka: prefix of the cluster's topic names.")
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Kafka: join this consumer group (default: assign all).")
+    ] = None,
+    from_: Annotated[
+        StartFrom, typer.Option("--from", help="Kafka: where to start without a stored position.")
+    ] = "earliest",  # type: ignore[assignment]
+    until_end: Annotated[
+        bool, typer.Option(help="Kafka: stop once every partition is read to its end.")
+    ] = False,
     store: Annotated[
         Path | None, typer.Option(help="Store folder (default ./backbeat-data).")
     ] = None,
@@ -226,10 +283,11 @@ def stream(
         float | None, typer.Option(min=0, help="Allowed lateness, seconds (default 120).")
     ] = None,
 ) -> None:
-    """Stream events from JSONL files into the store, exactly once (resumes where it stopped)."""
+    """Stream JSONL files or Kafka into the store, exactly once (resumes where it stopped)."""
     from backbeat.engine.pipeline import EngineSettings, Pipeline
     from backbeat.sinks.csv_sink import CsvSink
     from backbeat.sinks.duckdb_store import DuckDBStore
+    from backbeat.transport.base import Source
     from backbeat.transport.jsonl import JsonlSource, discover
     from backbeat.ui.progress import StatusLine
 
@@ -239,18 +297,42 @@ def stream(
             lateness_ms=int(lateness * 1000) if lateness is not None else settings.lateness_ms,
             max_batch_events=batch_size or settings.max_batch_events,
         )
-        source = JsonlSource(discover(input), follow=follow)
+        if (input is None) == (bootstrap_servers is None):
+            raise ConfigError("give either --input (JSONL files) or --bootstrap-servers (Kafka)")
+        source: Source
+        dead_letters = None
+        if input is not None:
+            source = JsonlSource(discover(input), follow=follow)
+        else:
+            from backbeat.transport.kafka.dead_letters import DeadLetterProducer
+            from backbeat.transport.kafka.source import KafkaSource
+
+            kafka = _kafka_settings(bootstrap_servers, topic_prefix)
+            names = [kafka.topic(_topic(t).value) for t in topics or list(Topic)]
+            source = KafkaSource(
+                kafka, names, group=group, start=StartFrom(from_).value, stop_at_end=until_end
+            )
+            dead_letters = DeadLetterProducer(kafka)
         db = DuckDBStore.in_dir(store or settings.store)
         status = StatusLine(console, enabled=not OPTS.json)
-        pipeline = Pipeline(
-            source, db, engine, csv=CsvSink(csv) if csv else None, on_batch=status.on_batch
-        )
         try:
-            with status:
-                report = pipeline.run(max_events=max_events, timeout=timeout)
+            pipeline = Pipeline(
+                source,
+                db,
+                engine,
+                csv=CsvSink(csv) if csv else None,
+                on_batch=status.on_batch,
+                before_commit=dead_letters.before_commit if dead_letters else None,
+            )
+            try:
+                with status:
+                    report = pipeline.run(max_events=max_events, timeout=timeout)
+            finally:
+                pipeline.close()
         finally:
-            pipeline.close()
             db.close()
+            if dead_letters is not None:
+                dead_letters.close()
         _emit(
             {
                 "batches": report.batches,
@@ -392,6 +474,8 @@ def demo(
     _guard(body)
 
 
+import backbeat.cli_kafka  # noqa: E402, F401 - registers `topics` and `produce`
+
 _GLOBAL_FLAGS = ("--json", "--debug")
 
 
@@ -403,5 +487,7 @@ def main(argv: list[str] | None = None) -> None:
     app(args=flags + [a for a in args if a not in _GLOBAL_FLAGS])
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m backbeat.cli`: run the imported module's app, the
+    from backbeat.cli import main as _main  # one that backbeat.cli_kafka registers into
+
+    _main()

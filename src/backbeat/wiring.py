@@ -11,15 +11,22 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pyarrow as pa
 from rich.console import Console
 
+from backbeat.events.schema import Topic
 from backbeat.simulate.config import EventsimConfig, default_config, load_config
 from backbeat.simulate.pacing import paced
 from backbeat.simulate.simulator import SimBatch, Simulator, SimulatorSettings
 from backbeat.simulate.writer import write_run
 from backbeat.transport.inprocess import SimulatorSource
+from backbeat.transport.kafka.settings import KafkaSettings
 from backbeat.ui.progress import StatusLine
+
+if TYPE_CHECKING:
+    from backbeat.transport.kafka.producer import DeliveryReport
 
 LIVE_STEP_S = 0.25
 FILE_STEP_MS = 600_000
@@ -108,3 +115,58 @@ class _WallClockSimulator:
             if delay > 0:
                 time.sleep(delay)
             yield step
+
+
+def produce_to_kafka(
+    settings: SimulatorSettings,
+    kafka: KafkaSettings,
+    topics: set[Topic] | None = None,
+    rate: float | None = None,
+    total: int | None = None,
+    progress: bool = True,
+) -> DeliveryReport:
+    """Simulate and produce to Kafka until the run ends or ``total`` events were queued;
+    flushes on the way out (Ctrl-C included) and returns what the broker acknowledged.
+
+    Raises:
+        TransientError: records were still undelivered after the final flush.
+    """
+    from backbeat.transport.kafka.producer import EventProducer
+
+    producer = EventProducer(kafka, topics)
+    batches: Iterator[SimBatch] = Simulator(settings).batches(step_ms=60_000)
+    if rate is not None:
+        batches = paced(batches, rate)
+    started, queued = time.monotonic(), 0
+    report = producer.report
+    try:
+        with StatusLine(Console(stderr=True), enabled=progress, total=total) as status:
+            for step in batches:
+                tables = step.tables
+                if total is not None and queued + step.n_events > total:
+                    tables = _first(tables, total - queued)
+                queued += producer.send(tables)
+                producer.poll()
+                rate_now = report.delivered / max(time.monotonic() - started, 1e-9)
+                status.advance(
+                    queued,
+                    f"{report.delivered:,} delivered · {rate_now:,.0f} events/s · "
+                    f"{report.failed:,} delivery errors",
+                )
+                if total is not None and queued >= total:
+                    break
+    finally:
+        producer.close()
+    return report
+
+
+def _first(tables: dict[Topic, pa.Table], n: int) -> dict[Topic, pa.Table]:
+    """The ``n`` earliest events of one step (by ts, across topics)."""
+    merged = sorted(
+        ((ts, topic, i) for topic, t in tables.items() for i, ts in enumerate(t["ts"].to_pylist())),
+        key=lambda x: x[0],
+    )[:n]
+    keep: dict[Topic, list[int]] = {topic: [] for topic in tables}
+    for _, topic, i in merged:
+        keep[topic].append(i)
+    return {topic: tables[topic].take(sorted(idx)) for topic, idx in keep.items()}

@@ -117,12 +117,16 @@ class Pipeline:
         settings: EngineSettings | None = None,
         csv: CsvSink | None = None,
         on_batch: Callable[[BatchStats, RunReport], None] | None = None,
+        before_commit: Callable[[Commit], None] | None = None,
     ) -> None:
+        """``before_commit`` sees each batch's :class:`Commit` just before the store applies
+        it (e.g. to copy dead letters to Kafka); if it raises, the batch is not committed."""
         self.source = source
         self.store = store
         self.settings = settings or EngineSettings()
         self.csv = csv
         self.on_batch = on_batch
+        self.before_commit = before_commit
         self._aggregator = BatchAggregator()
         self._stop = threading.Event()
         state = store.load_state()
@@ -215,17 +219,18 @@ class Pipeline:
             )
         self._batch_id += 1
         stats.seconds = time.perf_counter() - t0
-        self.store.commit(
-            Commit(
-                batch_id=self._batch_id,
-                partials=partials,
-                dead_letters=batch.dead_table(),
-                partitions=self._partitions,
-                seen=self._dedup.snapshot(),
-                stats=stats,
-                csv=csv_plan[0] if csv_plan else None,
-            )
+        commit = Commit(
+            batch_id=self._batch_id,
+            partials=partials,
+            dead_letters=batch.dead_table(),
+            partitions=self._partitions,
+            seen=self._dedup.snapshot(),
+            stats=stats,
+            csv=csv_plan[0] if csv_plan else None,
         )
+        if self.before_commit is not None:
+            self.before_commit(commit)
+        self.store.commit(commit)
         if csv_plan is not None and self.csv is not None:
             self._csv_mark = csv_plan[0]
             self.csv.write(*csv_plan)

@@ -1,0 +1,226 @@
+"""Kafka as a source for the engine: batches of raw records, position = Kafka offset.
+
+Each Kafka partition is one engine partition named ``kafka:<topic>:<partition>``; a slice's
+``offsets`` are the records' Kafka offsets and ``next_position`` is the last one + 1, so the
+engine commits exactly where to resume in the same store transaction as the results. On
+:meth:`KafkaSource.open` the consumer is *assigned* every partition of the topics, each at its
+stored position (or at the start / end of the log when there is none); in group mode
+(``group`` given) it *subscribes* and seeks every partition it is given to the stored
+position the same way. The group's committed offsets are written asynchronously after each
+batch, for lag monitoring only: correctness never depends on them. With ``stop_at_end`` the
+source is exhausted once every partition has reached the end of its log (a bounded run).
+
+Next: ``base.py`` (the contract), ``dead_letters.py``, ``backbeat.engine.pipeline``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+
+from backbeat.errors import SourceError
+from backbeat.transport.base import RawSlice, Slice, Source
+from backbeat.transport.kafka.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+StartFrom = Literal["earliest", "latest"]
+
+
+def partition_name(topic: str, partition: int) -> str:
+    """The engine's name for a Kafka partition."""
+    return f"kafka:{topic}:{partition}"
+
+
+def parse_partition_name(name: str) -> tuple[str, int] | None:
+    """``(topic, partition)`` of a name made by :func:`partition_name`, else None."""
+    kind, _, rest = name.partition(":")
+    topic, _, number = rest.rpartition(":")
+    return (topic, int(number)) if kind == "kafka" and topic and number.isdigit() else None
+
+
+class KafkaSource(Source):
+    """Consumes Kafka topics in batches for the engine."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topics: Sequence[str],
+        *,
+        group: str | None = None,
+        start: StartFrom = "earliest",
+        stop_at_end: bool = False,
+        poll_timeout_s: float = 0.2,
+    ) -> None:
+        """``topics`` are cluster names; ``group`` switches from assign to subscribe."""
+        if not topics:
+            raise SourceError("no topics to consume: give --topics")
+        self._settings = settings
+        self._topics = list(topics)
+        self._group = group
+        self._start = OFFSET_BEGINNING if start == "earliest" else OFFSET_END
+        self._stop_at_end = stop_at_end
+        self._timeout = poll_timeout_s
+        self._stored: dict[str, int] = {}
+        self._next: dict[tuple[str, int], int] = {}  # handed out so far, per partition
+        self._at_end: set[tuple[str, int]] = set()
+        self._committed: dict[tuple[str, int], int] = {}
+        self._consumer: Consumer | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def open(self, positions: Mapping[str, int]) -> None:
+        self._stored = dict(positions)
+        conf = {
+            **self._settings.to_librdkafka(),
+            "group.id": self._group or f"{self._settings.client_id}-stream",
+            "enable.auto.commit": "false",
+            "enable.auto.offset.store": "false",
+            "enable.partition.eof": "true",
+            "auto.offset.reset": "earliest" if self._start == OFFSET_BEGINNING else "latest",
+            "fetch.max.bytes": str(64 << 20),
+            "max.partition.fetch.bytes": str(8 << 20),
+            "queued.max.messages.kbytes": str(256 << 10),
+        }
+        self._consumer = Consumer(conf)
+        if self._group is None:
+            self._consumer.assign(self._assignment(self._all_partitions()))
+        else:
+            self._consumer.subscribe(
+                self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
+
+    def _all_partitions(self) -> list[tuple[str, int]]:
+        assert self._consumer is not None
+        try:
+            meta = self._consumer.list_topics(timeout=self._settings.request_timeout_s)
+        except KafkaException as exc:
+            raise SourceError(
+                f"Kafka at {self._settings.bootstrap_servers!r} did not answer: {exc.args[0].str()}"
+            ) from None
+        missing = [t for t in self._topics if t not in meta.topics or meta.topics[t].error]
+        if missing:
+            raise SourceError(
+                f"no such topic: {', '.join(missing)} (create it: backbeat topics create)"
+            )
+        return [(t, p) for t in self._topics for p in sorted(meta.topics[t].partitions)]
+
+    def _assignment(self, parts: Sequence[tuple[str, int]]) -> list[TopicPartition]:
+        """Each partition at the position handed out last, else stored, else start/end."""
+        out = []
+        for topic, number in parts:
+            stored = self._stored.get(partition_name(topic, number))
+            offset = self._next.get((topic, number), stored if stored is not None else -1)
+            if offset < 0:
+                offset = self._start
+            else:
+                self._next[(topic, number)] = offset
+            self._at_end.discard((topic, number))
+            out.append(TopicPartition(topic, number, offset))
+        return out
+
+    def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        assignment = self._assignment([(p.topic, p.partition) for p in parts])
+        log.info(
+            "assigned %s", ", ".join(f"{p.topic}:{p.partition}@{p.offset}" for p in assignment)
+        )
+        consumer.assign(assignment)
+
+    def _on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
+        # The engine commits every slice before it polls again, so nothing is in flight here.
+        for p in parts:
+            self._next.pop((p.topic, p.partition), None)
+            self._at_end.discard((p.topic, p.partition))
+        log.info("revoked %s", ", ".join(f"{p.topic}:{p.partition}" for p in parts))
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def exhausted(self) -> bool:
+        if not self._stop_at_end or self._consumer is None:
+            return False
+        assigned = {(p.topic, p.partition) for p in self._consumer.assignment()}
+        return bool(assigned) and assigned <= self._at_end
+
+    def partitions(self) -> dict[str, str]:
+        """Assigned partitions (minus those at the end of the log in a bounded run)."""
+        if self._consumer is None:
+            return {}
+        return {
+            partition_name(p.topic, p.partition): self._settings.backbeat_topic(p.topic)
+            for p in self._consumer.assignment()
+            if not (self._stop_at_end and (p.topic, p.partition) in self._at_end)
+        }
+
+    def poll(self, max_events: int) -> list[Slice]:
+        """One ``consume()`` of up to ``max_events`` records, grouped per partition in order."""
+        assert self._consumer is not None, "open() first"
+        self._commit_progress()
+        messages = self._consumer.consume(max(1, min(max_events, 1_000_000)), self._timeout)
+        groups: dict[tuple[str, int], tuple[list[bytes], list[int]]] = {}
+        for msg in messages:
+            err = msg.error()
+            topic, number = msg.topic() or "", msg.partition() or 0
+            if err is not None:
+                self._on_error(err, topic, number, msg.offset())
+                continue
+            key, offset = (topic, number), msg.offset() or 0
+            payloads, offsets = groups.setdefault(key, ([], []))
+            payloads.append(msg.value() or b"")
+            offsets.append(offset)
+            self._next[key] = offset + 1
+            self._at_end.discard(key)
+        slices: list[Slice] = []
+        for (topic, number), (payloads, offsets) in groups.items():
+            slices.append(
+                RawSlice(
+                    topic=self._settings.backbeat_topic(topic),
+                    partition=partition_name(topic, number),
+                    payloads=payloads,
+                    offsets=np.asarray(offsets, dtype=np.int64),
+                    next_position=offsets[-1] + 1,
+                )
+            )
+        return slices
+
+    def _on_error(self, err: KafkaError, topic: str, number: int, offset: int | None) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            if offset is not None and offset >= self._next.get((topic, number), 0):
+                self._at_end.add((topic, number))
+            return
+        if err.fatal():
+            raise SourceError(f"Kafka consumer failed: {err.str()}")
+        log.warning("Kafka: %s (the consumer retries)", err.str())
+
+    def _commit_progress(self) -> None:
+        """Tell the group how far the engine got (for lag monitoring only)."""
+        assert self._consumer is not None
+        changed = [
+            TopicPartition(t, p, o)
+            for (t, p), o in self._next.items()
+            if self._committed.get((t, p)) != o
+        ]
+        if not changed:
+            return
+        try:
+            self._consumer.commit(offsets=changed, asynchronous=True)
+        except KafkaException as exc:
+            log.debug("lag commit skipped: %s", exc.args[0].str())
+            return
+        self._committed.update({(tp.topic, tp.partition): tp.offset for tp in changed})
