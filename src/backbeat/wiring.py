@@ -65,7 +65,8 @@ def write_jsonl_run(
     batches: Iterator[SimBatch] = Simulator(settings).batches(step_ms=FILE_STEP_MS)
     if rate is not None:
         batches = paced(batches, rate)
-    with StatusLine(Console(stderr=True), enabled=progress, total=100) as status:
+    status_line = StatusLine(Console(stderr=True), progress, total=100, description="simulating")
+    with status_line as status:
         counts = write_run(_reporting(batches, settings, status), out)
     return {topic.value: n for topic, n in counts.items()}
 
@@ -140,7 +141,8 @@ def produce_to_kafka(
     started, queued = time.monotonic(), 0
     report = producer.report
     try:
-        with StatusLine(Console(stderr=True), enabled=progress, total=total) as status:
+        line = StatusLine(Console(stderr=True), progress, total=total, description="producing")
+        with line as status:
             for step in batches:
                 tables = step.tables
                 if total is not None and queued + step.n_events > total:

@@ -184,6 +184,10 @@ class Pipeline:
                     time.sleep(self.settings.idle_sleep_s)
                     continue
                 report.add(stats)
+                log.info(
+                    "committed batch %d: %d events in %.0f ms (%d this run)",
+                    self._batch_id, stats.events_in, stats.seconds * 1000, report.events_in,
+                )  # fmt: skip
                 if self.on_batch is not None:
                     self.on_batch(stats, report)
         report.seconds = time.monotonic() - started

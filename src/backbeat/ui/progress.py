@@ -20,7 +20,13 @@ from backbeat.sinks.base import BatchStats
 class StatusLine:
     """Spinner + events/s + totals, refreshed after each batch."""
 
-    def __init__(self, console: Console, enabled: bool = True, total: int | None = None) -> None:
+    def __init__(
+        self,
+        console: Console,
+        enabled: bool = True,
+        total: int | None = None,
+        description: str = "streaming",
+    ) -> None:
         self.enabled = enabled
         self._started = time.monotonic()
         self._progress = Progress(
@@ -33,7 +39,7 @@ class StatusLine:
             transient=False,
             disable=not enabled,
         )
-        self._task = self._progress.add_task("streaming", total=total, status="waiting for events")
+        self._task = self._progress.add_task(description, total=total, status="waiting for events")
 
     def __enter__(self) -> StatusLine:
         self._progress.__enter__()

@@ -35,7 +35,17 @@ from backbeat.transport.kafka.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
-STREAM = (sys.executable, "-X", "faulthandler", "-m", "backbeat.cli", "--json", "stream")
+STREAM = (
+    sys.executable,
+    "-X",
+    "faulthandler",
+    "-m",
+    "backbeat.cli",
+    "--json",
+    "--log-level",
+    "INFO",
+    "stream",
+)
 RUN = SimulatorSettings(
     users=6_000,
     seed=11,
@@ -70,6 +80,20 @@ def _stream(kafka: KafkaSettings, store: Path, *extra: str) -> list[str]:
         "--until-end",
         *extra,
     ]  # fmt: skip
+
+
+def _kill_after_a_commit(proc: subprocess.Popen[bytes], log: Path, seen: int, delay: float) -> int:
+    """Wait for the run's first committed batch (its INFO log line), then ``delay`` more
+    seconds, then kill -9: a kill lands mid-stream however slow the machine is."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if b"committed batch" in log.read_bytes()[seen:]:
+            time.sleep(delay)
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    return proc.wait()
 
 
 def _env() -> dict[str, str]:
@@ -133,12 +157,9 @@ def test_kill9_during_kafka_stream_loses_and_doubles_nothing(
     log = tmp_path / "stream.log"
     for _ in range(4):
         with log.open("ab") as out:
+            seen = log.stat().st_size if log.exists() else 0
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env())
-            try:
-                code = proc.wait(timeout=float(rng.uniform(2.0, 3.5)))
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
-                code = proc.wait()
+            code = _kill_after_a_commit(proc, log, seen, float(rng.uniform(0.0, 1.0)))
         assert code in (0, -signal.SIGKILL), log.read_bytes()[-3000:].decode(errors="replace")
         killed += code == -signal.SIGKILL
         progress.append(_committed(store))
