@@ -33,6 +33,7 @@ from backbeat.settings import Settings
 from backbeat.sinks.duckdb_store import DEFAULT_FILE
 
 if TYPE_CHECKING:
+    from backbeat.simulate.simulator import SimulatorSettings
     from backbeat.transport.kafka.settings import KafkaSettings
 
 app = typer.Typer(
@@ -164,6 +165,22 @@ def _parse_time(value: str | None, flag: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def simulator_settings(
+    users: int, seed: int | None, start: str | None, end: str | None, config: Path | None
+) -> SimulatorSettings:
+    """Simulator settings from the flags `simulate` and `produce` share (default span: 1 h)."""
+    from backbeat import wiring
+
+    return wiring.simulator_settings(
+        users=users,
+        seed=seed,
+        start=_parse_time(start, "--start"),
+        end=_parse_time(end, "--end"),
+        config=config,
+        default_span=timedelta(hours=1),
+    )
+
+
 def _emit_table(table: pa.Table, title: str) -> None:
     if OPTS.json:
         sys.stdout.write(json.dumps(table.to_pylist(), default=str) + "\n")
@@ -215,14 +232,7 @@ def simulate(
     from backbeat import wiring
 
     def body() -> None:
-        settings = wiring.simulator_settings(
-            users=users,
-            seed=seed,
-            start=_parse_time(start, "--start"),
-            end=_parse_time(end, "--end"),
-            config=config,
-            default_span=timedelta(hours=1),
-        )
+        settings = simulator_settings(users, seed, start, end, config)
         counts = wiring.write_jsonl_run(settings, out, rate=rate, progress=not OPTS.json)
         total = sum(counts.values())
         _emit(

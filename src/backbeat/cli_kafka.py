@@ -10,13 +10,12 @@ Next: ``backbeat.transport.kafka.admin`` and ``backbeat.wiring.produce_to_kafka`
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from backbeat.cli import OPTS, _emit, _guard, _kafka_settings, _parse_time, _topic, app
+from backbeat.cli import OPTS, _emit, _guard, _kafka_settings, _topic, app, simulator_settings
 
 if TYPE_CHECKING:
     from backbeat.transport.kafka.settings import KafkaSettings
@@ -142,14 +141,7 @@ def produce(
 
     def body() -> None:
         kafka = _kafka_settings(bootstrap_servers, topic_prefix)
-        settings = wiring.simulator_settings(
-            users=users,
-            seed=seed,
-            start=_parse_time(start, "--start"),
-            end=_parse_time(end, "--end"),
-            config=config,
-            default_span=timedelta(hours=1),
-        )
+        settings = simulator_settings(users, seed, start, end, config)
         chosen = {_topic(t) for t in topic} if topic else None
         report = wiring.produce_to_kafka(
             settings, kafka, chosen, rate=rate, total=total, progress=not OPTS.json

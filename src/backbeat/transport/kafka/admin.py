@@ -10,7 +10,8 @@ Next: ``producer.py`` (writes to these topics), ``backbeat.cli`` (``backbeat top
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
@@ -70,19 +71,9 @@ def create_topics(
     ]  # fmt: skip
     admin = _admin(settings)  # must outlive the futures
     futures = admin.create_topics(new, request_timeout=settings.request_timeout_s)
-    result: dict[str, str] = {}
-    for name, future in futures.items():
-        try:
-            future.result(timeout=settings.request_timeout_s)
-            result[name] = "created"
-        except KafkaException as exc:
-            if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                result[name] = "exists"
-            else:
-                raise SourceError(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
-        except TimeoutError:
-            raise _unreachable(settings) from None
-    return result
+    return _outcomes(
+        futures, settings, "create", ("created", "exists"), KafkaError.TOPIC_ALREADY_EXISTS
+    )
 
 
 def list_topics(settings: KafkaSettings) -> dict[str, int]:
@@ -142,16 +133,29 @@ def delete_topics(settings: KafkaSettings, names: Sequence[str]) -> dict[str, st
     """
     admin = _admin(settings)  # must outlive the futures
     futures = admin.delete_topics(list(names), request_timeout=settings.request_timeout_s)
+    return _outcomes(
+        futures, settings, "delete", ("deleted", "missing"), KafkaError.UNKNOWN_TOPIC_OR_PART
+    )
+
+
+def _outcomes(
+    futures: Mapping[str, Future[None]],
+    settings: KafkaSettings,
+    verb: str,
+    labels: tuple[str, str],
+    benign: int,
+) -> dict[str, str]:
+    """Wait for per-topic admin futures: ``labels[0]`` when done, ``labels[1]`` when the
+    broker answered with the ``benign`` error code (already so), else a SourceError."""
     result: dict[str, str] = {}
     for name, future in futures.items():
         try:
             future.result(timeout=settings.request_timeout_s)
-            result[name] = "deleted"
+            result[name] = labels[0]
         except KafkaException as exc:
-            if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                result[name] = "missing"
-            else:
-                raise SourceError(f"cannot delete topic {name!r}: {exc.args[0].str()}") from None
+            if exc.args[0].code() != benign:
+                raise SourceError(f"cannot {verb} topic {name!r}: {exc.args[0].str()}") from None
+            result[name] = labels[1]
         except TimeoutError:
             raise _unreachable(settings) from None
     return result
