@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -144,7 +145,7 @@ class _PollInThread(_Producer):
         if not slices and self._inner.exhausted:
             return None
         if not slices:
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
         return slices
 
 
