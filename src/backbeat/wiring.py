@@ -171,4 +171,6 @@ def _first(tables: dict[Topic, pa.Table], n: int) -> dict[Topic, pa.Table]:
     keep: dict[Topic, list[int]] = {topic: [] for topic in tables}
     for _, topic, i in merged:
         keep[topic].append(i)
-    return {topic: tables[topic].take(sorted(idx)) for topic, idx in keep.items()}
+    return {
+        topic: tables[topic].take(pa.array(sorted(idx), pa.int64())) for topic, idx in keep.items()
+    }
