@@ -174,18 +174,24 @@ class KafkaSource(Source):
         self._commit_progress()
         messages = self._consumer.consume(max(1, min(max_events, 1_000_000)), self._timeout)
         groups: dict[tuple[str, int], tuple[list[bytes], list[int]]] = {}
+        key: tuple[str, int] | None = None  # partition of the current run of messages
+        payloads: list[bytes] = []
+        offsets: list[int] = []
         for msg in messages:
             err = msg.error()
-            topic, number = msg.topic() or "", msg.partition() or 0
-            if err is not None:
-                self._on_error(err, topic, number, msg.offset())
-                continue
-            key, offset = (topic, number), msg.offset() or 0
-            payloads, offsets = groups.setdefault(key, ([], []))
-            payloads.append(msg.value() or b"")
-            offsets.append(offset)
-            self._next[key] = offset + 1
-            self._at_end.discard(key)
+            if err is None:
+                topic, number = msg.topic(), msg.partition()
+                if key is None or number != key[1] or topic != key[0]:
+                    self._handed_out(key, offsets)
+                    key = (topic or "", number or 0)
+                    payloads, offsets = groups.setdefault(key, ([], []))
+                payloads.append(msg.value() or b"")
+                offsets.append(msg.offset() or 0)
+            else:  # errors in order: a partition's EOF counts only after its records
+                self._handed_out(key, offsets)
+                key = None
+                self._on_error(err, msg.topic() or "", msg.partition() or 0, msg.offset())
+        self._handed_out(key, offsets)
         slices: list[Slice] = []
         for (topic, number), (payloads, offsets) in groups.items():
             slices.append(
@@ -198,6 +204,12 @@ class KafkaSource(Source):
                 )
             )
         return slices
+
+    def _handed_out(self, key: tuple[str, int] | None, offsets: list[int]) -> None:
+        """A run of records of partition ``key`` was read: it resumes after the last one."""
+        if key is not None and offsets:
+            self._next[key] = offsets[-1] + 1
+            self._at_end.discard(key)
 
     def _on_error(self, err: KafkaError, topic: str, number: int, offset: int | None) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
