@@ -24,6 +24,7 @@ from backbeat.simulate.simulator import SimBatch, Simulator, SimulatorSettings
 from backbeat.simulate.writer import write_run
 from backbeat.transport.inprocess import SimulatorSource
 from backbeat.transport.kafka.settings import KafkaSettings
+from backbeat.transport.prefetch import read_ahead
 from backbeat.ui.progress import StatusLine
 
 if TYPE_CHECKING:
@@ -133,8 +134,9 @@ def produce_to_kafka(
     flushes on the way out (Ctrl-C included) and returns what the broker acknowledged.
 
     Simulated minutes are merged into chunks of ``PRODUCE_CHUNK_EVENTS`` (with ``rate``,
-    ``PACED_CHUNK_S`` worth of events) before they are encoded and queued, so the fixed cost
-    of encoding a chunk is spread over many events.
+    ``PACED_CHUNK_S`` worth of events) before they are encoded, so the fixed cost of encoding
+    a chunk is spread over many events; a read-ahead thread simulates and encodes the next
+    chunk while this one is queued.
 
     Raises:
         TransientError: records were still undelivered after the final flush.
@@ -147,8 +149,9 @@ def produce_to_kafka(
         line = StatusLine(Console(stderr=True), progress, total=total, description="producing")
         with line as status:
             started = time.monotonic()
-            for chunk in produce_chunks(settings, topics, rate, total):
-                producer.send(chunk.tables)
+            chunks = produce_chunks(settings, topics, rate, total)
+            for records in read_ahead(producer.encode(chunk.tables) for chunk in chunks):
+                producer.queue(records)
                 rate_now = report.delivered / max(time.monotonic() - started, 1e-9)
                 status.advance(
                     report.produced,

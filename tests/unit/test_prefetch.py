@@ -1,8 +1,10 @@
-"""Read-ahead wrappers hand out exactly the wrapped source's slices, in order."""
+"""Read-ahead wrappers hand out exactly the wrapped source's slices (or items), in order."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +13,7 @@ from backbeat.errors import SourceError
 from backbeat.simulate.simulator import Simulator, SimulatorSettings
 from backbeat.transport.base import Slice, Source
 from backbeat.transport.inprocess import SimulatorSource
-from backbeat.transport.prefetch import Prefetching
+from backbeat.transport.prefetch import Prefetching, read_ahead
 
 SETTINGS = SimulatorSettings(
     users=500, seed=2, start=datetime(2026, 1, 5, 12, tzinfo=UTC),
@@ -72,3 +74,32 @@ def test_worker_errors_reach_the_engine(worker: str) -> None:
     with pytest.raises((ValueError, SourceError), match="disk on fire"):
         poll_until_error()
     source.close()
+
+
+def test_read_ahead_yields_every_item_in_order_then_the_error() -> None:
+    def items() -> Iterator[int]:
+        yield from range(50)
+        raise ValueError("disk on fire")
+
+    seen: list[int] = []
+    with pytest.raises(ValueError, match="disk on fire"):
+        seen.extend(read_ahead(items(), depth=3))
+    assert seen == list(range(50))
+
+
+def test_read_ahead_stops_making_items_when_the_caller_stops() -> None:
+    made: list[int] = []
+
+    def items() -> Iterator[int]:
+        for i in range(1_000):
+            made.append(i)
+            yield i
+
+    ahead = read_ahead(items(), depth=2)
+    assert [next(ahead) for _ in range(3)] == [0, 1, 2]
+    ahead.close()
+    deadline = time.monotonic() + 5
+    while any(t.name == "backbeat-read-ahead" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the read-ahead thread kept running"
+        time.sleep(0.01)
+    assert len(made) <= 3 + 2 + 1  # handed out, waiting in the queue, the one in hand

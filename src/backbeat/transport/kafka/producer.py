@@ -1,15 +1,17 @@
 """Simulator -> Kafka: one record per event, keyed so each user's events stay ordered.
 
-A batch of simulated tables is encoded per topic with the contract's codec
+A chunk of simulated tables is encoded per topic with the contract's codec
 (:func:`~backbeat.events.codec.encode_table`, the same bytes as a JSONL line) and split into
-records. The key is ``u<userId>`` for known users and ``s<sessionId>`` for guests (a guest has
-no user id, and a session is the device's stable identity), so a user's (or device's) events
-land in one partition in order. ``eventId`` rides in a header. The producer is idempotent with
-``acks=all``, lz4 and large batches; every delivery failure is counted with its reason and
-reported by :meth:`EventProducer.close`, never dropped silently. A full local queue waits for
-deliveries instead of failing.
+records by :meth:`EventProducer.encode` (safe on a read-ahead thread), then queued in a tight
+loop by :meth:`EventProducer.queue`. The key is ``u<userId>`` for known users and
+``s<sessionId>`` for guests (a guest has no user id, and a session is the device's stable
+identity), so a user's (or device's) events land in one partition in order. ``eventId`` rides
+in a header. The producer is idempotent with ``acks=all``, lz4 and large batches; every
+delivery failure is counted with its reason and reported by :meth:`EventProducer.close`, never
+dropped silently (only failures come back as callbacks: delivered = produced - failed once
+flushed). A full local queue waits for deliveries instead of failing.
 
-Next: ``dead_letters.py`` (the other producer), ``backbeat.wiring.produce_run`` (the caller).
+Next: ``dead_letters.py`` (the other producer), ``backbeat.wiring.produce_to_kafka`` (the caller).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from backbeat.events.schema import Topic
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+Records = tuple[str, list[bytes], list[bytes], list[bytes]]
+"""Records of one cluster topic: the topic, then values, keys and ``eventId`` headers."""
 PRODUCER_DEFAULTS = {
     "enable.idempotence": "true",
     "acks": "all",
@@ -98,30 +102,30 @@ class EventProducer:
         if self.report.reasons[err.str()] == 1:
             log.error("delivery to %s failed: %s", msg.topic(), err.str())
 
-    def send(self, tables: dict[Topic, pa.Table]) -> int:
-        """Queue every event of ``tables`` (one per topic); returns how many were queued."""
-        queued = 0
-        for topic, table in tables.items():
-            if topic in self._topics and table.num_rows:
-                name = self._settings.topic(topic.value)
-                queued += self._queue(name, *records(topic, table))
-        self.poll()
-        return queued
+    def encode(self, tables: dict[Topic, pa.Table]) -> list[Records]:
+        """The records of ``tables`` (the chosen topics), ready for :meth:`queue`. Touches no
+        producer state, so another thread may encode the next chunk meanwhile."""
+        return [
+            (self._settings.topic(topic.value), *records(topic, table))
+            for topic, table in tables.items()
+            if topic in self._topics and table.num_rows
+        ]
 
-    def _queue(
-        self, name: str, values: list[bytes], keys: list[bytes], event_ids: list[bytes]
-    ) -> int:
+    def queue(self, batches: list[Records]) -> int:
+        """Queue encoded records to the broker; returns how many were queued."""
         produce = self._producer.produce
         queued = 0
         try:
-            for value, key, event_id in zip(values, keys, event_ids, strict=True):
-                try:
-                    produce(name, value, key, headers=[("eventId", event_id)])
-                except BufferError:  # local queue full: wait for deliveries, then retry
-                    self._retry(name, value, key, event_id)
-                queued += 1
+            for name, values, keys, event_ids in batches:
+                for value, key, event_id in zip(values, keys, event_ids, strict=True):
+                    try:
+                        produce(name, value, key, headers=[("eventId", event_id)])
+                    except BufferError:  # local queue full: wait for deliveries, then retry
+                        self._retry(name, value, key, event_id)
+                    queued += 1
         finally:
             self.report.produced += queued
+        self.poll()
         return queued
 
     def _retry(self, name: str, value: bytes, key: bytes, event_id: bytes) -> None:
