@@ -323,7 +323,8 @@ def stream(
                 kafka, names, group=group, start=StartFrom(from_).value, stop_at_end=until_end
             )
             dead_letters = DeadLetterProducer(kafka)
-        db = DuckDBStore.in_dir(store or settings.store)
+        # Members of a consumer group share one store: each opens it per commit.
+        db = DuckDBStore.in_dir(store or settings.store, shared=group is not None)
         status = StatusLine(console, enabled=not OPTS.json)
         try:
             pipeline = Pipeline(
@@ -397,7 +398,8 @@ def query(
             raise ConfigError(
                 f"no store in {str(folder)!r}: run `backbeat stream` or `backbeat demo` first"
             )
-        db = DuckDBStore(path, read_only=True)
+        # Shared: group members hold the file only while they commit; wait for them briefly.
+        db = DuckDBStore(path, read_only=True, shared=True, lock_timeout_s=5.0)
         start, end = _parse_time(from_, "--from"), _parse_time(to, "--to")
         span = queries.TimeRange(
             int(start.timestamp() * 1000) if start else None,

@@ -4,9 +4,11 @@ Each Kafka partition is one engine partition named ``kafka:<topic>:<partition>``
 ``offsets`` are the records' Kafka offsets and ``next_position`` is the last one + 1, so the
 engine commits exactly where to resume in the same store transaction as the results. On
 :meth:`KafkaSource.open` the consumer is *assigned* every partition of the topics, each at its
-stored position (or at the start / end of the log when there is none); in group mode
-(``group`` given) it *subscribes* and seeks every partition it is given to the stored
-position the same way. The group's committed offsets are written asynchronously after each
+stored position (or at the start / end of the log when there is none). In group mode
+(``group`` given) it *subscribes*; every partition the group gives it is sought to the
+position the engine loads from the store at that moment (:meth:`listen`), which is what
+lets several ``stream`` processes share the partitions, take over those of a member that
+died, and never count a record twice. The group's committed offsets are written asynchronously after each
 batch, for lag monitoring only: correctness never depends on them. With ``stop_at_end`` the
 source is exhausted once every partition has reached the end of its log (a bounded run).
 
@@ -30,7 +32,7 @@ from confluent_kafka import (
 )
 
 from backbeat.errors import SourceError
-from backbeat.transport.base import RawSlice, Slice, Source
+from backbeat.transport.base import OnAssigned, OnRevoked, RawSlice, Slice, Source
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,17 @@ class KafkaSource(Source):
         self._at_end: set[tuple[str, int]] = set()
         self._committed: dict[tuple[str, int], int] = {}
         self._consumer: Consumer | None = None
+        self._on_assigned: OnAssigned | None = None
+        self._on_revoked: OnRevoked | None = None
 
     # ------------------------------------------------------------------ lifecycle
+
+    def listen(self, on_assigned: OnAssigned, on_revoked: OnRevoked) -> bool:
+        """In group mode, ask the engine where to resume each partition the group gives."""
+        if self._group is None:
+            return False
+        self._on_assigned, self._on_revoked = on_assigned, on_revoked
+        return True
 
     def open(self, positions: Mapping[str, int]) -> None:
         self._stored = dict(positions)
@@ -131,18 +142,43 @@ class KafkaSource(Source):
         return out
 
     def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
-        assignment = self._assignment([(p.topic, p.partition) for p in parts])
+        keys = [(p.topic, p.partition) for p in parts]
+        if self._on_assigned is not None:
+            # The store is the truth: another process may have moved these partitions on.
+            self._stored = dict(self._on_assigned([partition_name(*k) for k in keys]))
+            for key in keys:
+                self._next.pop(key, None)
+        assignment = self._assignment(keys)
         log.info(
             "assigned %s", ", ".join(f"{p.topic}:{p.partition}@{p.offset}" for p in assignment)
         )
         consumer.assign(assignment)
 
     def _on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
-        # The engine commits every slice before it polls again, so nothing is in flight here.
+        # The engine commits every batch before it polls again (and this runs inside poll),
+        # so nothing read from these partitions is in flight.
         for p in parts:
             self._next.pop((p.topic, p.partition), None)
             self._at_end.discard((p.topic, p.partition))
+        if self._on_revoked is not None:
+            self._on_revoked([partition_name(p.topic, p.partition) for p in parts])
         log.info("revoked %s", ", ".join(f"{p.topic}:{p.partition}" for p in parts))
+
+    def seek(self, positions: Mapping[str, int | None]) -> None:
+        """Rewind assigned partitions (others are skipped: they will be assigned afresh)."""
+        assert self._consumer is not None
+        assigned = {(p.topic, p.partition) for p in self._consumer.assignment()}
+        for name, position in positions.items():
+            key = parse_partition_name(name)
+            if key is None or key not in assigned:
+                continue
+            offset = self._start if position is None else position
+            self._consumer.seek(TopicPartition(key[0], key[1], offset))
+            self._at_end.discard(key)
+            if position is None:
+                self._next.pop(key, None)
+            else:
+                self._next[key] = position
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -173,6 +209,9 @@ class KafkaSource(Source):
         assert self._consumer is not None, "open() first"
         self._commit_progress()
         messages = self._consumer.consume(max(1, min(max_events, 1_000_000)), self._timeout)
+        # A rebalance served inside consume() may have taken partitions away or sought them
+        # back: records fetched before it are not ours to count.
+        owned = {(p.topic, p.partition) for p in self._consumer.assignment()}
         groups: dict[tuple[str, int], tuple[list[bytes], list[int]]] = {}
         for msg in messages:
             err = msg.error()
@@ -181,6 +220,8 @@ class KafkaSource(Source):
                 self._on_error(err, topic, number, msg.offset())
                 continue
             key, offset = (topic, number), msg.offset() or 0
+            if key not in owned or offset < self._next.get(key, -1):
+                continue
             payloads, offsets = groups.setdefault(key, ([], []))
             payloads.append(msg.value() or b"")
             offsets.append(offset)
@@ -211,10 +252,11 @@ class KafkaSource(Source):
     def _commit_progress(self) -> None:
         """Tell the group how far the engine got (for lag monitoring only)."""
         assert self._consumer is not None
+        owned = {(p.topic, p.partition) for p in self._consumer.assignment()}
         changed = [
             TopicPartition(t, p, o)
             for (t, p), o in self._next.items()
-            if self._committed.get((t, p)) != o
+            if self._committed.get((t, p)) != o and (t, p) in owned
         ]
         if not changed:
             return
