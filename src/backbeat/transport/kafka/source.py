@@ -4,13 +4,14 @@ Each Kafka partition is one engine partition named ``kafka:<topic>:<partition>``
 ``offsets`` are the records' Kafka offsets and ``next_position`` is the last one + 1, so the
 engine commits exactly where to resume in the same store transaction as the results. On
 :meth:`KafkaSource.open` the consumer is *assigned* every partition of the topics, each at its
-stored position (or at the start / end of the log when there is none). In group mode
-(``group`` given) it *subscribes*; every partition the group gives it is sought to the
-position the engine loads from the store at that moment (:meth:`listen`), which is what
-lets several ``stream`` processes share the partitions, take over those of a member that
-died, and never count a record twice. The group's committed offsets are written asynchronously after each
-batch, for lag monitoring only: correctness never depends on them. With ``stop_at_end`` the
-source is exhausted once every partition has reached the end of its log (a bounded run).
+stored position (or, when there is none, at the start or end of the log, or at the first
+record stamped at or after a start time: see ``seek.py``). In group mode (``group`` given) it
+*subscribes*; every partition the group gives it is sought to the position the engine loads
+from the store at that moment (:meth:`listen`), which is what lets several ``stream``
+processes share the partitions, take over those of a member that died, and never count a
+record twice. The group's committed offsets are written asynchronously after each batch, for
+lag monitoring only: correctness never depends on them. With ``stop_at_end`` the source is
+exhausted once every partition has reached the end of its log (a bounded run).
 
 Next: ``base.py`` (the contract), ``dead_letters.py``, ``backbeat.engine.pipeline``.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
@@ -28,11 +30,13 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
+    Message,
     TopicPartition,
 )
 
 from backbeat.errors import SourceError
 from backbeat.transport.base import OnAssigned, OnRevoked, RawSlice, Slice, Source
+from backbeat.transport.kafka.seek import offsets_at_time
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -61,17 +65,21 @@ class KafkaSource(Source):
         topics: Sequence[str],
         *,
         group: str | None = None,
-        start: StartFrom = "earliest",
+        start: StartFrom | datetime = "earliest",
         stop_at_end: bool = False,
         poll_timeout_s: float = 0.2,
     ) -> None:
-        """``topics`` are cluster names; ``group`` switches from assign to subscribe."""
+        """``topics`` are cluster names; ``group`` switches from assign to subscribe;
+        ``start`` applies to partitions without a stored position (a time: the first record
+        whose Kafka timestamp is at or after it)."""
         if not topics:
             raise SourceError("no topics to consume: give --topics")
         self._settings = settings
         self._topics = list(topics)
         self._group = group
-        self._start = OFFSET_BEGINNING if start == "earliest" else OFFSET_END
+        self._start = OFFSET_END if start == "latest" else OFFSET_BEGINNING
+        self._start_ms = int(start.timestamp() * 1000) if isinstance(start, datetime) else None
+        self._seeking: set[tuple[str, int]] = set()  # started by time, first record not yet seen
         self._stop_at_end = stop_at_end
         self._timeout = poll_timeout_s
         self._stored: dict[str, int] = {}
@@ -139,7 +147,33 @@ class KafkaSource(Source):
                 self._next[(topic, number)] = offset
             self._at_end.discard((topic, number))
             out.append(TopicPartition(topic, number, offset))
-        return out
+        return self._at_start_time(out) if self._start_ms is not None else out
+
+    def _at_start_time(self, parts: list[TopicPartition]) -> list[TopicPartition]:
+        """Partitions without a position move to the first offset at or after the start time."""
+        assert self._consumer is not None
+        assert self._start_ms is not None
+        fresh = [p for p in parts if p.offset == self._start]
+        found = offsets_at_time(
+            self._consumer,
+            [(p.topic, p.partition) for p in fresh],
+            self._start_ms,
+            self._settings.request_timeout_s,
+        )
+        for p in fresh:
+            p.offset = found[(p.topic, p.partition)]
+            self._seeking.add((p.topic, p.partition))
+        return parts
+
+    def _before_start(self, key: tuple[str, int], msg: Message) -> bool:
+        """True for a record stamped before the start time in a partition still seeking it."""
+        if key not in self._seeking:
+            return False
+        assert self._start_ms is not None
+        if msg.timestamp()[1] < self._start_ms:
+            return True
+        self._seeking.discard(key)
+        return False
 
     def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in parts]
@@ -160,6 +194,7 @@ class KafkaSource(Source):
         for p in parts:
             self._next.pop((p.topic, p.partition), None)
             self._at_end.discard((p.topic, p.partition))
+            self._seeking.discard((p.topic, p.partition))
         if self._on_revoked is not None:
             self._on_revoked([partition_name(p.topic, p.partition) for p in parts])
         log.info("revoked %s", ", ".join(f"{p.topic}:{p.partition}" for p in parts))
@@ -172,8 +207,10 @@ class KafkaSource(Source):
             key = parse_partition_name(name)
             if key is None or key not in assigned:
                 continue
-            offset = self._start if position is None else position
-            self._consumer.seek(TopicPartition(key[0], key[1], offset))
+            part = TopicPartition(key[0], key[1], self._start if position is None else position)
+            if position is None and self._start_ms is not None:
+                part = self._at_start_time([part])[0]
+            self._consumer.seek(part)
             self._at_end.discard(key)
             if position is None:
                 self._next.pop(key, None)
@@ -222,11 +259,13 @@ class KafkaSource(Source):
             key, offset = (topic, number), msg.offset() or 0
             if key not in owned or offset < self._next.get(key, -1):
                 continue
+            self._next[key] = offset + 1
+            self._at_end.discard(key)
+            if self._before_start(key, msg):
+                continue
             payloads, offsets = groups.setdefault(key, ([], []))
             payloads.append(msg.value() or b"")
             offsets.append(offset)
-            self._next[key] = offset + 1
-            self._at_end.discard(key)
         slices: list[Slice] = []
         for (topic, number), (payloads, offsets) in groups.items():
             slices.append(
