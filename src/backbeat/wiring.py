@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from rich.console import Console
 
 from backbeat.events.schema import Topic
 from backbeat.simulate.config import EventsimConfig, default_config, load_config
-from backbeat.simulate.pacing import paced
+from backbeat.simulate.pacing import coalesced, paced
 from backbeat.simulate.simulator import SimBatch, Simulator, SimulatorSettings
 from backbeat.simulate.writer import write_run
 from backbeat.transport.inprocess import SimulatorSource
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 LIVE_STEP_S = 0.25
 FILE_STEP_MS = 600_000
+PRODUCE_CHUNK_EVENTS = 50_000
+PACED_CHUNK_S = 0.2  # with --rate, a chunk holds about this much time of events
 
 
 def simulator_settings(
@@ -147,42 +150,73 @@ def produce_to_kafka(
     acknowledged. ``rate`` caps events/s; ``speed`` releases event time at that many times
     the wall clock (the live demo).
 
+    Simulated minutes are merged into chunks of ``PRODUCE_CHUNK_EVENTS`` (with ``rate``,
+    ``PACED_CHUNK_S`` worth of events) before they are encoded and queued, so the fixed cost
+    of encoding a chunk is spread over many events.
+
     Raises:
         TransientError: records were still undelivered after the final flush.
     """
     from backbeat.transport.kafka.producer import EventProducer
 
     producer = EventProducer(kafka, topics)
-    step_ms = 60_000 if speed is None else _live_step_ms(speed)
-    batches: Iterator[SimBatch] = Simulator(settings).batches(step_ms=step_ms)
-    if speed is not None:
-        batches = _at_speed(batches, speed)
-    if rate is not None:
-        batches = paced(batches, rate)
-    started, queued = time.monotonic(), 0
     report = producer.report
     try:
         line = StatusLine(Console(stderr=True), progress, total=total, description="producing")
         with line as status:
-            for step in batches:
+            started = time.monotonic()
+            for chunk in produce_chunks(settings, topics, rate, total, speed):
                 if stop is not None and stop.is_set():
                     break
-                tables = step.tables
-                if total is not None and queued + step.n_events > total:
-                    tables = _first(tables, total - queued)
-                queued += producer.send(tables)
-                producer.poll()
+                producer.send(chunk.tables)
                 rate_now = report.delivered / max(time.monotonic() - started, 1e-9)
                 status.advance(
-                    queued,
+                    report.produced,
                     f"{report.delivered:,} delivered · {rate_now:,.0f} events/s · "
                     f"{report.failed:,} delivery errors",
                 )
-                if total is not None and queued >= total:
-                    break
     finally:
         producer.close()
     return report
+
+
+def produce_chunks(
+    settings: SimulatorSettings,
+    topics: set[Topic] | None = None,
+    rate: float | None = None,
+    total: int | None = None,
+    speed: float | None = None,
+) -> Iterator[SimBatch]:
+    """The simulated run as ``produce_to_kafka`` queues it: only ``topics``, cut after
+    ``total`` events (the earliest by ``ts``), in chunks paced to ``rate``; with ``speed``,
+    short steps released as the scaled wall clock reaches them (the live demo, unchunked)."""
+    step_ms = 60_000 if speed is None else _live_step_ms(speed)
+    steps: Iterator[SimBatch] = Simulator(settings).batches(step_ms=step_ms)
+    if speed is not None:
+        steps = _at_speed(steps, speed)
+    if topics is not None:
+        steps = (
+            replace(s, tables={t: s.tables[t] for t in s.tables if t in topics}) for s in steps
+        )
+    if total is not None:
+        steps = _capped(steps, total)
+    if speed is not None:
+        return steps if rate is None else paced(steps, rate)
+    if rate is None:
+        return coalesced(steps, PRODUCE_CHUNK_EVENTS)
+    size = min(PRODUCE_CHUNK_EVENTS, int(rate * PACED_CHUNK_S) + 1)
+    return paced(coalesced(steps, size), rate)
+
+
+def _capped(steps: Iterator[SimBatch], total: int) -> Iterator[SimBatch]:
+    """``steps`` until ``total`` events, the last one cut to fit."""
+    left = total
+    for step in steps:
+        if step.n_events >= left:
+            yield replace(step, tables=_first(step.tables, left))
+            return
+        left -= step.n_events
+        yield step
 
 
 def _first(tables: dict[Topic, pa.Table], n: int) -> dict[Topic, pa.Table]:

@@ -1,4 +1,5 @@
-"""Pacing never exceeds the target rate; the writer lays out one file per topic."""
+"""Pacing never exceeds the target rate; coalescing keeps every event in order; the writer
+lays out one file per topic."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from backbeat.errors import ConfigError
 from backbeat.events.schema import Topic, arrow_schema
-from backbeat.simulate.pacing import paced
+from backbeat.simulate.pacing import coalesced, paced
 from backbeat.simulate.simulator import SimBatch
 from backbeat.simulate.writer import write_run
 
@@ -51,6 +52,24 @@ def test_paced_does_not_sleep_when_behind() -> None:
     assert clock.slept == []
     with pytest.raises(ConfigError):
         list(paced([], 0))
+
+
+def test_coalesced_keeps_every_event_in_order_in_chunks_of_at_least_min() -> None:
+    sizes = [0, 300, 50, 0, 700, 20, 20, 999, 1, 5]
+    batches = []
+    for i, rows in enumerate(sizes):
+        batch = _batch(i, rows)
+        page_views = batch.tables[Topic.PAGE_VIEW]
+        ts = pa.array(range(sum(sizes[:i]), sum(sizes[: i + 1])), pa.int64())
+        batch.tables[Topic.PAGE_VIEW] = page_views.set_column(0, "ts", ts)
+        batches.append(batch)
+    out = list(coalesced(batches, 400))
+    assert [b.n_events for b in out] == [1050, 1039, 6]  # the last one may be short
+    assert [(b.index, b.start_ms, b.end_ms) for b in out] == [(0, 0, 5), (5, 5, 8), (8, 8, 10)]
+    ts = [t for b in out for t in b.tables[Topic.PAGE_VIEW].column("ts").to_pylist()]
+    assert ts == list(range(sum(sizes)))
+    assert all(set(b.tables) == set(Topic) for b in out)
+    assert list(coalesced([], 10)) == []
 
 
 def test_writer_creates_every_topic_file(tmp_path: Path) -> None:

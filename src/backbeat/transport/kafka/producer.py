@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka import KafkaError, Message, Producer
 
 from backbeat.errors import TransientError
@@ -27,8 +28,6 @@ from backbeat.events.schema import Topic
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-Headers = list[tuple[str, str | bytes | None]]
-
 PRODUCER_DEFAULTS = {
     "enable.idempotence": "true",
     "acks": "all",
@@ -60,6 +59,19 @@ def producer_config(settings: KafkaSettings) -> dict[str, str]:
     return {**PRODUCER_DEFAULTS, **settings.to_librdkafka()}
 
 
+def records(topic: Topic, table: pa.Table) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Values (the codec's JSON), keys and ``eventId`` headers of a table's events."""
+    values = encode_table(topic, table).split(b"\n")[:-1]
+    user, session = table.column("userId"), table.column("sessionId")
+    keys = pc.if_else(
+        pc.is_null(user),
+        pc.binary_join_element_wise("s", session.cast(pa.string()), ""),
+        pc.binary_join_element_wise("u", user.cast(pa.string()), ""),
+    )
+    event_ids = table.column("eventId").cast(pa.binary())
+    return values, keys.cast(pa.binary()).to_pylist(), event_ids.to_pylist()
+
+
 class EventProducer:
     """Produces simulated event tables to ``settings.topic(<topic>)``."""
 
@@ -67,12 +79,19 @@ class EventProducer:
         """Only ``topics`` are produced (default: all four)."""
         self._settings = settings
         self._topics = topics or set(Topic)
-        self._producer = Producer(producer_config(settings))
+        # Only failures come back as callbacks (no Python call per delivered record):
+        # delivered = produced - failed - still queued.
+        self._producer = Producer(
+            {
+                **producer_config(settings),
+                "on_delivery": self._on_delivery,
+                "delivery.report.only.error": True,
+            }
+        )
         self.report = DeliveryReport()
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
-            self.report.delivered += 1
             return
         self.report.failed += 1
         self.report.reasons[err.str()] += 1
@@ -83,36 +102,43 @@ class EventProducer:
         """Queue every event of ``tables`` (one per topic); returns how many were queued."""
         queued = 0
         for topic, table in tables.items():
-            if topic not in self._topics or table.num_rows == 0:
-                continue
-            values = encode_table(topic, table).split(b"\n")[:-1]
-            users = table.column("userId").to_pylist()
-            sessions = table.column("sessionId").to_pylist()
-            event_ids = table.column("eventId").to_pylist()
-            name = self._settings.topic(topic.value)
-            for value, user, session, event_id in zip(
-                values, users, sessions, event_ids, strict=True
-            ):
-                key = f"u{user}" if user is not None else f"s{session}"
-                self._produce(name, value, key, [("eventId", event_id.encode())])
-            queued += len(values)
-        self._producer.poll(0)
+            if topic in self._topics and table.num_rows:
+                name = self._settings.topic(topic.value)
+                queued += self._queue(name, *records(topic, table))
+        self.poll()
         return queued
 
-    def _produce(self, topic: str, value: bytes, key: str, headers: Headers) -> None:
+    def _queue(
+        self, name: str, values: list[bytes], keys: list[bytes], event_ids: list[bytes]
+    ) -> int:
+        produce = self._producer.produce
+        queued = 0
+        try:
+            for value, key, event_id in zip(values, keys, event_ids, strict=True):
+                try:
+                    produce(name, value, key, headers=[("eventId", event_id)])
+                except BufferError:  # local queue full: wait for deliveries, then retry
+                    self._retry(name, value, key, event_id)
+                queued += 1
+        finally:
+            self.report.produced += queued
+        return queued
+
+    def _retry(self, name: str, value: bytes, key: bytes, event_id: bytes) -> None:
         while True:
+            self._producer.poll(0.1)
             try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
-                )
-                self.report.produced += 1
+                self._producer.produce(name, value, key, headers=[("eventId", event_id)])
                 return
-            except BufferError:  # local queue full: wait for deliveries, then retry
-                self._producer.poll(0.1)
+            except BufferError:
+                continue
 
     def poll(self) -> None:
-        """Serve delivery callbacks that are ready."""
+        """Serve delivery callbacks that are ready; update ``report.delivered``."""
         self._producer.poll(0)
+        self.report.delivered = max(
+            0, self.report.produced - self.report.failed - len(self._producer)
+        )
 
     def close(self, timeout: float = 30.0) -> DeliveryReport:
         """Flush: wait up to ``timeout`` s for every queued record; pending ones count as failed.
@@ -121,6 +147,7 @@ class EventProducer:
             TransientError: records could not be delivered before the timeout.
         """
         left = self._producer.flush(timeout)
+        self.report.delivered = self.report.produced - self.report.failed - left
         if left:
             self.report.failed += left
             self.report.reasons["not delivered before the flush timeout"] += left

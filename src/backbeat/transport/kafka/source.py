@@ -250,24 +250,35 @@ class KafkaSource(Source):
         # back: records fetched before it are not ours to count.
         owned = {(p.topic, p.partition) for p in self._consumer.assignment()}
         groups: dict[tuple[str, int], tuple[list[bytes], list[int]]] = {}
+        key: tuple[str, int] | None = None  # partition of the current run of messages
+        payloads: list[bytes] = []
+        offsets: list[int] = []
         for msg in messages:
             err = msg.error()
-            topic, number = msg.topic() or "", msg.partition() or 0
-            if err is not None:
-                self._on_error(err, topic, number, msg.offset())
+            if err is not None:  # errors in order: a partition's EOF counts after its records
+                self._handed_out(key, offsets)
+                key = None
+                self._on_error(err, msg.topic() or "", msg.partition() or 0, msg.offset())
                 continue
-            key, offset = (topic, number), msg.offset() or 0
-            if key not in owned or offset < self._next.get(key, -1):
+            topic, number = msg.topic(), msg.partition()
+            if key is None or number != key[1] or topic != key[0]:
+                self._handed_out(key, offsets)
+                key = (topic or "", number or 0)
+                live, floor = key in owned, self._next.get(key, -1)
+                payloads, offsets = groups.setdefault(key, ([], []))
+            offset = msg.offset() or 0
+            if not live or offset < floor:
                 continue
-            self._next[key] = offset + 1
-            self._at_end.discard(key)
-            if self._before_start(key, msg):
+            if self._seeking and self._before_start(key, msg):
+                self._next[key] = offset + 1
                 continue
-            payloads, offsets = groups.setdefault(key, ([], []))
             payloads.append(msg.value() or b"")
             offsets.append(offset)
+        self._handed_out(key, offsets)
         slices: list[Slice] = []
         for (topic, number), (payloads, offsets) in groups.items():
+            if not offsets:  # every record of the run was skipped
+                continue
             slices.append(
                 RawSlice(
                     topic=self._settings.backbeat_topic(topic),
@@ -278,6 +289,12 @@ class KafkaSource(Source):
                 )
             )
         return slices
+
+    def _handed_out(self, key: tuple[str, int] | None, offsets: list[int]) -> None:
+        """A run of records of partition ``key`` was read: it resumes after the last one."""
+        if key is not None and offsets:
+            self._next[key] = offsets[-1] + 1
+            self._at_end.discard(key)
 
     def _on_error(self, err: KafkaError, topic: str, number: int, offset: int | None) -> None:
         if err.code() == KafkaError._PARTITION_EOF:
