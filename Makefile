@@ -9,7 +9,13 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 export UV_PYTHON_PREFERENCE := only-system
 
-.PHONY: demo test test-fast lint bench install clean
+# Debian packages the integration tests use, each providing a command of the same name
+# (kcat: a Kafka client we did not write). `make test` installs the missing ones with
+# apt-get when it runs as root on Debian/Ubuntu; elsewhere it says what is missing and the
+# tests that need them skip with the reason.
+SYSTEM_PACKAGES := kcat
+
+.PHONY: demo test test-fast lint bench install system-deps clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -26,7 +32,21 @@ lint: install
 	$(UV) run ruff format --check src tests benchmarks
 	$(UV) run mypy
 
-test: lint
+system-deps:
+	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
+		command -v $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "system-deps: installing$$missing (apt-get)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		install="apt-get install -y -qq --no-install-recommends$$missing"; \
+		$$install >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && $$install >/dev/null 2>&1; } \
+		|| echo "system-deps: apt-get could not install$$missing; the tests that need it skip"; \
+	else \
+		echo "system-deps: missing$$missing (needs root and apt-get to install); the tests that need it skip"; \
+	fi
+
+test: lint system-deps
 	$(UV) run pytest -m "" -p no:cacheprovider $(ARGS)
 
 test-fast: install

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import pyarrow as pa
 import typer
@@ -93,11 +93,6 @@ def _settings() -> Settings:
         raise ConfigError(f"{name}={problem.get('input')!r}: {problem['msg']}") from None
 
 
-class StartFrom(StrEnum):
-    EARLIEST = "earliest"
-    LATEST = "latest"
-
-
 def _kafka_settings(bootstrap_servers: str | None, topic_prefix: str | None) -> KafkaSettings:
     """Kafka settings: flags > ``BACKBEAT_KAFKA_*`` > defaults; a bad value is one line."""
     from backbeat.transport.kafka.settings import require_client
@@ -163,6 +158,20 @@ def _parse_time(value: str | None, flag: str) -> datetime | None:
             f"{flag} {value!r} is not an ISO time such as 2026-01-31T12:00:00Z"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _start_from(value: str) -> Literal["earliest", "latest"] | datetime:
+    """``stream --from``: earliest, latest or an ISO time (without a zone: UTC)."""
+    if value in ("earliest", "latest"):
+        return "earliest" if value == "earliest" else "latest"
+    try:
+        parsed = _parse_time(value, "--from")
+    except ConfigError:
+        raise ConfigError(
+            f"--from {value!r}: use earliest, latest or an ISO time such as 2026-01-31T12:00:00Z"
+        ) from None
+    assert parsed is not None
+    return parsed
 
 
 def simulator_settings(
@@ -266,8 +275,13 @@ def stream(
         str | None, typer.Option(help="Kafka: join this consumer group (default: assign all).")
     ] = None,
     from_: Annotated[
-        StartFrom, typer.Option("--from", help="Kafka: where to start without a stored position.")
-    ] = "earliest",  # type: ignore[assignment]
+        str,
+        typer.Option(
+            "--from",
+            help="Kafka: where to start without a stored position: earliest, latest or an ISO "
+            "time (the first record stamped at or after it; no zone = UTC).",
+        ),
+    ] = "earliest",
     until_end: Annotated[
         bool, typer.Option(help="Kafka: stop once every partition is read to its end.")
     ] = False,
@@ -309,6 +323,7 @@ def stream(
         )
         if (input is None) == (bootstrap_servers is None):
             raise ConfigError("give either --input (JSONL files) or --bootstrap-servers (Kafka)")
+        start = _start_from(from_)
         source: Source
         dead_letters = None
         if input is not None:
@@ -319,11 +334,10 @@ def stream(
 
             kafka = _kafka_settings(bootstrap_servers, topic_prefix)
             names = [kafka.topic(_topic(t).value) for t in topics or list(Topic)]
-            source = KafkaSource(
-                kafka, names, group=group, start=StartFrom(from_).value, stop_at_end=until_end
-            )
+            source = KafkaSource(kafka, names, group=group, start=start, stop_at_end=until_end)
             dead_letters = DeadLetterProducer(kafka)
-        db = DuckDBStore.in_dir(store or settings.store)
+        # Members of a consumer group share one store: each opens it per commit.
+        db = DuckDBStore.in_dir(store or settings.store, shared=group is not None)
         status = StatusLine(console, enabled=not OPTS.json)
         try:
             pipeline = Pipeline(
@@ -397,7 +411,8 @@ def query(
             raise ConfigError(
                 f"no store in {str(folder)!r}: run `backbeat stream` or `backbeat demo` first"
             )
-        db = DuckDBStore(path, read_only=True)
+        # Shared: group members hold the file only while they commit; wait for them briefly.
+        db = DuckDBStore(path, read_only=True, shared=True, lock_timeout_s=5.0)
         start, end = _parse_time(from_, "--from"), _parse_time(to, "--to")
         span = queries.TimeRange(
             int(start.timestamp() * 1000) if start else None,
@@ -440,8 +455,16 @@ def demo(
     store: Annotated[
         Path | None, typer.Option(help="Store folder (default ./backbeat-data/demo).")
     ] = None,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(help="Run the producer and the stream through Kafka at host:port."),
+    ] = None,
+    topic_prefix: Annotated[
+        str | None, typer.Option(help="Kafka: prefix of the cluster's topic names.")
+    ] = None,
 ) -> None:
-    """Simulator -> engine -> store in one process, with a live terminal view."""
+    """Simulator -> engine -> store with a live terminal view: in one process, or through a
+    Kafka broker (producer thread -> topics -> engine) with --bootstrap-servers."""
     from backbeat import wiring
     from backbeat.engine.pipeline import EngineSettings, Pipeline
     from backbeat.sinks.duckdb_store import DuckDBStore
@@ -450,35 +473,66 @@ def demo(
     def body() -> None:
         settings = _settings()
         folder = store or settings.store / "demo"
+        kafka = (
+            None if bootstrap_servers is None else _kafka_settings(bootstrap_servers, topic_prefix)
+        )
         db = DuckDBStore.in_dir(folder)  # fails clearly if another process holds it
-        if any(not p.startswith("simulator:") for p in db.load_state().partitions):
+        ours = ("simulator:",) + (
+            () if kafka is None else tuple(f"kafka:{kafka.topic(t.value)}:" for t in Topic)
+        )
+        if any(not p.startswith(ours) for p in db.load_state().partitions):
             db.close()
             raise ConfigError(
                 f"{str(folder)!r} holds results of `backbeat stream`; the demo starts from an "
                 "empty store: give --store another folder"
             )
         db.reset()  # a demo always starts from scratch
-        source = wiring.live_source(users=users, seed=seed, speed=speed)
+        through = (
+            None if kafka is None else wiring.KafkaDemo(kafka, users=users, seed=seed, speed=speed)
+        )
+        source = (
+            through.source if through else wiring.live_source(users=users, seed=seed, speed=speed)
+        )
+        where = f" · via Kafka {kafka.bootstrap_servers}" if kafka else ""
         view = LiveView(
-            db, console, title=f"backbeat demo · {users:,} users · ×{speed:g} event time"
+            db,
+            err_console if OPTS.json else console,  # --json: stdout carries the summary only
+            title=f"backbeat demo · {users:,} users · ×{speed:g} event time{where}",
         )
         engine = EngineSettings(lateness_ms=settings.lateness_ms, max_future_ms=None)
-        pipeline = Pipeline(source, db, engine, on_batch=view.on_batch)
+        pipeline = Pipeline(
+            source,
+            db,
+            engine,
+            on_batch=view.on_batch,
+            before_commit=through.before_commit if through else None,
+        )
+        delivered = None
         try:
+            if through is not None:
+                through.start(on_error=pipeline.stop)
             with view:
                 report = pipeline.run(timeout=duration)
         finally:
-            pipeline.close()
-            db.close()
+            try:
+                delivered = through.stop() if through else None  # flushes the producer
+            finally:
+                pipeline.close()
+                db.close()
+        payload: dict[str, Any] = {
+            "events_in": report.events_in,
+            "accepted": report.accepted,
+            "seconds": round(report.seconds, 3),
+            "stopped_by": report.stopped_by,
+            "store": str(folder),
+        }
+        human = f"demo done: {report.events_in:,} events in {report.seconds:.0f}s"
+        if delivered is not None:
+            payload |= {"delivered": delivered.delivered, "failed": delivered.failed}
+            human += f" ({delivered.delivered:,} delivered to Kafka, {delivered.failed:,} failed)"
         _emit(
-            {
-                "events_in": report.events_in,
-                "accepted": report.accepted,
-                "seconds": round(report.seconds, 3),
-                "store": str(folder),
-            },
-            f"demo done: {report.events_in:,} events in {report.seconds:.0f}s; results in {folder}/ "
-            f"(try: backbeat query top-songs --store {folder})",
+            payload,
+            f"{human}; results in {folder}/ (try: backbeat query top-songs --store {folder})",
         )
 
     _guard(body)

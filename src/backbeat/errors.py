@@ -44,3 +44,11 @@ class StoreError(TerminalError):
 
 class StoreLockedError(TransientError):
     """Another process holds the store; wait for it or point at another --store."""
+
+
+class FencedError(TransientError):
+    """Another process committed a partition this one was about to commit (it lost it)."""
+
+    def __init__(self, message: str, partitions: list[str]) -> None:
+        super().__init__(message)
+        self.partitions = partitions

@@ -7,8 +7,9 @@ Next: ``cli.py`` (the caller), ``backbeat.simulate`` and ``backbeat.transport`` 
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,10 @@ from backbeat.transport.prefetch import read_ahead
 from backbeat.ui.progress import StatusLine
 
 if TYPE_CHECKING:
+    from backbeat.sinks.base import Commit
+    from backbeat.transport.kafka.dead_letters import DeadLetterProducer
     from backbeat.transport.kafka.producer import DeliveryReport
+    from backbeat.transport.kafka.source import KafkaSource
 
 LIVE_STEP_S = 0.25
 FILE_STEP_MS = 600_000
@@ -90,36 +94,46 @@ def _reporting(
         yield step
 
 
+def live_settings(*, users: int, seed: int) -> SimulatorSettings:
+    """A continuous run of the built-in site starting now (the demo's)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return SimulatorSettings(users=users, seed=seed, start=now, end=None, config=default_config())
+
+
+def _live_step_ms(speed: float) -> int:
+    """Event time per step: 250 ms of wall time at ``speed``."""
+    return max(1, int(LIVE_STEP_S * speed * 1000))
+
+
 def live_source(*, users: int, seed: int, speed: float) -> SimulatorSource:
     """A continuous simulator whose event time runs ``speed`` times faster than the wall clock,
     starting now, handed out in steps of 250 ms of wall time."""
-    now = datetime.now(UTC).replace(microsecond=0)
-    settings = SimulatorSettings(
-        users=users, seed=seed, start=now, end=None, config=default_config()
-    )
-    step_ms = max(1, int(LIVE_STEP_S * speed * 1000))
-    sim = _WallClockSimulator(Simulator(settings), speed)
-    return SimulatorSource(sim, step_ms=step_ms, steps_per_poll=1)  # type: ignore[arg-type]
+    sim = _WallClockSimulator(Simulator(live_settings(users=users, seed=seed)), speed)
+    return SimulatorSource(sim, step_ms=_live_step_ms(speed), steps_per_poll=1)  # type: ignore[arg-type]
+
+
+def _at_speed(batches: Iterator[SimBatch], speed: float) -> Iterator[SimBatch]:
+    """Release each step only when the wall clock, scaled by ``speed``, has reached its end."""
+    origin_wall = time.monotonic()
+    origin_ms: int | None = None
+    for step in batches:
+        if origin_ms is None:
+            origin_ms = step.start_ms
+        delay = origin_wall + (step.end_ms - origin_ms) / 1000 / speed - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield step
 
 
 class _WallClockSimulator:
-    """Releases each simulator step only when the scaled wall clock has reached its end."""
+    """A simulator whose steps come out at ``speed`` times the wall clock."""
 
     def __init__(self, sim: Simulator, speed: float) -> None:
         self._sim = sim
         self._speed = speed
 
     def batches(self, step_ms: int, start_index: int = 0) -> Iterator[SimBatch]:
-        origin_wall = time.monotonic()
-        origin_ms: int | None = None
-        for step in self._sim.batches(step_ms, start_index=start_index):
-            if origin_ms is None:
-                origin_ms = step.start_ms
-            due = origin_wall + (step.end_ms - origin_ms) / 1000 / self._speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            yield step
+        return _at_speed(self._sim.batches(step_ms, start_index=start_index), self._speed)
 
 
 def produce_to_kafka(
@@ -129,9 +143,13 @@ def produce_to_kafka(
     rate: float | None = None,
     total: int | None = None,
     progress: bool = True,
+    speed: float | None = None,
+    stop: threading.Event | None = None,
 ) -> DeliveryReport:
-    """Simulate and produce to Kafka until the run ends or ``total`` events were queued;
-    flushes on the way out (Ctrl-C included) and returns what the broker acknowledged.
+    """Simulate and produce to Kafka until the run ends, ``total`` events were queued or
+    ``stop`` is set; flushes on the way out (Ctrl-C included) and returns what the broker
+    acknowledged. ``rate`` caps events/s; ``speed`` releases event time at that many times
+    the wall clock (the live demo).
 
     Simulated minutes are merged into chunks of ``PRODUCE_CHUNK_EVENTS`` (with ``rate``,
     ``PACED_CHUNK_S`` worth of events) before they are encoded, so the fixed cost of encoding
@@ -149,8 +167,10 @@ def produce_to_kafka(
         line = StatusLine(Console(stderr=True), progress, total=total, description="producing")
         with line as status:
             started = time.monotonic()
-            chunks = produce_chunks(settings, topics, rate, total)
+            chunks = produce_chunks(settings, topics, rate, total, speed)
             for records in read_ahead(producer.encode(chunk.tables) for chunk in chunks):
+                if stop is not None and stop.is_set():
+                    break
                 producer.queue(records)
                 rate_now = report.delivered / max(time.monotonic() - started, 1e-9)
                 status.advance(
@@ -168,16 +188,23 @@ def produce_chunks(
     topics: set[Topic] | None = None,
     rate: float | None = None,
     total: int | None = None,
+    speed: float | None = None,
 ) -> Iterator[SimBatch]:
     """The simulated run as ``produce_to_kafka`` queues it: only ``topics``, cut after
-    ``total`` events (the earliest by ``ts``), in chunks paced to ``rate``."""
-    steps: Iterator[SimBatch] = Simulator(settings).batches(step_ms=60_000)
+    ``total`` events (the earliest by ``ts``), in chunks paced to ``rate``; with ``speed``,
+    short steps released as the scaled wall clock reaches them (the live demo, unchunked)."""
+    step_ms = 60_000 if speed is None else _live_step_ms(speed)
+    steps: Iterator[SimBatch] = Simulator(settings).batches(step_ms=step_ms)
+    if speed is not None:
+        steps = _at_speed(steps, speed)
     if topics is not None:
         steps = (
             replace(s, tables={t: s.tables[t] for t in s.tables if t in topics}) for s in steps
         )
     if total is not None:
         steps = _capped(steps, total)
+    if speed is not None:
+        return steps if rate is None else paced(steps, rate)
     if rate is None:
         return coalesced(steps, PRODUCE_CHUNK_EVENTS)
     size = min(PRODUCE_CHUNK_EVENTS, int(rate * PACED_CHUNK_S) + 1)
@@ -207,3 +234,74 @@ def _first(tables: dict[Topic, pa.Table], n: int) -> dict[Topic, pa.Table]:
     return {
         topic: tables[topic].take(pa.array(sorted(idx), pa.int64())) for topic, idx in keep.items()
     }
+
+
+class KafkaDemo:
+    """``backbeat demo`` through a broker: the simulator produces at ``speed`` in a thread
+    while the engine reads the topics with :attr:`source` (and :meth:`before_commit` copies
+    dead letters to ``<topic>.dlq``, as ``stream`` does).
+
+    The source starts every partition at the first record stamped at or after the moment
+    the demo was built, so records of earlier demos on the same topics are not counted again
+    (the demo's store starts empty). Each event is then counted once: the engine commits
+    Kafka offsets with its results, and the producer is idempotent.
+    """
+
+    def __init__(self, kafka: KafkaSettings, *, users: int, seed: int, speed: float) -> None:
+        """Creates the topics when missing (idempotent).
+
+        Raises:
+            SourceError: the cluster cannot be reached or refused a topic.
+        """
+        from backbeat.transport.kafka.admin import backbeat_topics, create_topics
+        from backbeat.transport.kafka.dead_letters import DeadLetterProducer
+        from backbeat.transport.kafka.source import KafkaSource
+
+        create_topics(kafka, backbeat_topics(kafka))
+        self.source: KafkaSource = KafkaSource(
+            kafka, backbeat_topics(kafka, dlq=False), start=datetime.now(UTC)
+        )
+        self._dead_letters: DeadLetterProducer = DeadLetterProducer(kafka)
+        self._stop = threading.Event()
+        self._report: DeliveryReport | None = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(
+            target=self._produce,
+            args=(live_settings(users=users, seed=seed), kafka, speed),
+            name="backbeat-demo-producer",
+            daemon=True,
+        )
+        self._on_error: Callable[[], None] = lambda: None
+
+    def before_commit(self, commit: Commit) -> None:
+        """Engine hook: dead letters to Kafka before the batch commits."""
+        self._dead_letters.before_commit(commit)
+
+    def start(self, on_error: Callable[[], None]) -> None:
+        """Start producing; ``on_error`` is called from the producer thread if it fails."""
+        self._on_error = on_error
+        self._thread.start()
+
+    def _produce(self, settings: SimulatorSettings, kafka: KafkaSettings, speed: float) -> None:
+        try:
+            self._report = produce_to_kafka(
+                settings, kafka, progress=False, speed=speed, stop=self._stop
+            )
+        except Exception as exc:  # handed to the main thread by stop()
+            self._error = exc
+            self._on_error()
+
+    def stop(self) -> DeliveryReport | None:
+        """Stop producing after the step in flight and wait for the flush; returns what the
+        broker acknowledged (None if producing never started).
+
+        Raises:
+            BackbeatError: producing failed (e.g. records were not delivered).
+        """
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+        self._dead_letters.close()
+        if self._error is not None:
+            raise self._error
+        return self._report

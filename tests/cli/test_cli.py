@@ -8,12 +8,13 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from backbeat.cli import app
+from backbeat.cli import _start_from, app
 
 runner = CliRunner()
 START, END = "2026-01-05T12:00:00Z", "2026-01-05T13:00:00Z"
@@ -91,6 +92,10 @@ def test_stream_then_query_every_view(events: Path, tmp_path: Path) -> None:
         (("simulate", "--start", "yesterday"), "is not an ISO time"),
         (("simulate", "--config", "/nonexistent.json"), "nonexistent.json"),
         (("query", "engagement", "--by", "shoe", "--store", "{store}"), "--by 'shoe'"),
+        (
+            ("stream", "--bootstrap-servers", "127.0.0.1:1", "--from", "yesterday"),
+            "--from 'yesterday'",
+        ),
     ],
 )
 def test_errors_are_one_line_and_exit_1(
@@ -186,3 +191,11 @@ def test_json_flag_works_after_the_command(events: Path, tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)) == 3
+
+
+def test_stream_from_is_earliest_latest_or_an_iso_time_naive_meaning_utc() -> None:
+    assert (_start_from("earliest"), _start_from("latest")) == ("earliest", "latest")
+    ten_utc = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    assert _start_from("2026-01-05T10:00:00") == ten_utc
+    assert _start_from("2026-01-05T10:00:00Z") == ten_utc
+    assert _start_from("2026-01-05T12:00:00+02:00") == ten_utc

@@ -60,12 +60,17 @@ def test_session_keys_match_across_batches_whatever_their_packing() -> None:
         )
 
     dedup = Deduplicator()
-    assert dedup.fresh_mask("t", table([("a", 5, 1)]), np.full(1, NO_TS), NO_TS).tolist() == [True]
+    assert dedup.fresh_mask("t", "p", table([("a", 5, 1)]), np.full(1, NO_TS), NO_TS).tolist() == [
+        True
+    ]
     second = table([("b", 5, 1), ("c", 7, 2**30)])  # the big item forces string keys
-    assert dedup.fresh_mask("t", second, np.full(2, NO_TS), NO_TS).tolist() == [False, True]
+    assert dedup.fresh_mask("t", "p", second, np.full(2, NO_TS), NO_TS).tolist() == [False, True]
     third = table([("d", 7, 2**30), ("e", 5, 1)])
     restarted = Deduplicator(dedup.snapshot())
-    assert restarted.fresh_mask("t", third, np.full(2, NO_TS), NO_TS).tolist() == [False, False]
+    assert restarted.fresh_mask("t", "p", third, np.full(2, NO_TS), NO_TS).tolist() == [
+        False,
+        False,
+    ]
 
 
 def test_events_from_the_future_are_dead_letters(tmp_path: Path) -> None:

@@ -79,7 +79,9 @@ def test_dedup_is_independent_of_batch_cuts_and_restarts(
     got: list[bool] = []
     bounds = [0, *sorted(set(c % (len(rows) + 1) for c in cuts)), len(rows)]
     for a, b in itertools.pairwise(bounds):
-        got.extend(dedup.fresh_mask("t", _table(rows[a:b]), np.full(b - a, NO_TS), NO_TS).tolist())
+        got.extend(
+            dedup.fresh_mask("t", "p", _table(rows[a:b]), np.full(b - a, NO_TS), NO_TS).tolist()
+        )
         if restart:  # what a crash + reload does
             dedup = Deduplicator(dedup.snapshot())
     assert got == expected
@@ -89,11 +91,11 @@ def test_pruned_keys_are_forgotten_and_large_session_ids_work() -> None:
     dedup = Deduplicator()
     big = 2**62
     first = dedup.fresh_mask(
-        "t", _table([("x", big, 1, 10), ("y", 5, 1, 100)]), np.full(2, NO_TS), NO_TS
+        "t", "p", _table([("x", big, 1, 10), ("y", 5, 1, 100)]), np.full(2, NO_TS), NO_TS
     )
     assert first.tolist() == [True, True]
     assert dedup.fresh_mask(
-        "t", _table([("z", big, 1, 10)]), np.full(1, NO_TS), NO_TS
+        "t", "p", _table([("z", big, 1, 10)]), np.full(1, NO_TS), NO_TS
     ).tolist() == [False]
     dedup.prune("t", 50)
     assert dedup.snapshot().column("event_id").to_pylist() == ["y"]
@@ -137,7 +139,7 @@ def test_horizon_dedup_matches_brute_force_under_any_cuts(
         keep_from = marks_of.watermark("t")
         assert keep_from is not None or b == a
         fresh = dedup.fresh_mask(
-            "t", part.filter(pa.array(on_time)), marks[on_time], keep_from or NO_TS
+            "t", "p", part.filter(pa.array(on_time)), marks[on_time], keep_from or NO_TS
         )
         it = iter(fresh.tolist())
         got.extend(next(it) if ok else None for ok in on_time.tolist())

@@ -9,12 +9,16 @@ depends only on the order of events, never on how they were cut into batches.
 Keys are kept only while they can matter: a key older than the topic's watermark can never be
 inside any later event's horizon, so it is dropped. The remembered keys are committed with
 every batch (one horizon's worth) and reloaded on restart, so a crash never lets a duplicate
-in. Everything is vectorized (Arrow hashing, NumPy); there is no per-event Python.
+in. Each key remembers the partition it came from, so a process that takes a partition over
+(a Kafka consumer group rebalance) loads and later commits just that partition's keys.
+Everything is vectorized (Arrow hashing, NumPy); there is no per-event Python.
 
 Next: ``eventtime.py`` (the watermarks), ``pipeline.py``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import duckdb
 import numpy as np
@@ -35,7 +39,8 @@ _KEYS = pa.schema(
         ("ts", pa.int64()),
     ]
 )
-SEEN_SCHEMA = pa.schema([("topic", pa.string()), *_KEYS])
+_STATE = pa.schema([*_KEYS, ("partition", pa.string())])
+SEEN_SCHEMA = pa.schema([("topic", pa.string()), *_STATE])
 
 _ITEM_BITS = 21
 _SESSION_LIMIT = 1 << (63 - _ITEM_BITS)
@@ -133,16 +138,33 @@ class Deduplicator:
 
     def __init__(self, seen: pa.Table | None = None) -> None:
         self._seen: dict[str, pa.Table] = {}
-        if seen is not None and seen.num_rows:
-            for topic in pc.unique(seen.column("topic")).to_pylist():
-                rows = seen.filter(pc.equal(seen.column("topic"), topic))
-                self._seen[topic] = rows.select(_KEYS.names).cast(_KEYS)
+        if seen is not None:
+            self.restore(seen)
 
-    def fresh_mask(self, topic: str, table: pa.Table, horizon: I64, keep_from: int) -> Mask:
+    def restore(self, seen: pa.Table) -> None:
+        """Add remembered keys (``SEEN_SCHEMA`` rows) loaded from the store."""
+        if not seen.num_rows:
+            return
+        seen = seen.cast(SEEN_SCHEMA)
+        for topic in pc.unique(seen.column("topic")).to_pylist():
+            rows = seen.filter(pc.equal(seen.column("topic"), topic)).select(_STATE.names)
+            known = self._seen.get(topic)
+            self._seen[topic] = pa.concat_tables([known, rows]) if known is not None else rows
+
+    def forget(self, partitions: Collection[str]) -> None:
+        """Drop the keys that came from ``partitions`` (another process owns them now)."""
+        gone = pa.array(list(partitions), pa.string())
+        for topic, known in self._seen.items():
+            self._seen[topic] = known.filter(pc.invert(pc.is_in(known.column("partition"), gone)))
+
+    def fresh_mask(
+        self, topic: str, partition: str, table: pa.Table, horizon: I64, keep_from: int
+    ) -> Mask:
         """Which rows of ``table`` (valid, on-time, in order) are not duplicates.
 
         Args:
             topic: the topic the rows belong to.
+            partition: the partition they came from (remembered with their keys).
             table: the rows, with ``eventId``, ``sessionId``, ``itemInSession`` and ``ts``.
             horizon: per row, the watermark that judged it on time.
             keep_from: remember keys of rows with ``ts >= keep_from`` (older ones can never
@@ -169,8 +191,14 @@ class Deduplicator:
             old = _pack(known.column("session_id"), known.column("item"), as_int)
             dup |= _known_in_horizon(keys, old, known_ts, horizon)
         added = pa.table(
-            [ids, table.column("sessionId"), table.column("itemInSession"), table.column("ts")],
-            schema=_KEYS,
+            [
+                ids,
+                table.column("sessionId"),
+                table.column("itemInSession"),
+                table.column("ts"),
+                pa.nulls(n, pa.string()).fill_null(partition),
+            ],
+            schema=_STATE,
         ).filter(pa.array(ts >= keep_from))
         self._seen[topic] = pa.concat_tables([known, added]) if known is not None else added
         return ~dup
@@ -182,9 +210,9 @@ class Deduplicator:
             self._seen[topic] = known.filter(pc.greater_equal(known.column("ts"), before_ts))
 
     def snapshot(self) -> pa.Table:
-        """All remembered keys, to commit with the batch."""
+        """All remembered keys (``SEEN_SCHEMA``), to commit with the batch."""
         tables = [
-            t.add_column(0, "topic", pa.array([topic] * t.num_rows, pa.string()))
+            t.add_column(0, "topic", pa.nulls(t.num_rows, pa.string()).fill_null(topic))
             for topic, t in self._seen.items()
             if t.num_rows
         ]

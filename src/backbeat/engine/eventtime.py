@@ -15,7 +15,7 @@ Next: ``dedup.py``, ``pipeline.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,18 @@ class Watermarks:
         self.max_ts: dict[str, int] = dict(max_ts)
         self.topic_of: dict[str, str] = dict(topics)
         self._this_run: set[str] = set()
+
+    def restore(self, partition: str, topic: str, max_ts: int) -> None:
+        """Take a partition over at its stored largest event time."""
+        self.max_ts[partition] = max_ts
+        self.topic_of[partition] = topic
+
+    def forget(self, partitions: Iterable[str]) -> None:
+        """Let go of partitions (another process owns them now)."""
+        for partition in partitions:
+            self.max_ts.pop(partition, None)
+            self.topic_of.pop(partition, None)
+            self._this_run.discard(partition)
 
     def advance(
         self, topic: str, partition: str, ts: npt.NDArray[np.int64]

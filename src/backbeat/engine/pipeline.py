@@ -7,6 +7,14 @@ watermarks, de-dup keys and the CSV mark in ONE store transaction -> append the 
 start the engine reads that state back, repairs the CSV and tells the source where to resume,
 so a kill -9 at any moment loses nothing and doubles nothing.
 
+When the source's partitions come and go (a Kafka consumer group, several engine processes
+sharing one store), the engine holds state only for the partitions it owns: it loads a
+partition's position, watermark and de-dup keys from the store when it is given one, drops
+them when it loses one, and every commit is fenced by the positions it started from. Each
+batch is committed before the next poll, so a revocation (served inside the poll) never
+finds a batch in flight; a commit refused because another process moved a partition is
+discarded and the engine resumes from the store.
+
 Next: ``eventtime.py``, ``dedup.py``, ``backbeat.sinks.duckdb_store``.
 """
 
@@ -17,7 +25,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -28,6 +36,7 @@ import pyarrow as pa
 from backbeat.analytics.compute import BatchAggregator
 from backbeat.engine.dedup import Deduplicator
 from backbeat.engine.eventtime import NO_TS, Watermarks
+from backbeat.errors import ConfigError, FencedError
 from backbeat.events.codec import DeadLetter, decode_batch, validate_table
 from backbeat.events.schema import Topic, parse_topic
 from backbeat.sinks.base import (
@@ -134,14 +143,18 @@ class Pipeline:
 
     def _restore(self, state: EngineState) -> None:
         self._batch_id = state.batch_id
-        self._partitions = dict(state.partitions)
         self._csv_mark = state.csv.get(str(self.csv.path)) if self.csv is not None else None
-        self._watermarks = Watermarks(
-            self.settings.lateness_ms,
-            {p: s.max_ts for p, s in state.partitions.items()},
-            {p: s.topic for p, s in state.partitions.items()},
-        )
-        self._dedup = Deduplicator(state.seen)
+        self._watermarks = Watermarks(self.settings.lateness_ms, {}, {})
+        self._dedup = Deduplicator()
+        self._partitions: dict[str, PartitionState] = {}
+        self._expected: dict[str, int | None] = {}
+        if not self.source.listen(self._assigned, self._revoked):
+            self._hold(state)  # fixed partitions: all of them, from the start
+        elif self.csv is not None:
+            raise ConfigError(
+                "the CSV file needs one process that reads every partition: drop --csv or "
+                "--group (query the store for the same windows)"
+            )
         if self.csv is not None:
             self.csv.recover(self.store, self._csv_mark)
         self.source.open({p: s.position for p, s in state.partitions.items()})
@@ -149,6 +162,32 @@ class Pipeline:
             log.info(
                 "resuming after batch %d (%d partitions)", state.batch_id, len(self._partitions)
             )
+
+    def _hold(self, state: EngineState) -> None:
+        """Take partitions over at their stored state (position, watermark, de-dup keys)."""
+        for name, part in state.partitions.items():
+            self._partitions[name] = part
+            self._expected[name] = part.position
+            self._watermarks.restore(name, part.topic, part.max_ts)
+        if state.seen is not None:
+            self._dedup.restore(state.seen)
+
+    def _assigned(self, names: Sequence[str]) -> dict[str, int]:
+        """The source was given ``names``: load their state from the store, say where to resume."""
+        self._revoked(names)
+        state = self.store.load_partitions(names)
+        self._hold(state)
+        for name in names:
+            self._expected.setdefault(name, None)
+        return {name: part.position for name, part in state.partitions.items()}
+
+    def _revoked(self, names: Sequence[str]) -> None:
+        """The source lost ``names``: forget their state (their last batch is committed)."""
+        for name in names:
+            self._partitions.pop(name, None)
+            self._expected.pop(name, None)
+        self._watermarks.forget(names)
+        self._dedup.forget(names)
 
     def stop(self) -> None:
         """Ask the loop to finish the batch in flight, commit it and return."""
@@ -221,20 +260,27 @@ class Pipeline:
                 self._watermarks.watermark(Topic.LISTEN.value, self.source.partitions()),
                 partials["genre_minute"],
             )
-        self._batch_id += 1
         stats.seconds = time.perf_counter() - t0
         commit = Commit(
-            batch_id=self._batch_id,
             partials=partials,
             dead_letters=batch.dead_table(),
-            partitions=self._partitions,
+            partitions=dict(self._partitions),
+            expected={name: self._expected.get(name) for name in self._partitions},
             seen=self._dedup.snapshot(),
             stats=stats,
             csv=csv_plan[0] if csv_plan else None,
         )
         if self.before_commit is not None:
             self.before_commit(commit)
-        self.store.commit(commit)
+        try:
+            self._batch_id = self.store.commit(commit)
+        except FencedError as exc:
+            log.warning("batch discarded: %s; resuming those partitions from the store", exc)
+            names = list(self._partitions)
+            stored = self._assigned(names)
+            self.source.seek({name: stored.get(name) for name in names})
+            return None
+        self._expected = {name: part.position for name, part in self._partitions.items()}
         if csv_plan is not None and self.csv is not None:
             self._csv_mark = csv_plan[0]
             self.csv.write(*csv_plan)
@@ -296,7 +342,7 @@ class Pipeline:
             marks = marks[~late]
         keep_from = self._watermarks.watermark(topic.value, self.source.partitions())
         keep = self._dedup.fresh_mask(
-            topic.value, table, marks, NO_TS if keep_from is None else keep_from
+            topic.value, piece.partition, table, marks, NO_TS if keep_from is None else keep_from
         )
         stats.duplicates += int((~keep).sum())
         if not keep.all():

@@ -6,6 +6,12 @@ the horizon, batch statistics and the CSV sink's mark. A store applies it in ONE
 so after a crash the store is either before or after the batch, never in between; on start
 the engine reads :class:`EngineState` back and resumes from it.
 
+Several engine processes may share one store (members of one Kafka consumer group, each
+owning some partitions). A commit is therefore *fenced*: it names the position it expects
+each of its partitions to be at, and the store refuses the whole commit
+(:class:`~backbeat.errors.FencedError`) when another process has moved one of them, so a
+process that lost a partition without noticing can never double its events.
+
 Next: ``duckdb_store.py`` (the embedded store), ``csv_sink.py``.
 """
 
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -77,7 +84,11 @@ class BatchStats:
 
 @dataclass(frozen=True, slots=True)
 class EngineState:
-    """What the engine needs to resume exactly where the last commit left off."""
+    """What the engine needs to resume exactly where the last commit left off.
+
+    ``seen`` rows carry the partition they came from, so a process that takes over a
+    partition can load just that partition's keys.
+    """
 
     batch_id: int = 0
     partitions: dict[str, PartitionState] = field(default_factory=dict)
@@ -88,12 +99,20 @@ class EngineState:
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """Everything one micro-batch changes, applied atomically."""
+    """Everything one micro-batch changes, applied atomically.
 
-    batch_id: int
+    Attributes:
+        partitions: the committing process's partitions, where they now stand.
+        expected: for each of ``partitions``, the position the process last read from or
+            wrote to the store (None: no row yet); the commit is refused if one differs.
+        seen: the de-dup keys of ``partitions`` (they replace the stored keys of those
+            partitions only).
+    """
+
     partials: dict[str, pa.Table]
     dead_letters: pa.Table
     partitions: dict[str, PartitionState]
+    expected: dict[str, int | None]
     seen: pa.Table
     stats: BatchStats
     csv: CsvMark | None = None
@@ -107,8 +126,17 @@ class Store(ABC):
         """The state as of the last successful commit (empty for a new store)."""
 
     @abstractmethod
-    def commit(self, commit: Commit) -> None:
-        """Apply ``commit`` in one transaction. Raises StoreError if it cannot."""
+    def load_partitions(self, partitions: Sequence[str]) -> EngineState:
+        """The stored state of just these partitions (a process taking them over)."""
+
+    @abstractmethod
+    def commit(self, commit: Commit) -> int:
+        """Apply ``commit`` in one transaction; return the batch id it was given.
+
+        Raises:
+            FencedError: another process moved one of the commit's partitions.
+            StoreError: the store cannot be written.
+        """
 
     @abstractmethod
     def metric(self, name: str, where: str = "", params: tuple[object, ...] = ()) -> pa.Table:

@@ -6,6 +6,12 @@ row per key, inside the same transaction as the batch. Positions, watermarks, de
 the CSV mark and batch statistics live in ``meta_*`` tables next to the results, so one
 ``COMMIT`` moves all of them together.
 
+A store is opened *exclusive* (one process keeps the file open: the fast path) or *shared*
+(every operation opens the file, does its work and closes it, waiting while another process
+holds it), so several engine processes of one Kafka consumer group, and readers, can use
+one store. Each commit checks, inside its transaction, that its partitions are still where
+the process last saw them (see ``base.py``: fencing).
+
 Next: ``base.py`` (the contract), ``backbeat.engine.pipeline`` (the writer),
 ``backbeat.serve.queries`` (the readers).
 """
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -23,7 +31,7 @@ import pyarrow as pa
 
 from backbeat.analytics.metrics import BY_NAME, METRICS, Metric, merged_sql
 from backbeat.engine.dedup import SEEN_SCHEMA
-from backbeat.errors import StoreError, StoreLockedError
+from backbeat.errors import FencedError, StoreError, StoreLockedError
 from backbeat.sinks.base import (
     Commit,
     CsvMark,
@@ -40,7 +48,8 @@ _META_DDL: Final = (
     "CREATE TABLE IF NOT EXISTS meta_partitions (partition VARCHAR PRIMARY KEY, "
     "topic VARCHAR NOT NULL, position BIGINT NOT NULL, max_ts BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta_seen (topic VARCHAR, event_id VARCHAR, "
-    "session_id BIGINT, item INTEGER, ts BIGINT)",
+    "session_id BIGINT, item INTEGER, ts BIGINT, partition VARCHAR)",
+    "ALTER TABLE meta_seen ADD COLUMN IF NOT EXISTS partition VARCHAR",
     "CREATE TABLE IF NOT EXISTS meta_csv (path VARCHAR PRIMARY KEY, until_before BIGINT, "
     "until BIGINT, size_before BIGINT, size_after BIGINT)",
     "CREATE TABLE IF NOT EXISTS meta_batches (batch_id BIGINT PRIMARY KEY, "
@@ -61,143 +70,179 @@ def merged_view(metric: Metric) -> str:
 
 
 class DuckDBStore(Store):
-    """Results and engine state in one DuckDB file (single writer)."""
+    """Results and engine state in one DuckDB file."""
 
-    def __init__(self, path: Path, *, read_only: bool = False, compact_every: int = 50) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        shared: bool = False,
+        compact_every: int = 50,
+        lock_timeout_s: float = 60.0,
+    ) -> None:
+        """``shared`` opens the file per operation (several processes); else it stays open."""
         self.path = path
+        self._read_only = read_only
         self._compact_every = compact_every
-        try:
-            if not read_only:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise StoreLockedError(
-                    f"the store {str(path)!r} is in use by another process; stop it or use "
-                    "another --store"
-                ) from exc
-            raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from exc
+        self._lock_timeout_s = lock_timeout_s
+        self._con: duckdb.DuckDBPyConnection | None = None
         if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._open(wait=shared)
+        if not read_only:
+            for ddl in _META_DDL:
+                con.execute(ddl)
+            for metric in METRICS:
+                cols = ", ".join(f"{name} {typ}" for name, typ in metric.columns)
+                con.execute(f"CREATE TABLE IF NOT EXISTS {_table(metric)} ({cols})")
+        if shared:
+            con.close()
+        else:
+            self._con = con
+
+    def _open(self, wait: bool) -> duckdb.DuckDBPyConnection:
+        """Open the file; while another process holds it, retry (``wait``) or fail."""
+        deadline = time.monotonic() + self._lock_timeout_s
+        pause = 0.005
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=self._read_only)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise StoreError(f"cannot open the store {str(self.path)!r}: {exc}") from exc
+                if not wait or time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"the store {str(self.path)!r} is in use by another process; stop it "
+                        "or use another --store"
+                    ) from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
+        if not self._read_only:
             # Checkpoints rewrite the file; fewer, larger ones keep commit latency flat.
-            self._con.execute("SET checkpoint_threshold = '256MB'")
-            self._create()
+            con.execute("SET checkpoint_threshold = '256MB'")
+        return con
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection for one operation (a shared store opens and closes it around)."""
+        if self._con is not None:
+            yield self._con
+            return
+        con = self._open(wait=True)
+        try:
+            yield con
+        finally:
+            con.close()
 
     @classmethod
     def in_dir(cls, directory: Path, **kwargs: int | bool) -> DuckDBStore:
         """The store file inside a ``--store`` folder."""
         return cls(directory / DEFAULT_FILE, **kwargs)  # type: ignore[arg-type]
 
-    def _create(self) -> None:
-        for ddl in _META_DDL:
-            self._con.execute(ddl)
-        for metric in METRICS:
-            cols = ", ".join(f"{name} {typ}" for name, typ in metric.columns)
-            self._con.execute(f"CREATE TABLE IF NOT EXISTS {_table(metric)} ({cols})")
-
     # ------------------------------------------------------------------ state
 
     def load_state(self) -> EngineState:
-        rows = self._con.execute(
-            "SELECT partition, topic, position, max_ts FROM meta_partitions"
-        ).fetchall()
-        partitions = {p: PartitionState(t, pos, mts) for p, t, pos, mts in rows}
-        seen = (
-            self._con.sql("SELECT topic, event_id, session_id, item, ts FROM meta_seen")
-            .to_arrow_table()
-            .cast(SEEN_SCHEMA)
-        )
-        # fetchall, not fetchone: DuckDB keeps a half-read result open on the connection.
-        batch = self._con.execute("SELECT coalesce(max(batch_id), 0) FROM meta_batches").fetchall()[
-            0
-        ]
-        csv_rows = self._con.execute(
-            "SELECT path, until_before, until, size_before, size_after FROM meta_csv"
-        ).fetchall()
+        with self._session() as con:
+            state = _partition_state(con, None)
+            # fetchall, not fetchone: DuckDB keeps a half-read result open on the connection.
+            batch = con.execute("SELECT coalesce(max(batch_id), 0) FROM meta_batches").fetchall()
+            csv_rows = con.execute(
+                "SELECT path, until_before, until, size_before, size_after FROM meta_csv"
+            ).fetchall()
         return EngineState(
-            batch_id=int(batch[0]) if batch else 0,
-            partitions=partitions,
-            seen=seen,
+            batch_id=int(batch[0][0]),
+            partitions=state.partitions,
+            seen=state.seen,
             csv={row[0]: CsvMark(*row) for row in csv_rows},
         )
 
+    def load_partitions(self, partitions: Sequence[str]) -> EngineState:
+        with self._session() as con:
+            return _partition_state(con, list(partitions))
+
     # ------------------------------------------------------------------ commit
 
-    def commit(self, commit: Commit) -> None:
-        con = self._con
-        try:
-            con.execute("BEGIN TRANSACTION")
-            for metric in METRICS:
-                partial = commit.partials.get(metric.name)
-                if partial is not None and partial.num_rows:
-                    con.register("_partial", partial)
-                    con.execute(f"INSERT INTO {_table(metric)} SELECT * FROM _partial")
-                    con.unregister("_partial")
-            if commit.dead_letters.num_rows:
-                con.register("_dead", commit.dead_letters)
-                con.execute(
-                    'INSERT INTO dead_letters SELECT ?, topic, partition, "offset", reason, '
-                    "raw, ? FROM _dead",
-                    [commit.batch_id, datetime.now(UTC)],
+    def commit(self, commit: Commit) -> int:
+        with self._session() as con:
+            try:
+                con.execute("BEGIN TRANSACTION")
+                _check_fence(con, commit.expected)
+                batch_id = int(
+                    con.execute(
+                        "SELECT coalesce(max(batch_id), 0) + 1 FROM meta_batches"
+                    ).fetchall()[0][0]
                 )
-                con.unregister("_dead")
-            if commit.partitions:
-                con.executemany(
-                    "INSERT OR REPLACE INTO meta_partitions VALUES (?, ?, ?, ?)",
-                    [[p, st.topic, st.position, st.max_ts] for p, st in commit.partitions.items()],
-                )
-            con.execute("DELETE FROM meta_seen")
-            if commit.seen.num_rows:
-                con.register("_seen", commit.seen)
-                con.execute("INSERT INTO meta_seen SELECT * FROM _seen")
-                con.unregister("_seen")
-            if commit.csv is not None:
-                m = commit.csv
-                con.execute(
-                    "INSERT OR REPLACE INTO meta_csv VALUES (?, ?, ?, ?, ?)",
-                    [m.path, m.until_before, m.until, m.size_before, m.size_after],
-                )
-            s = commit.stats
-            con.execute(
-                "INSERT INTO meta_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    commit.batch_id,
-                    datetime.now(UTC),
-                    s.events_in,
-                    s.accepted,
-                    s.duplicates,
-                    s.late,
-                    s.dead,
-                    s.seconds,
-                ],
-            )
-            if self._compact_every and commit.batch_id % self._compact_every == 0:
-                self._compact()
-            con.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")
-            if isinstance(exc, duckdb.Error):
-                raise StoreError(f"commit of batch {commit.batch_id} failed: {exc}") from exc
-            raise
+                self._apply(con, batch_id, commit)
+                if self._compact_every and batch_id % self._compact_every == 0:
+                    _compact(con)
+                con.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error):
+                    raise StoreError(f"commit of a batch failed: {exc}") from exc
+                raise
+        return batch_id
 
-    def _compact(self) -> None:
-        """Fold each metric's partial rows into one row per key (caller holds a transaction)."""
+    @staticmethod
+    def _apply(con: duckdb.DuckDBPyConnection, batch_id: int, commit: Commit) -> None:
+        """Write one batch (the caller holds the transaction)."""
         for metric in METRICS:
-            table = _table(metric)
-            self._con.execute(f"CREATE TEMP TABLE _compact AS {merged_sql(metric, table)}")
-            self._con.execute(f"DELETE FROM {table}")
-            self._con.execute(f"INSERT INTO {table} SELECT * FROM _compact")
-            self._con.execute("DROP TABLE _compact")
+            partial = commit.partials.get(metric.name)
+            if partial is not None and partial.num_rows:
+                con.register("_partial", partial)
+                con.execute(f"INSERT INTO {_table(metric)} SELECT * FROM _partial")
+                con.unregister("_partial")
+        if commit.dead_letters.num_rows:
+            con.register("_dead", commit.dead_letters)
+            con.execute(
+                'INSERT INTO dead_letters SELECT ?, topic, partition, "offset", reason, '
+                "raw, ? FROM _dead",
+                [batch_id, datetime.now(UTC)],
+            )
+            con.unregister("_dead")
+        if commit.partitions:
+            con.executemany(
+                "INSERT OR REPLACE INTO meta_partitions VALUES (?, ?, ?, ?)",
+                [[p, st.topic, st.position, st.max_ts] for p, st in commit.partitions.items()],
+            )
+        # The keys of this process's partitions (and legacy ones without a partition).
+        con.execute(
+            "DELETE FROM meta_seen WHERE partition IS NULL OR list_contains(?, partition)",
+            [list(commit.partitions)],
+        )
+        if commit.seen.num_rows:
+            con.register("_seen", commit.seen)
+            con.execute(
+                "INSERT INTO meta_seen (topic, event_id, session_id, item, ts, partition) "
+                "SELECT topic, event_id, session_id, item, ts, partition FROM _seen"
+            )
+            con.unregister("_seen")
+        if commit.csv is not None:
+            m = commit.csv
+            con.execute(
+                "INSERT OR REPLACE INTO meta_csv VALUES (?, ?, ?, ?, ?)",
+                [m.path, m.until_before, m.until, m.size_before, m.size_after],
+            )
+        s = commit.stats
+        con.execute(
+            "INSERT INTO meta_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [batch_id, datetime.now(UTC), s.events_in, s.accepted, s.duplicates, s.late,
+             s.dead, s.seconds],
+        )  # fmt: skip
 
     def reset(self) -> None:
         """Delete every result, dead letter and position (one transaction)."""
         tables = [_table(m) for m in METRICS] + [
             "meta_partitions", "meta_seen", "meta_csv", "meta_batches", "dead_letters"
         ]  # fmt: skip
-        self._con.execute("BEGIN TRANSACTION")
-        for table in tables:
-            self._con.execute(f"DELETE FROM {table}")
-        self._con.execute("COMMIT")
+        with self._session() as con:
+            con.execute("BEGIN TRANSACTION")
+            for table in tables:
+                con.execute(f"DELETE FROM {table}")
+            con.execute("COMMIT")
 
     # ------------------------------------------------------------------ read
 
@@ -207,11 +252,61 @@ class DuckDBStore(Store):
             raise StoreError(f"no metric {name!r}; known: {', '.join(m.name for m in METRICS)}")
         keys = ", ".join(metric.key_names)
         sql = f"SELECT * FROM {merged_view(metric)} {where} ORDER BY {keys}"
-        return self._con.sql(sql, params=list(params)).to_arrow_table()
+        return self.sql(sql, params)
 
     def sql(self, query: str, params: tuple[object, ...] = ()) -> pa.Table:
         """Run a read query against the store (bound parameters only)."""
-        return self._con.sql(query, params=list(params)).to_arrow_table()
+        with self._session() as con:
+            return con.sql(query, params=list(params)).to_arrow_table()
 
     def close(self) -> None:
-        self._con.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def _partition_state(con: duckdb.DuckDBPyConnection, names: list[str] | None) -> EngineState:
+    """Positions and de-dup keys of ``names`` (None: of every partition)."""
+    where, params = ("", []) if names is None else ("WHERE list_contains(?, partition)", [names])
+    rows = con.execute(
+        f"SELECT partition, topic, position, max_ts FROM meta_partitions {where}", params
+    ).fetchall()
+    seen = con.sql(
+        f"SELECT topic, event_id, session_id, item, ts, partition FROM meta_seen {where}",
+        params=params,
+    ).to_arrow_table()
+    return EngineState(
+        partitions={p: PartitionState(t, pos, mts) for p, t, pos, mts in rows},
+        seen=seen.cast(SEEN_SCHEMA),
+    )
+
+
+def _check_fence(con: duckdb.DuckDBPyConnection, expected: dict[str, int | None]) -> None:
+    """Refuse the commit if a partition is no longer where the committing process saw it."""
+    if not expected:
+        return
+    stored = dict(
+        con.execute(
+            "SELECT partition, position FROM meta_partitions WHERE list_contains(?, partition)",
+            [list(expected)],
+        ).fetchall()
+    )
+    moved = sorted(p for p, pos in expected.items() if stored.get(p) != pos)
+    if moved:
+        shown = ", ".join(
+            f"{p} (expected {expected[p]}, stored {stored.get(p)})" for p in moved[:5]
+        )
+        raise FencedError(
+            f"another process committed {len(moved)} of this batch's partitions: {shown}",
+            moved,
+        )
+
+
+def _compact(con: duckdb.DuckDBPyConnection) -> None:
+    """Fold each metric's partial rows into one row per key (caller holds a transaction)."""
+    for metric in METRICS:
+        table = _table(metric)
+        con.execute(f"CREATE TEMP TABLE _compact AS {merged_sql(metric, table)}")
+        con.execute(f"DELETE FROM {table}")
+        con.execute(f"INSERT INTO {table} SELECT * FROM _compact")
+        con.execute("DROP TABLE _compact")

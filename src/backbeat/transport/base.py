@@ -12,7 +12,7 @@ Next: ``jsonl.py`` (files), ``inprocess.py`` (the simulator), ``backbeat.engine.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +52,12 @@ class ArrowSlice:
 
 Slice = RawSlice | ArrowSlice
 
+OnAssigned = Callable[[Sequence[str]], Mapping[str, int]]
+"""Called with partitions a source was just given; returns where to resume each (absent =
+the source's start)."""
+OnRevoked = Callable[[Sequence[str]], None]
+"""Called with partitions a source just lost."""
+
 
 class Source(ABC):
     """A replayable, positioned stream of event slices."""
@@ -77,6 +83,22 @@ class Source(ABC):
         longer does.
         """
         return None
+
+    def listen(self, on_assigned: OnAssigned, on_revoked: OnRevoked) -> bool:
+        """Ask to be told when partitions come and go (a Kafka consumer group).
+
+        Returns True if this source will announce its partitions that way (then the
+        positions given to :meth:`open` are not used: ``on_assigned`` answers instead), False
+        if its partitions are fixed. Both callbacks run inside :meth:`poll`, between batches.
+        """
+        return False
+
+    def seek(self, positions: Mapping[str, int | None]) -> None:
+        """Resume at these positions (None: where a new partition starts), after a refused
+        commit. This default reopens the source; ``positions`` must then name every
+        partition read so far."""
+        self.close()
+        self.open({name: pos for name, pos in positions.items() if pos is not None})
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

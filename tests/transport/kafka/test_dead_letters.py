@@ -10,19 +10,19 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from backbeat.events.codec import encode_table
 from backbeat.events.schema import Topic
 from backbeat.simulate.simulator import Simulator, SimulatorSettings
 from backbeat.sinks.duckdb_store import DuckDBStore
 from backbeat.transport.kafka.settings import KafkaSettings
+from tests.support.kafka_log import read_topics
 from tests.support.malformed import CATEGORIES
 
 pytestmark = pytest.mark.integration
@@ -92,30 +92,10 @@ def test_malformed_records_go_to_the_store_and_the_dlq_topic(
         assert row["reason"].startswith(prefixes), (category, row["reason"])
         assert row["raw"] == records[row["offset"]]
 
-    dlq = _read_all(topics, source + ".dlq", len(bad))
+    dlq = [(r.value, r.headers) for r in read_topics(topics.bootstrap_servers, [source + ".dlq"])]
     assert sorted(int(h["source.offset"]) for _, h in dlq) == sorted(bad)
     for value, headers in dlq:
         offset = int(headers["source.offset"])
         assert (headers["source.topic"], headers["source.partition"]) == (source, "1")
         assert headers["reason"].startswith(bad[offset][1])
         assert value == records[offset]
-
-
-def _read_all(kafka: KafkaSettings, topic: str, n: int) -> list[tuple[bytes, dict[str, str]]]:
-    consumer = Consumer(
-        {"bootstrap.servers": kafka.bootstrap_servers, "group.id": "dlq-check", "log_level": 3}
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
-    out: list[tuple[bytes, dict[str, str]]] = []
-    deadline = time.monotonic() + 30
-    try:
-        while len(out) < n and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.5):
-                if msg.error() is None:
-                    headers = {k: (v or b"").decode() for k, v in msg.headers() or []}
-                    out.append((msg.value() or b"", headers))
-        time.sleep(0.5)
-        out += [(m.value() or b"", {}) for m in consumer.consume(1000, 0.5) if m.error() is None]
-    finally:
-        consumer.close()
-    return out

@@ -4,11 +4,14 @@ Each Kafka partition is one engine partition named ``kafka:<topic>:<partition>``
 ``offsets`` are the records' Kafka offsets and ``next_position`` is the last one + 1, so the
 engine commits exactly where to resume in the same store transaction as the results. On
 :meth:`KafkaSource.open` the consumer is *assigned* every partition of the topics, each at its
-stored position (or at the start / end of the log when there is none); in group mode
-(``group`` given) it *subscribes* and seeks every partition it is given to the stored
-position the same way. The group's committed offsets are written asynchronously after each
-batch, for lag monitoring only: correctness never depends on them. With ``stop_at_end`` the
-source is exhausted once every partition has reached the end of its log (a bounded run).
+stored position (or, when there is none, at the start or end of the log, or at the first
+record stamped at or after a start time: see ``seek.py``). In group mode (``group`` given) it
+*subscribes*; every partition the group gives it is sought to the position the engine loads
+from the store at that moment (:meth:`listen`), which is what lets several ``stream``
+processes share the partitions, take over those of a member that died, and never count a
+record twice. The group's committed offsets are written asynchronously after each batch, for
+lag monitoring only: correctness never depends on them. With ``stop_at_end`` the source is
+exhausted once every partition has reached the end of its log (a bounded run).
 
 Next: ``base.py`` (the contract), ``dead_letters.py``, ``backbeat.engine.pipeline``.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
@@ -26,11 +30,13 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
+    Message,
     TopicPartition,
 )
 
 from backbeat.errors import SourceError
-from backbeat.transport.base import RawSlice, Slice, Source
+from backbeat.transport.base import OnAssigned, OnRevoked, RawSlice, Slice, Source
+from backbeat.transport.kafka.seek import offsets_at_time
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -59,17 +65,21 @@ class KafkaSource(Source):
         topics: Sequence[str],
         *,
         group: str | None = None,
-        start: StartFrom = "earliest",
+        start: StartFrom | datetime = "earliest",
         stop_at_end: bool = False,
         poll_timeout_s: float = 0.2,
     ) -> None:
-        """``topics`` are cluster names; ``group`` switches from assign to subscribe."""
+        """``topics`` are cluster names; ``group`` switches from assign to subscribe;
+        ``start`` applies to partitions without a stored position (a time: the first record
+        whose Kafka timestamp is at or after it)."""
         if not topics:
             raise SourceError("no topics to consume: give --topics")
         self._settings = settings
         self._topics = list(topics)
         self._group = group
-        self._start = OFFSET_BEGINNING if start == "earliest" else OFFSET_END
+        self._start = OFFSET_END if start == "latest" else OFFSET_BEGINNING
+        self._start_ms = int(start.timestamp() * 1000) if isinstance(start, datetime) else None
+        self._seeking: set[tuple[str, int]] = set()  # started by time, first record not yet seen
         self._stop_at_end = stop_at_end
         self._timeout = poll_timeout_s
         self._stored: dict[str, int] = {}
@@ -77,8 +87,17 @@ class KafkaSource(Source):
         self._at_end: set[tuple[str, int]] = set()
         self._committed: dict[tuple[str, int], int] = {}
         self._consumer: Consumer | None = None
+        self._on_assigned: OnAssigned | None = None
+        self._on_revoked: OnRevoked | None = None
 
     # ------------------------------------------------------------------ lifecycle
+
+    def listen(self, on_assigned: OnAssigned, on_revoked: OnRevoked) -> bool:
+        """In group mode, ask the engine where to resume each partition the group gives."""
+        if self._group is None:
+            return False
+        self._on_assigned, self._on_revoked = on_assigned, on_revoked
+        return True
 
     def open(self, positions: Mapping[str, int]) -> None:
         self._stored = dict(positions)
@@ -128,21 +147,75 @@ class KafkaSource(Source):
                 self._next[(topic, number)] = offset
             self._at_end.discard((topic, number))
             out.append(TopicPartition(topic, number, offset))
-        return out
+        return self._at_start_time(out) if self._start_ms is not None else out
+
+    def _at_start_time(self, parts: list[TopicPartition]) -> list[TopicPartition]:
+        """Partitions without a position move to the first offset at or after the start time."""
+        assert self._consumer is not None
+        assert self._start_ms is not None
+        fresh = [p for p in parts if p.offset == self._start]
+        found = offsets_at_time(
+            self._consumer,
+            [(p.topic, p.partition) for p in fresh],
+            self._start_ms,
+            self._settings.request_timeout_s,
+        )
+        for p in fresh:
+            p.offset = found[(p.topic, p.partition)]
+            self._seeking.add((p.topic, p.partition))
+        return parts
+
+    def _before_start(self, key: tuple[str, int], msg: Message) -> bool:
+        """True for a record stamped before the start time in a partition still seeking it."""
+        if key not in self._seeking:
+            return False
+        assert self._start_ms is not None
+        if msg.timestamp()[1] < self._start_ms:
+            return True
+        self._seeking.discard(key)
+        return False
 
     def _on_assign(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
-        assignment = self._assignment([(p.topic, p.partition) for p in parts])
+        keys = [(p.topic, p.partition) for p in parts]
+        if self._on_assigned is not None:
+            # The store is the truth: another process may have moved these partitions on.
+            self._stored = dict(self._on_assigned([partition_name(*k) for k in keys]))
+            for key in keys:
+                self._next.pop(key, None)
+        assignment = self._assignment(keys)
         log.info(
             "assigned %s", ", ".join(f"{p.topic}:{p.partition}@{p.offset}" for p in assignment)
         )
         consumer.assign(assignment)
 
     def _on_revoke(self, consumer: Consumer, parts: list[TopicPartition]) -> None:
-        # The engine commits every slice before it polls again, so nothing is in flight here.
+        # The engine commits every batch before it polls again (and this runs inside poll),
+        # so nothing read from these partitions is in flight.
         for p in parts:
             self._next.pop((p.topic, p.partition), None)
             self._at_end.discard((p.topic, p.partition))
+            self._seeking.discard((p.topic, p.partition))
+        if self._on_revoked is not None:
+            self._on_revoked([partition_name(p.topic, p.partition) for p in parts])
         log.info("revoked %s", ", ".join(f"{p.topic}:{p.partition}" for p in parts))
+
+    def seek(self, positions: Mapping[str, int | None]) -> None:
+        """Rewind assigned partitions (others are skipped: they will be assigned afresh)."""
+        assert self._consumer is not None
+        assigned = {(p.topic, p.partition) for p in self._consumer.assignment()}
+        for name, position in positions.items():
+            key = parse_partition_name(name)
+            if key is None or key not in assigned:
+                continue
+            part = TopicPartition(key[0], key[1], self._start if position is None else position)
+            if position is None and self._start_ms is not None:
+                part = self._at_start_time([part])[0]
+            self._consumer.seek(part)
+            self._at_end.discard(key)
+            if position is None:
+                self._next.pop(key, None)
+            else:
+                self._next[key] = position
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -173,27 +246,39 @@ class KafkaSource(Source):
         assert self._consumer is not None, "open() first"
         self._commit_progress()
         messages = self._consumer.consume(max(1, min(max_events, 1_000_000)), self._timeout)
+        # A rebalance served inside consume() may have taken partitions away or sought them
+        # back: records fetched before it are not ours to count.
+        owned = {(p.topic, p.partition) for p in self._consumer.assignment()}
         groups: dict[tuple[str, int], tuple[list[bytes], list[int]]] = {}
         key: tuple[str, int] | None = None  # partition of the current run of messages
         payloads: list[bytes] = []
         offsets: list[int] = []
         for msg in messages:
             err = msg.error()
-            if err is None:
-                topic, number = msg.topic(), msg.partition()
-                if key is None or number != key[1] or topic != key[0]:
-                    self._handed_out(key, offsets)
-                    key = (topic or "", number or 0)
-                    payloads, offsets = groups.setdefault(key, ([], []))
-                payloads.append(msg.value() or b"")
-                offsets.append(msg.offset() or 0)
-            else:  # errors in order: a partition's EOF counts only after its records
+            if err is not None:  # errors in order: a partition's EOF counts after its records
                 self._handed_out(key, offsets)
                 key = None
                 self._on_error(err, msg.topic() or "", msg.partition() or 0, msg.offset())
+                continue
+            topic, number = msg.topic(), msg.partition()
+            if key is None or number != key[1] or topic != key[0]:
+                self._handed_out(key, offsets)
+                key = (topic or "", number or 0)
+                live, floor = key in owned, self._next.get(key, -1)
+                payloads, offsets = groups.setdefault(key, ([], []))
+            offset = msg.offset() or 0
+            if not live or offset < floor:
+                continue
+            if self._seeking and self._before_start(key, msg):
+                self._next[key] = offset + 1
+                continue
+            payloads.append(msg.value() or b"")
+            offsets.append(offset)
         self._handed_out(key, offsets)
         slices: list[Slice] = []
         for (topic, number), (payloads, offsets) in groups.items():
+            if not offsets:  # every record of the run was skipped
+                continue
             slices.append(
                 RawSlice(
                     topic=self._settings.backbeat_topic(topic),
@@ -223,10 +308,11 @@ class KafkaSource(Source):
     def _commit_progress(self) -> None:
         """Tell the group how far the engine got (for lag monitoring only)."""
         assert self._consumer is not None
+        owned = {(p.topic, p.partition) for p in self._consumer.assignment()}
         changed = [
             TopicPartition(t, p, o)
             for (t, p), o in self._next.items()
-            if self._committed.get((t, p)) != o
+            if self._committed.get((t, p)) != o and (t, p) in owned
         ]
         if not changed:
             return
