@@ -298,7 +298,7 @@ def main() -> None:
             ratio = r["events_per_s"] / results[base]["events_per_s"]
             mark = "[green]met" if ratio >= target else "[red]not met"
             versus = f"{ratio:.0%} (target ≥ {target:.0%}: {mark}[/])"
-        size = r.get("bytes") or results.get("bare-consume", {}).get("bytes")
+        size = r.get("bytes") or next((x["bytes"] for x in results.values() if "bytes" in x), 0)
         broker_s = r["broker_cpu_s"]
         table.add_row(
             mode,

@@ -203,11 +203,22 @@ class DuckDBStore(Store):
                 [batch_id, datetime.now(UTC)],
             )
             con.unregister("_dead")
-        if commit.partitions:
-            con.executemany(
-                "INSERT OR REPLACE INTO meta_partitions VALUES (?, ?, ?, ?)",
-                [[p, st.topic, st.position, st.max_ts] for p, st in commit.partitions.items()],
+        if commit.partitions:  # one statement: executemany runs one query per row
+            states = commit.partitions.values()
+            con.register(
+                "_partitions",
+                pa.table(
+                    [
+                        pa.array(list(commit.partitions), pa.string()),
+                        pa.array([st.topic for st in states], pa.string()),
+                        pa.array([st.position for st in states], pa.int64()),
+                        pa.array([st.max_ts for st in states], pa.int64()),
+                    ],
+                    names=["partition", "topic", "position", "max_ts"],
+                ),
             )
+            con.execute("INSERT OR REPLACE INTO meta_partitions SELECT * FROM _partitions")
+            con.unregister("_partitions")
         # The keys of this process's partitions (and legacy ones without a partition).
         con.execute(
             "DELETE FROM meta_seen WHERE partition IS NULL OR list_contains(?, partition)",
