@@ -150,10 +150,12 @@ def produce_to_kafka(
                 queued += producer.send(tables)
                 producer.poll()
                 rate_now = report.delivered / max(time.monotonic() - started, 1e-9)
+                away = producer.watch.unreachable_s
                 status.advance(
                     queued,
                     f"{report.delivered:,} delivered · {rate_now:,.0f} events/s · "
-                    f"{report.failed:,} delivery errors",
+                    f"{report.failed:,} delivery errors"
+                    + (f" · broker unreachable for {away:.0f}s" if away is not None else ""),
                 )
                 if total is not None and queued >= total:
                     break

@@ -7,7 +7,8 @@ no user id, and a session is the device's stable identity), so a user's (or devi
 land in one partition in order. ``eventId`` rides in a header. The producer is idempotent with
 ``acks=all``, lz4 and large batches; every delivery failure is counted with its reason and
 reported by :meth:`EventProducer.close`, never dropped silently. A full local queue waits for
-deliveries instead of failing.
+deliveries instead of failing. A broker that stops answering is logged (``health.py``) while
+the records wait: librdkafka retries them, idempotently, for ``message.timeout.ms`` (5 min).
 
 Next: ``dead_letters.py`` (the other producer), ``backbeat.wiring.produce_run`` (the caller).
 """
@@ -24,6 +25,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from backbeat.errors import TransientError
 from backbeat.events.codec import encode_table
 from backbeat.events.schema import Topic
+from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,8 @@ class EventProducer:
         """Only ``topics`` are produced (default: all four)."""
         self._settings = settings
         self._topics = topics or set(Topic)
-        self._producer = Producer(producer_config(settings))
+        self.watch = BrokerWatch("producer", settings.bootstrap_servers)
+        self._producer = Producer({**self.watch.config(), **producer_config(settings)})
         self.report = DeliveryReport()
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:

@@ -31,6 +31,7 @@ from confluent_kafka import (
 
 from backbeat.errors import SourceError
 from backbeat.transport.base import RawSlice, Slice, Source
+from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,14 @@ class KafkaSource(Source):
         self._at_end: set[tuple[str, int]] = set()
         self._committed: dict[tuple[str, int], int] = {}
         self._consumer: Consumer | None = None
+        self.watch = BrokerWatch("consumer", settings.bootstrap_servers)
 
     # ------------------------------------------------------------------ lifecycle
 
     def open(self, positions: Mapping[str, int]) -> None:
         self._stored = dict(positions)
         conf = {
+            **self.watch.config(),
             **self._settings.to_librdkafka(),
             "group.id": self._group or f"{self._settings.client_id}-stream",
             "enable.auto.commit": "false",

