@@ -173,10 +173,12 @@ def produce_to_kafka(
                     break
                 producer.queue(records)
                 rate_now = report.delivered / max(time.monotonic() - started, 1e-9)
+                away = producer.watch.unreachable_s
                 status.advance(
                     report.produced,
                     f"{report.delivered:,} delivered · {rate_now:,.0f} events/s · "
-                    f"{report.failed:,} delivery errors",
+                    f"{report.failed:,} delivery errors"
+                    + (f" · broker unreachable for {away:.0f}s" if away is not None else ""),
                 )
     finally:
         producer.close()

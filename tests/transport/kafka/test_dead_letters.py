@@ -1,101 +1,147 @@
-"""Malformed records produced raw into a topic: dead letters in the store AND in
-``<topic>.dlq`` (original bytes, reason and source headers); valid records around them count.
+"""10,000 malformed records of every kind, produced raw into the four topics among valid,
+duplicate and late ones: each bad record lands once in the store's ``dead_letters`` AND in
+``<topic>.dlq`` (original bytes, reason and source headers), and the valid records around them
+are all counted (every metric equals the oracle).
+
+The log is the file tests' generator and injector (``support/eventlog.py``); each topic's file
+goes, line by line and in order, into one partition of its topic, so a record's Kafka offset is
+its line number and Kafka's per-partition event time is the file's: the oracle's verdicts
+(late, duplicate) and the manifest (malformed) translate one to one.
 
 Next: ``backbeat.transport.kafka.dead_letters`` (the producer), ``tests/support/malformed.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 import subprocess
-import sys
-from datetime import UTC, datetime
+from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 from confluent_kafka import Producer
 
-from backbeat.events.codec import encode_table
 from backbeat.events.schema import Topic
-from backbeat.simulate.simulator import Simulator, SimulatorSettings
-from backbeat.sinks.duckdb_store import DuckDBStore
-from backbeat.transport.kafka.settings import KafkaSettings
-from tests.support.kafka_log import read_topics
-from tests.support.malformed import CATEGORIES
+from backbeat.transport.kafka.settings import DLQ_SUFFIX, KafkaSettings
+from tests.support.eventlog import EventLog, Injected, Trouble, generate, write_log
+from tests.support.harness import dead_letter_problems, dead_letters, metric_mismatches
+from tests.support.kafka import clean_env, read_topics, stream_command
+from tests.support.malformed import CATEGORIES, STANDARD
+from tests.support.oracle import compute
 
 pytestmark = pytest.mark.integration
 
-STREAM = (sys.executable, "-m", "backbeat.cli", "--json", "stream")
+MALFORMED = 10_000
+KAFKA_LIMIT = 1_000_000
+"""Kafka refuses larger records (message.max.bytes): a ``too_large`` record's 1 MiB field is
+cut to 100 kB, still over the engine's 64 KiB limit."""
+PARTITION = {Topic.LISTEN: 0, Topic.PAGE_VIEW: 1, Topic.AUTH: 2, Topic.STATUS_CHANGE: 0}
 
 
-def _records() -> tuple[list[bytes], dict[int, tuple[str, tuple[str, ...]]]]:
-    """Valid listen events with malformed ones between them; index -> (category, reasons)."""
-    run = SimulatorSettings(
-        users=500, seed=3, start=datetime(2026, 1, 5, tzinfo=UTC),
-        end=datetime(2026, 1, 5, 2, tzinfo=UTC),
-    )  # fmt: skip
-    listens = Simulator(run).run()[Topic.LISTEN]
-    valid = encode_table(Topic.LISTEN, listens).split(b"\n")[:-1]
-    rows = listens.to_pylist()
-    rng = np.random.default_rng(9)
-    out: list[bytes] = []
-    bad: dict[int, tuple[str, tuple[str, ...]]] = {}
-    names = [n for n, c in CATEGORIES.items() if Topic.LISTEN in c.topics]
-    for i, line in enumerate(valid):
-        out.append(line)
-        if i % 7 == 3:
-            name = names[len(bad) % len(names)]
-            bad[len(out)] = (name, CATEGORIES[name].prefixes)
-            if name == "too_large":  # > 64 KiB, yet under Kafka's 1 MB message limit
-                out.append(json.dumps(rows[i] | {"city": "x" * 100_000}).encode())
-            else:
-                out.append(CATEGORIES[name].build(rng, Topic.LISTEN, rows[i]))
-    return out, bad
+def _lines(path: Path) -> tuple[list[bytes], dict[int, int]]:
+    """The lines of a file and ``{byte offset: line number}``."""
+    lines = path.read_bytes().split(b"\n")[:-1]
+    index, offset = {}, 0
+    for i, line in enumerate(lines):
+        index[offset] = i
+        offset += len(line) + 1
+    return lines, index
 
 
-def test_malformed_records_go_to_the_store_and_the_dlq_topic(
+def _produce_raw(
+    kafka: KafkaSettings, log: EventLog
+) -> tuple[dict[str, str], dict[str, list[bytes]]]:
+    """Each topic file into its partition; returns file -> partition name, and the values."""
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 3})
+    names: dict[str, str] = {}
+    values: dict[str, list[bytes]] = {}
+    for topic, number in PARTITION.items():
+        file, cluster = f"{topic.value}.jsonl", kafka.topic(topic.value)
+        names[file] = f"kafka:{cluster}:{number}"
+        values[file] = []
+        for line in _lines(log.directory / file)[0]:
+            if len(line) > KAFKA_LIMIT:
+                line = line.replace(b"x" * (1 << 20), b"x" * 100_000)
+            values[file].append(line)
+            while True:
+                try:
+                    producer.produce(cluster, value=line, partition=number)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+    assert producer.flush(60) == 0
+    return names, values
+
+
+def test_ten_thousand_malformed_records_go_to_the_store_and_the_dlq_topics(
     topics: KafkaSettings, tmp_path: Path
 ) -> None:
-    records, bad = _records()
-    source = topics.topic(Topic.LISTEN.value)
-    producer = Producer({"bootstrap.servers": topics.bootstrap_servers, "log_level": 3})
-    for record in records:  # one partition: offsets are the record indexes
-        producer.produce(source, value=record, partition=1)
-    assert producer.flush(30) == 0
-    del producer
+    small = tuple(c for c in STANDARD if c != "too_large")
+    categories = small * 80 + ("too_large",)  # 8 records of 1 MiB, not 625
+    trouble = Trouble(malformed=MALFORMED, categories=categories, bogus_lines=0)
+    log = write_log(tmp_path / "in", generate(1_500, 60, seed=61), seed=62, trouble=trouble)
+    assert set(log.counts("malformed")) == set(CATEGORIES)
+    expected = compute(log.directory, log.malformed_offsets())
+    names, values = _produce_raw(topics, log)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_")}
     done = subprocess.run(
-        [*STREAM, "--bootstrap-servers", topics.bootstrap_servers, "--topic-prefix",
-         topics.topic_prefix, "--store", str(tmp_path / "store"), "--until-end",
-         "--batch-size", "700"],
-        capture_output=True, env=env, timeout=300, check=False,
+        stream_command(topics, tmp_path / "store", "--until-end", "--batch-size", "5000"),
+        capture_output=True, env=clean_env(), timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     summary = json.loads(done.stdout.splitlines()[-1])
-    assert summary["accepted"] == len(records) - len(bad)
-    assert summary["dead"] == len(bad)
+    late = sum(len(v) for v in expected.late.values())
+    assert (summary["dead"], summary["late"]) == (MALFORMED, late)
+    assert summary["accepted"] == sum(expected.valid.values()) - late - sum(
+        expected.duplicates.values()
+    )
 
-    store = DuckDBStore.in_dir(tmp_path / "store", read_only=True)
-    try:
-        stored = store.sql(
-            'SELECT partition, "offset", reason, raw FROM dead_letters ORDER BY 2'
-        ).to_pylist()
-    finally:
-        store.close()
-    assert [r["offset"] for r in stored] == sorted(bad)
-    for row in stored:
-        category, prefixes = bad[row["offset"]]
-        assert row["partition"] == f"kafka:{source}:1"
-        assert row["reason"].startswith(prefixes), (category, row["reason"])
-        assert row["raw"] == records[row["offset"]]
+    # The same checks as the file tests, with (file, byte offset) as (partition, Kafka offset).
+    index = {file: _lines(log.directory / file)[1] for file in names}
+    kafka_log = EventLog(
+        log.directory,
+        [
+            Injected(names[e.file], index[e.file][e.offset], e.category, e.kind)
+            for e in log.injected
+        ],
+    )
+    kafka_expected = dataclasses.replace(
+        expected,
+        late={names[f]: {index[f][o] for o in offsets} for f, offsets in expected.late.items()},
+    )
+    problems = metric_mismatches(tmp_path / "store", expected)
+    problems += dead_letter_problems(tmp_path / "store", kafka_log, kafka_expected)
+    assert not problems, "\n".join(problems)
 
-    dlq = [(r.value, r.headers) for r in read_topics(topics.bootstrap_servers, [source + ".dlq"])]
-    assert sorted(int(h["source.offset"]) for _, h in dlq) == sorted(bad)
-    for value, headers in dlq:
-        offset = int(headers["source.offset"])
-        assert (headers["source.topic"], headers["source.partition"]) == (source, "1")
-        assert headers["reason"].startswith(bad[offset][1])
-        assert value == records[offset]
+    wanted = {(p, o) for p, offsets in kafka_expected.late.items() for o in offsets}
+    wanted |= {(e.file, e.offset) for e in kafka_log.of_kind("malformed")}
+    reasons = {(r["file"], r["offset"]): r["reason"] for r in dead_letters(tmp_path / "store")}
+    sent = {names[f]: v for f, v in values.items()}
+    seen = _dlq_topics(topics, sent, reasons)
+    missing, extra = sorted(wanted - set(seen)), sorted(set(seen) - wanted)
+    doubled = sorted(k for k, n in seen.items() if n > 1)
+    assert (len(missing), len(extra), len(doubled)) == (0, 0, 0), (
+        f".dlq topics: missing {missing[:3]}, unexpected {extra[:3]}, twice {doubled[:3]}"
+    )
+
+
+def _dlq_topics(
+    kafka: KafkaSettings, sent: dict[str, list[bytes]], reasons: dict[tuple[str, int], str]
+) -> Counter[tuple[str, int]]:
+    """How often each (partition, offset) is in the .dlq topics; checks each record's bytes,
+    topic and reason header (the store's reason) on the way."""
+    dlq_topics = [kafka.topic(t.value) + DLQ_SUFFIX for t in Topic]
+    seen: Counter[tuple[str, int]] = Counter()
+    for dlq_topic, records in read_topics(kafka.bootstrap_servers, dlq_topics).items():
+        for _, _, value, headers in records:
+            source = headers["source.topic"].decode()
+            key = (
+                f"kafka:{source}:{int(headers['source.partition'])}",
+                int(headers["source.offset"]),
+            )
+            assert dlq_topic == source + DLQ_SUFFIX, key
+            assert value == sent[key[0]][key[1]], key
+            assert headers["reason"].decode() == reasons[key], key
+            seen[key] += 1
+    return seen

@@ -26,9 +26,11 @@ import numpy as np
 import pytest
 
 from backbeat import wiring
+from backbeat.analytics.metrics import METRICS
 from backbeat.sinks.duckdb_store import DuckDBStore
 from backbeat.transport.kafka.settings import KafkaSettings
-from tests.transport.kafka.test_roundtrip import RUN, STREAM, _check, _env, reference
+from tests.support.kafka import clean_env, committed, stream_command
+from tests.transport.kafka.test_roundtrip import RUN, reference
 
 __all__ = ["reference"]  # the module-scoped fixture, shared with test_roundtrip
 
@@ -39,15 +41,8 @@ PARTITIONS = 12  # 4 topics x 3 partitions (the ``topics`` fixture)
 
 
 def _member(kafka: KafkaSettings, group: str, store: Path, log: Path) -> subprocess.Popen[bytes]:
-    command = [
-        *STREAM,
-        "--bootstrap-servers", kafka.bootstrap_servers,
-        "--topic-prefix", kafka.topic_prefix,
-        "--group", group,
-        "--store", str(store),
-        "--batch-size", "2000",
-    ]  # fmt: skip
-    env = {**_env(), "BACKBEAT_KAFKA_EXTRA": json.dumps(GROUP_CONFIG)}
+    command = stream_command(kafka, store, "--group", group, "--batch-size", "2000")
+    env = {**clean_env(), "BACKBEAT_KAFKA_EXTRA": json.dumps(GROUP_CONFIG)}
     with log.open("wb") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
@@ -65,14 +60,6 @@ def _wait(what: str, until: Any, procs: list[subprocess.Popen[bytes]], limit: fl
         assert not dead, f"a member exited while waiting for {what}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
-
-
-def _accepted(store: Path) -> int:
-    if not (store / "backbeat.duckdb").exists():
-        return 0
-    db = DuckDBStore.in_dir(store, read_only=True, shared=True)
-    row = db.sql("SELECT coalesce(sum(accepted), 0) AS n FROM meta_batches").to_pylist()
-    return int(row[0]["n"])
 
 
 def test_survivor_takes_over_a_killed_members_partitions(
@@ -97,8 +84,8 @@ def test_survivor_takes_over_a_killed_members_partitions(
         time.sleep(float(np.random.default_rng(3).uniform(0.0, 0.5)))
         victim.send_signal(signal.SIGKILL)
         assert victim.wait() == -signal.SIGKILL
-        halfway = _accepted(store)
-        _wait("every event", lambda: _accepted(store) >= reference[0], [survivor], 120)
+        halfway = committed(store)[1]
+        _wait("every event", lambda: committed(store)[1] >= reference[0], [survivor], 120)
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(timeout=60) == 0, logs[0].read_text()[-3000:]
     finally:
@@ -108,4 +95,11 @@ def test_survivor_takes_over_a_killed_members_partitions(
                 proc.wait()
     assert _assigned(logs[0])[-1] == PARTITIONS, "the survivor never got every partition"
     assert halfway > 0, "the victim was killed before anything was committed"
-    _check(store, reference)
+    events, metrics = reference
+    assert committed(store) == (events, events), "lost or doubled events"
+    db = DuckDBStore.in_dir(store, read_only=True)
+    try:
+        wrong = [m.name for m in METRICS if db.metric(m.name).to_pylist() != metrics[m.name]]
+    finally:
+        db.close()
+    assert not wrong, f"metrics differ from the JSONL run: {wrong}"

@@ -22,6 +22,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from backbeat.errors import TransientError
 from backbeat.sinks.base import Commit
+from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.settings import DLQ_SUFFIX, KafkaSettings
 from backbeat.transport.kafka.source import parse_partition_name
 
@@ -34,7 +35,8 @@ class DeadLetterProducer:
 
     def __init__(self, settings: KafkaSettings, flush_timeout_s: float = 30.0) -> None:
         conf = {"enable.idempotence": "true", "acks": "all", "linger.ms": "5"}
-        self._producer = Producer({**conf, **settings.to_librdkafka()})
+        self.watch = BrokerWatch("dead-letter producer", settings.bootstrap_servers)
+        self._producer = Producer({**self.watch.config(), **conf, **settings.to_librdkafka()})
         self._timeout = flush_timeout_s
         self._errors: list[str] = []
         self.published = 0

@@ -10,6 +10,8 @@ in a header. The producer is idempotent with ``acks=all``, lz4 and large batches
 delivery failure is counted with its reason and reported by :meth:`EventProducer.close`, never
 dropped silently (only failures come back as callbacks: delivered = produced - failed once
 flushed). A full local queue waits for deliveries instead of failing.
+A broker that stops answering is logged (``health.py``) while the records wait: librdkafka
+retries them, idempotently, for ``message.timeout.ms`` (5 min).
 
 Next: ``dead_letters.py`` (the other producer), ``backbeat.wiring.produce_to_kafka`` (the caller).
 """
@@ -27,6 +29,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from backbeat.errors import TransientError
 from backbeat.events.codec import encode_table
 from backbeat.events.schema import Topic
+from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -83,10 +86,12 @@ class EventProducer:
         """Only ``topics`` are produced (default: all four)."""
         self._settings = settings
         self._topics = topics or set(Topic)
+        self.watch = BrokerWatch("producer", settings.bootstrap_servers)
         # Only failures come back as callbacks (no Python call per delivered record):
         # delivered = produced - failed - still queued.
         self._producer = Producer(
             {
+                **self.watch.config(),
                 **producer_config(settings),
                 "on_delivery": self._on_delivery,
                 "delivery.report.only.error": True,

@@ -36,6 +36,7 @@ from confluent_kafka import (
 
 from backbeat.errors import SourceError
 from backbeat.transport.base import OnAssigned, OnRevoked, RawSlice, Slice, Source
+from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.seek import offsets_at_time
 from backbeat.transport.kafka.settings import KafkaSettings
 
@@ -89,6 +90,7 @@ class KafkaSource(Source):
         self._consumer: Consumer | None = None
         self._on_assigned: OnAssigned | None = None
         self._on_revoked: OnRevoked | None = None
+        self.watch = BrokerWatch("consumer", settings.bootstrap_servers)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -102,6 +104,7 @@ class KafkaSource(Source):
     def open(self, positions: Mapping[str, int]) -> None:
         self._stored = dict(positions)
         conf = {
+            **self.watch.config(),
             **self._settings.to_librdkafka(),
             "group.id": self._group or f"{self._settings.client_id}-stream",
             "enable.auto.commit": "false",
