@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,18 +169,20 @@ def produce_to_kafka(
         with line as status:
             started = time.monotonic()
             chunks = produce_chunks(settings, topics, rate, total, speed)
-            for records in read_ahead(producer.encode(chunk.tables) for chunk in chunks):
-                if stop is not None and stop.is_set():
-                    break
-                producer.queue(records)
-                rate_now = report.delivered / max(time.monotonic() - started, 1e-9)
-                away = producer.watch.unreachable_s
-                status.advance(
-                    report.produced,
-                    f"{report.delivered:,} delivered · {rate_now:,.0f} events/s · "
-                    f"{report.failed:,} delivery errors"
-                    + (f" · broker unreachable for {away:.0f}s" if away is not None else ""),
-                )
+            ahead = read_ahead(producer.encode(chunk.tables) for chunk in chunks)
+            with closing(ahead):  # joins the read-ahead thread however the loop ends
+                for records in ahead:
+                    if stop is not None and stop.is_set():
+                        break
+                    producer.queue(records)
+                    rate_now = report.delivered / max(time.monotonic() - started, 1e-9)
+                    away = producer.watch.unreachable_s
+                    status.advance(
+                        report.produced,
+                        f"{report.delivered:,} delivered · {rate_now:,.0f} events/s · "
+                        f"{report.failed:,} delivery errors"
+                        + (f" · broker unreachable for {away:.0f}s" if away is not None else ""),
+                    )
     finally:
         producer.close()
     return report

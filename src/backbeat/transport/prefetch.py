@@ -21,7 +21,7 @@ import multiprocessing as mp
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Literal, TypeVar, cast
@@ -36,12 +36,12 @@ Worker = Literal["thread", "process"]
 T = TypeVar("T")
 
 
-def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+def read_ahead(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
     """Yield ``items`` in order while a background thread already makes the next ``depth``.
 
     Worth it when making an item mostly releases the GIL (NumPy, Arrow, DuckDB). An exception
     in the thread is raised here, in order; closing the iterator (or leaving the loop) stops
-    the thread after the item it is making.
+    the thread after the item it is making (and waits for it).
     """
     ready: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -56,7 +56,8 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             return
         _put(ready, _DONE, stop)
 
-    threading.Thread(target=make, name="backbeat-read-ahead", daemon=True).start()
+    worker = threading.Thread(target=make, name="backbeat-read-ahead", daemon=True)
+    worker.start()
     try:
         while (item := ready.get()) is not _DONE:
             if isinstance(item, _Failed):
@@ -64,6 +65,9 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             yield cast(T, item)
     finally:
         stop.set()
+        # Wait for the item in the making: a thread still inside native code (DuckDB) when
+        # the interpreter exits aborts the process.
+        worker.join()
 
 
 @dataclass(frozen=True, slots=True)

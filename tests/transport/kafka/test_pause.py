@@ -141,6 +141,6 @@ def test_broker_paused_during_stream(own_broker: Broker, tmp_path: Path) -> None
 def _produce(kafka: KafkaSettings, steps: list[SimBatch]) -> None:
     producer = EventProducer(kafka)
     for step in steps:
-        producer.send(step.tables)
+        producer.queue(producer.encode(step.tables))
     report = producer.close()
     assert report.failed == 0, report.reasons
