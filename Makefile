@@ -15,7 +15,7 @@ export UV_PYTHON_PREFERENCE := only-system
 # tests that need them skip with the reason.
 SYSTEM_PACKAGES := kcat
 
-.PHONY: demo test test-fast lint bench install system-deps clean
+.PHONY: demo test test-fast lint bench bench-kafka install system-deps clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -52,9 +52,12 @@ test: lint system-deps
 test-fast: install
 	$(UV) run pytest $(ARGS)
 
-bench: install
+bench: install bench-kafka
 	$(UV) run python benchmarks/bench_embedded.py $(ARGS)
 	$(UV) run python benchmarks/bench_simulate.py
+
+bench-kafka: install
+	$(UV) run python benchmarks/bench_kafka.py $(KAFKA_ARGS)
 
 clean:
 	rm -rf $(TOOLS) .venv backbeat-data
