@@ -6,7 +6,7 @@
 simulator is deterministic) is written as JSONL files and ``oracle.compute`` (DuckDB SQL
 written from the semantics, not the engine) computes every metric over them. Each
 ``backbeat stream --until-end`` (child processes, each with its own store) must commit every
-event exactly once and store every metric equal to the oracle's. About 2.5 minutes on 2 cores
+event exactly once and store every metric equal to the oracle's. About 3 minutes on 2 cores
 (``pytest -s`` prints where the time goes).
 
 Next: ``test_pause.py`` (a paused broker), ``tests/engine/test_kill9.py`` (the file version).
