@@ -10,10 +10,10 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_PREFERENCE := only-system
 
 # Debian packages the integration tests use, each providing a command of the same name
-# (kcat: a Kafka client we did not write). `make test` installs the missing ones with
-# apt-get when it runs as root on Debian/Ubuntu; elsewhere it says what is missing and the
-# tests that need them skip with the reason.
-SYSTEM_PACKAGES := kcat
+# (kcat: a Kafka client we did not write; chromium: the browser the dashboard tests drive).
+# `make test` installs the missing ones with apt-get when it runs as root on Debian/Ubuntu;
+# elsewhere it says what is missing and the tests that need them skip with the reason.
+SYSTEM_PACKAGES := kcat chromium
 
 .PHONY: demo test test-fast lint bench bench-kafka install system-deps clean
 
