@@ -269,6 +269,7 @@ class Pipeline:
             seen=self._dedup.snapshot(),
             stats=stats,
             csv=csv_plan[0] if csv_plan else None,
+            listens=fresh.get(Topic.LISTEN),
         )
         if self.before_commit is not None:
             self.before_commit(commit)
@@ -280,6 +281,7 @@ class Pipeline:
             stored = self._assigned(names)
             self.source.seek({name: stored.get(name) for name in names})
             return None
+        stats.batch_id = self._batch_id
         self._expected = {name: part.position for name, part in self._partitions.items()}
         if csv_plan is not None and self.csv is not None:
             self._csv_mark = csv_plan[0]

@@ -74,6 +74,8 @@ class BatchStats:
     dead: int = 0
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
+    batch_id: int = 0
+    """The id the store gave the batch (0 until it is committed)."""
 
     def timed(self, phase: str, since: float) -> float:
         """Add the time since ``since`` (perf_counter) to ``phase``; return now."""
@@ -107,6 +109,8 @@ class Commit:
             wrote to the store (None: no row yet); the commit is refused if one differs.
         seen: the de-dup keys of ``partitions`` (they replace the stored keys of those
             partitions only).
+        listens: the batch's fresh listen events (contract columns), kept by the store for
+            filtered reads (the API's live event table, filtered top lists); None: none.
     """
 
     partials: dict[str, pa.Table]
@@ -116,6 +120,7 @@ class Commit:
     seen: pa.Table
     stats: BatchStats
     csv: CsvMark | None = None
+    listens: pa.Table | None = None
 
 
 class Store(ABC):
