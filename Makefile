@@ -15,7 +15,7 @@ export UV_PYTHON_PREFERENCE := only-system
 # elsewhere it says what is missing and the tests that need them skip with the reason.
 SYSTEM_PACKAGES := kcat chromium
 
-.PHONY: demo test test-fast lint bench bench-kafka install system-deps clean
+.PHONY: demo test test-fast lint bench bench-kafka install system-deps clean vendor-web screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -59,5 +59,19 @@ bench: install bench-kafka
 bench-kafka: install
 	$(UV) run python benchmarks/bench_kafka.py $(KAFKA_ARGS)
 
+# The dashboard's chart library, pinned in web/package-lock.json and committed under
+# static/vendor/ so that nothing needs npm or a CDN at run or test time. Run after a bump.
+VENDOR := src/backbeat/serve/web/static/vendor
+vendor-web:
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p $(VENDOR)
+	cp web/node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js
+	cp web/node_modules/chart.js/LICENSE.md $(VENDOR)/chart.js.LICENSE.md
+	cp web/node_modules/@kurkle/color/LICENSE.md $(VENDOR)/kurkle-color.LICENSE.md
+
+# docs/dashboard.png (1440x900) from a short demo run; URL=http://host:port/ uses a running one.
+screenshot: install
+	$(UV) run python scripts/screenshot.py $(if $(URL),--url $(URL)) $(ARGS)
+
 clean:
-	rm -rf $(TOOLS) .venv backbeat-data
+	rm -rf $(TOOLS) .venv backbeat-data web/node_modules
