@@ -478,6 +478,7 @@
     const pct = Math.max(0, Math.min(1, e.listen_pct ?? 0));
     const tr = el("tr", {
       data: {
+        key: eventKey(e),
         genre: e.genre ?? "", platform: e.platform ?? "", country: e.country ?? "", mood: e.mood ?? "",
         artist: e.artist ?? "", skipped: String(!!e.skipped), rating: e.rating == null ? "" : String(e.rating),
       },
