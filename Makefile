@@ -28,8 +28,8 @@ demo: install
 	$(UV) run backbeat demo $(ARGS)
 
 lint: install
-	$(UV) run ruff check src tests benchmarks
-	$(UV) run ruff format --check src tests benchmarks
+	$(UV) run ruff check src tests benchmarks scripts
+	$(UV) run ruff format --check src tests benchmarks scripts
 	$(UV) run mypy
 
 system-deps:
