@@ -59,8 +59,9 @@ bench: install bench-kafka
 bench-kafka: install
 	$(UV) run python benchmarks/bench_kafka.py $(KAFKA_ARGS)
 
-# The dashboard's chart library, pinned in web/package-lock.json and committed under
-# static/vendor/ so that nothing needs npm or a CDN at run or test time. Run after a bump.
+# Browser libraries pinned in web/package-lock.json (Chart.js for the dashboard, Swagger UI for
+# /docs), committed under static/vendor/ so nothing needs npm or a CDN at run or test time.
+# Run after changing web/package.json (npm ci runs no install scripts).
 VENDOR := src/backbeat/serve/web/static/vendor
 vendor-web:
 	cd web && npm ci --ignore-scripts --no-audit --no-fund
@@ -68,6 +69,9 @@ vendor-web:
 	cp web/node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js
 	cp web/node_modules/chart.js/LICENSE.md $(VENDOR)/chart.js.LICENSE.md
 	cp web/node_modules/@kurkle/color/LICENSE.md $(VENDOR)/kurkle-color.LICENSE.md
+	cp web/node_modules/swagger-ui-dist/swagger-ui-bundle.js web/node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/
+	cp web/node_modules/swagger-ui-dist/LICENSE $(VENDOR)/swagger-ui.LICENSE
+	cp web/node_modules/swagger-ui-dist/swagger-ui-bundle.js.LICENSE.txt $(VENDOR)/swagger-ui-bundle.js.LICENSE.txt
 
 # docs/dashboard.png (1440x900) from a short demo run; URL=http://host:port/ uses a running one.
 screenshot: install

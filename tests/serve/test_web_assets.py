@@ -51,7 +51,7 @@ def test_pages_load_only_files_of_this_server(page: str) -> None:
             assert (WEB / "static" / ref.removeprefix("/static/")).is_file(), ref
 
 
-@pytest.mark.parametrize("name", ["app.js", "app.css"])
+@pytest.mark.parametrize("name", ["app.js", "app.css", "login.js"])
 def test_scripts_and_styles_name_no_other_host(name: str) -> None:
     text = (WEB / "static" / name).read_text(encoding="utf-8")
     assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import", text), name
@@ -65,6 +65,12 @@ def test_vendored_chart_library_is_the_pinned_version_with_its_licence() -> None
     head = (vendor / "chart.umd.min.js").read_text(encoding="utf-8")[:200]
     assert f"Chart.js v{pinned}" in head
     assert "MIT License" in (vendor / "chart.js.LICENSE.md").read_text(encoding="utf-8")
+
+
+def test_swagger_ui_for_docs_is_vendored_too() -> None:
+    vendor = WEB / "static" / "vendor"
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui.LICENSE"):
+        assert (vendor / name).is_file(), name
 
 
 def test_login_form_posts_a_token_field() -> None:
