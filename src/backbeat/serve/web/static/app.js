@@ -17,6 +17,8 @@
   const FILTERS = ["artist", "genre", "platform", "country", "mood", "min_rating", "skipped"];
   const WINDOWS = ["5m", "1h", "24h", "all"];
   const ENGAGEMENT_BY = ["platform", "mood", "genre"];
+  const TOP_GENRES = 8; // the genre chart stacks these; the rest sum into OTHER
+  const OTHER = "other";
   const PALETTE = [
     "#22d3ee", "#a78bfa", "#f472b6", "#34d399", "#fbbf24", "#60a5fa",
     "#fb7185", "#a3e635", "#f97316", "#2dd4bf", "#e879f9", "#94a3b8",
@@ -181,8 +183,11 @@
         interaction: { mode: "index", intersect: false },
         elements: { point: { radius: 0, hoverRadius: 3 }, line: { tension: 0.35, borderWidth: 1.5 } },
         plugins: {
-          legend: { position: "bottom" },
-          tooltip: { itemSort: (a, b) => b.raw - a.raw },
+          legend: {
+            position: "bottom",
+            labels: { filter: (item, data) => data.datasets[item.datasetIndex].data.some((v) => v > 0) },
+          },
+          tooltip: { itemSort: (a, b) => b.raw - a.raw, filter: (item) => item.raw > 0 },
         },
         scales: {
           x: { grid: { display: false }, ticks: { maxTicksLimit: 8, maxRotation: 0 } },
@@ -284,25 +289,28 @@
 
   function showGenres(body) {
     const ch = backbeat.charts.genres;
-    const starts = [...new Set(body.items.map((i) => i.window_start))].sort();
+    // The latest event's minute is still filling up: leave it out rather than draw a dip.
+    const open = state.asOf ? Math.floor(Date.parse(state.asOf) / 60000) * 60000 : Infinity;
+    const closed = body.items.filter((i) => Date.parse(i.window_start) < open);
+    const items = closed.length ? closed : body.items;
+    const starts = [...new Set(items.map((i) => i.window_start))].sort();
     const at = new Map(starts.map((s, i) => [s, i]));
     const totals = new Map();
-    for (const i of body.items) totals.set(i.genre, (totals.get(i.genre) || 0) + i.plays);
-    // Stable order: datasets keep their place (and colour); a new genre goes on top.
-    for (const g of [...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a))) {
-      if (!ch.data.datasets.some((d) => d.label === g)) {
-        const color = colorOf(`genre:${g}`);
-        ch.data.datasets.push({
-          label: g, data: [], borderColor: color, backgroundColor: `${color}55`,
-          fill: ch.data.datasets.length === 0 ? "origin" : "-1",
-        });
-      }
+    for (const i of items) totals.set(i.genre, (totals.get(i.genre) || 0) + i.plays);
+    const top = new Set([...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a)).slice(0, TOP_GENRES));
+    const key = (genre) => (top.has(genre) ? genre : OTHER);
+    // A dataset per genre ever shown keeps its colour; genres out of the top sum into "other".
+    for (const label of [...top, ...(totals.size > top.size ? [OTHER] : [])]) {
+      if (ch.data.datasets.some((d) => d.label === label)) continue;
+      const color = label === OTHER ? "#64748b" : colorOf(`genre:${label}`);
+      ch.data.datasets.push({
+        label, data: [], borderColor: color, backgroundColor: `${color}55`, fill: "stack",
+        order: label === OTHER ? 1000 : ch.data.datasets.length,
+      });
     }
-    for (const d of ch.data.datasets) {
-      const row = new Array(starts.length).fill(0);
-      for (const i of body.items) if (i.genre === d.label) row[at.get(i.window_start)] = i.plays;
-      d.data = row;
-    }
+    for (const d of ch.data.datasets) d.data = new Array(starts.length).fill(0);
+    const byLabel = new Map(ch.data.datasets.map((d) => [d.label, d.data]));
+    for (const i of items) byLabel.get(key(i.genre))[at.get(i.window_start)] += i.plays;
     ch.data.labels = starts.map(utcMinute);
     ch.update();
   }
