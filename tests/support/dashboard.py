@@ -113,6 +113,8 @@ def running_demo(store: Path, *, users: int = 2000, duration: int = 120) -> Iter
                 proc.kill()
                 proc.wait()
         reader.join(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 @contextmanager
