@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -62,10 +63,19 @@ def test_dashboard_shows_data_filters_live_and_stays_local(
 ) -> None:
     started = time.monotonic()
     requests: list[str] = []
+    chart_reads: list[float] = []  # when the page asked for /api/top-songs
     errors: list[str] = []
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.on("request", lambda r: requests.append(r.url))
+        page.on(
+            "request",
+            lambda r: (
+                chart_reads.append(time.monotonic())
+                if urlsplit(r.url).path == "/api/top-songs"
+                else None
+            ),
+        )
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(dashboard_url)
         wait_for_data(page)
@@ -102,6 +112,17 @@ def test_dashboard_shows_data_filters_live_and_stays_local(
         settle(page)
         page.screenshot(path=str(tmp_path / "dashboard.png"))
         assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+        # Charts follow the pushed batches, but at most once every 2 s (slack for the clock).
+        gaps = [b - a for a, b in pairwise(chart_reads)]
+        assert len(chart_reads) >= 2, chart_reads
+        assert min(gaps) > 1.8, gaps
+
+        # A phone: one column, nothing wider than the screen.
+        page.set_viewport_size({"width": 390, "height": 844})
+        settle(page, 0.5)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
 
         # The filter comes back with the page.
         page.reload()
