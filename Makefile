@@ -15,7 +15,7 @@ export UV_PYTHON_PREFERENCE := only-system
 # elsewhere it says what is missing and the tests that need them skip with the reason.
 SYSTEM_PACKAGES := kcat chromium
 
-.PHONY: demo test test-fast lint bench bench-kafka install system-deps clean vendor-web screenshot
+.PHONY: demo test test-fast lint bench bench-kafka bench-web install system-deps clean vendor-web screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -58,6 +58,12 @@ bench: install bench-kafka
 
 bench-kafka: install
 	$(UV) run python benchmarks/bench_kafka.py $(KAFKA_ARGS)
+
+# The live API under a 10,000 events/s ingest: event -> screen latency over SSE, and
+# /api/top-songs under autocannon (pinned in benchmarks/package-lock.json, needs Node.js).
+bench-web: install
+	cd benchmarks && npm ci --ignore-scripts --no-audit --no-fund --silent
+	$(UV) run python benchmarks/bench_web.py $(WEB_ARGS)
 
 # Browser libraries pinned in web/package-lock.json (Chart.js for the dashboard, Swagger UI for
 # /docs), committed under static/vendor/ so nothing needs npm or a CDN at run or test time.

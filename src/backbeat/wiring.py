@@ -106,35 +106,78 @@ def _live_step_ms(speed: float) -> int:
     return max(1, int(LIVE_STEP_S * speed * 1000))
 
 
-def live_source(*, users: int, seed: int, speed: float) -> SimulatorSource:
+def live_source(
+    *, users: int, seed: int, speed: float, tap: Callable[[SimBatch], SimBatch] | None = None
+) -> SimulatorSource:
     """A continuous simulator whose event time runs ``speed`` times faster than the wall clock,
-    starting now, handed out in steps of 250 ms of wall time."""
-    sim = _WallClockSimulator(Simulator(live_settings(users=users, seed=seed)), speed)
-    return SimulatorSource(sim, step_ms=_live_step_ms(speed), steps_per_poll=1)  # type: ignore[arg-type]
+    starting now, handed out in steps of 250 ms of wall time: one step per poll, or every step
+    already due when the engine fell behind (so a slow batch is followed by a bigger one, not
+    by a growing backlog). ``tap`` sees each step as it is released and may add events to it
+    (``benchmarks/bench_web.py`` stamps probe events)."""
+    sim = _WallClockSimulator(Simulator(live_settings(users=users, seed=seed)), speed, tap)
+    return SimulatorSource(
+        sim,  # type: ignore[arg-type]
+        step_ms=_live_step_ms(speed),
+        steps_per_poll=1,
+        catch_up=sim.behind,
+    )
+
+
+class _SpeedClock:
+    """Event time running ``speed`` times the wall clock from the first step released."""
+
+    def __init__(self, speed: float) -> None:
+        self._speed = speed
+        self._origin: tuple[float, int] | None = None  # (monotonic s, event ms)
+        self.released_ms: int | None = None  # the end of the last step released
+
+    def due(self, end_ms: int) -> float:
+        """The monotonic time at which event time reaches ``end_ms`` (now before the start)."""
+        if self._origin is None:
+            return time.monotonic()
+        origin_wall, origin_ms = self._origin
+        return origin_wall + (end_ms - origin_ms) / 1000 / self._speed
+
+    def release(self, batches: Iterator[SimBatch]) -> Iterator[SimBatch]:
+        """Each step once the scaled wall clock has reached its end."""
+        origin_wall = time.monotonic()
+        for step in batches:
+            if self._origin is None:
+                self._origin = (origin_wall, step.start_ms)
+            delay = self.due(step.end_ms) - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.released_ms = step.end_ms
+            yield step
 
 
 def _at_speed(batches: Iterator[SimBatch], speed: float) -> Iterator[SimBatch]:
     """Release each step only when the wall clock, scaled by ``speed``, has reached its end."""
-    origin_wall = time.monotonic()
-    origin_ms: int | None = None
-    for step in batches:
-        if origin_ms is None:
-            origin_ms = step.start_ms
-        delay = origin_wall + (step.end_ms - origin_ms) / 1000 / speed - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield step
+    return _SpeedClock(speed).release(batches)
 
 
 class _WallClockSimulator:
     """A simulator whose steps come out at ``speed`` times the wall clock."""
 
-    def __init__(self, sim: Simulator, speed: float) -> None:
+    def __init__(
+        self, sim: Simulator, speed: float, tap: Callable[[SimBatch], SimBatch] | None = None
+    ) -> None:
         self._sim = sim
         self._speed = speed
+        self._tap = tap
+        self._clock = _SpeedClock(speed)
+        self._step_ms = 0
 
     def batches(self, step_ms: int, start_index: int = 0) -> Iterator[SimBatch]:
-        return _at_speed(self._sim.batches(step_ms, start_index=start_index), self._speed)
+        self._step_ms = step_ms
+        self._clock = _SpeedClock(self._speed)
+        steps = self._clock.release(self._sim.batches(step_ms, start_index=start_index))
+        return steps if self._tap is None else map(self._tap, steps)
+
+    def behind(self) -> bool:
+        """Is the next step already due (its consumer is late)?"""
+        last = self._clock.released_ms
+        return last is not None and time.monotonic() >= self._clock.due(last + self._step_ms)
 
 
 def produce_to_kafka(

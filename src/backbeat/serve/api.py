@@ -231,11 +231,12 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
         return await flights.get(key, version, compute)
 
     async def update(version: int, keep: ListenFilter, since: int | None) -> str:
-        summary_json = await cached(
+        summary = cached(
             ("summary",), version, lambda: summary_model(reader).model_dump_json().encode()
         )
-        events_json = b"[]"
-        if since is not None:
+        if since is None:
+            summary_json, events_json = await summary, b"[]"
+        else:
             batches = (since, version)
 
             def new_events() -> bytes:
@@ -244,7 +245,10 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
                     [e.model_dump(mode="json") for e in _events(table)], separators=(",", ":")
                 ).encode()
 
-            events_json = await cached(("events", keep, batches), version, new_events)
+            # Two queries on two cursors at once: the update waits for the slower one only.
+            summary_json, events_json = await asyncio.gather(
+                summary, cached(("events", keep, batches), version, new_events)
+            )
         data = b'{"batch_id":%d,"summary":%s,"events":%s}' % (version, summary_json, events_json)
         return f"event: update\ndata: {data.decode()}\n\n"
 

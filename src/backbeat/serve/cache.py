@@ -4,7 +4,10 @@ Results only change when the engine commits, so every read is cached under the v
 was computed at and dropped when a newer batch lands. Concurrent askers of the same key share
 one computation (single flight): 200 dashboards refreshing after a commit cost one query.
 :class:`ResponseCache` applies this to whole HTTP responses of ``GET /api/...`` in front of
-the routes, so a cached answer costs no routing, validation or serialization.
+the routes, so a cached answer costs no routing, validation or serialization, and it does
+not make requests queue behind a recomputation: while the first request after a commit
+computes the new answer, the others get the previous batch's (stale while revalidate), so
+an answer lags the newest commit by at most one recomputation.
 
 Next: ``hub.py`` (the version), ``api.py`` (what is cached).
 """
@@ -29,12 +32,23 @@ class Flights(Generic[T]):
         self._max_entries = max_entries
         self._version = -1
         self._values: dict[Hashable, asyncio.Future[T]] = {}
+        self._latest: dict[Hashable, tuple[int, T]] = {}  # newest finished value per key
 
     def forget(self, key: Hashable) -> None:
         """Drop a value (one that must not be reused, e.g. an error answer)."""
         self._values.pop(key, None)
+        self._latest.pop(key, None)
 
-    async def get(self, key: Hashable, version: int, compute: Callable[[], Awaitable[T]]) -> T:
+    async def get(
+        self,
+        key: Hashable,
+        version: int,
+        compute: Callable[[], Awaitable[T]],
+        stale: bool = False,
+    ) -> T:
+        """The value of ``key`` at ``version``, computed by the first asker. With ``stale``,
+        later askers get the newest value of an older version while that computation runs
+        (if there is one) instead of waiting for it."""
         if version != self._version:
             if version < self._version:  # an asker that saw an older version: do not cache
                 return await compute()
@@ -46,18 +60,30 @@ class Flights(Generic[T]):
             if len(self._values) < self._max_entries:
                 self._values[key] = future
             try:
-                future.set_result(await compute())
+                value = await compute()
             except BaseException as exc:
                 self._values.pop(key, None)
                 future.cancel()
                 raise exc from None
-            return future.result()
+            future.set_result(value)
+            self._remember(key, version, value)
+            return value
+        if stale and not future.done() and key in self._latest:
+            return self._latest[key][1]
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             if future.cancelled():  # the computation failed: compute for ourselves
                 return await compute()
             raise
+
+    def _remember(self, key: Hashable, version: int, value: T) -> None:
+        known = self._latest.get(key)
+        if known is not None and known[0] > version:
+            return
+        if known is None and len(self._latest) >= self._max_entries:
+            return
+        self._latest[key] = (version, value)
 
 
 _Response = tuple[Message, bytes]
@@ -100,7 +126,7 @@ class ResponseCache:
             await self.app(scope, receive, capture)
             return captured["start"], b"".join(captured["body"])
 
-        start, body = await self._flights.get(key, self.hub.version, compute)
+        start, body = await self._flights.get(key, self.hub.version, compute, stale=True)
         if start["status"] != 200:
             self._flights.forget(key)
         await send(start)

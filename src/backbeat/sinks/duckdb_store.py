@@ -29,7 +29,7 @@ from typing import Final
 import duckdb
 import pyarrow as pa
 
-from backbeat.analytics.metrics import BY_NAME, METRICS, Metric, merged_sql
+from backbeat.analytics.metrics import BY_NAME, METRICS, Merge, Metric, merged_sql
 from backbeat.engine.dedup import SEEN_SCHEMA
 from backbeat.errors import FencedError, StoreError, StoreLockedError
 from backbeat.sinks.base import (
@@ -79,6 +79,20 @@ def _table(metric: Metric) -> str:
 def merged_view(metric: Metric) -> str:
     """A subquery of the metric's final rows, for read queries against this store."""
     return f"({merged_sql(metric, _table(metric))})"
+
+
+def partial_rows(metric: Metric) -> str:
+    """The table of a summed metric's partial rows, for read queries that sum them again.
+
+    Any ``sum`` over them, grouped by some of the metric's keys, equals the same ``sum`` over
+    :func:`merged_view`, without first merging every window of the store's history.
+
+    Raises:
+        ValueError: the metric is not merged by summing (distinct sets are not additive).
+    """
+    if metric.merge is not Merge.SUM:
+        raise ValueError(f"{metric.name} is merged by {metric.merge}, not by summing")
+    return _table(metric)
 
 
 class DuckDBStore(Store):

@@ -10,7 +10,7 @@ Next: ``backbeat.simulate.simulator`` (the generator), ``backbeat.engine.pipelin
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -26,12 +26,19 @@ class SimulatorSource(Source):
     """Pulls steps from a :class:`Simulator` and hands them out as typed slices."""
 
     def __init__(
-        self, simulator: Simulator, step_ms: int = 60_000, steps_per_poll: int | None = None
+        self,
+        simulator: Simulator,
+        step_ms: int = 60_000,
+        steps_per_poll: int | None = None,
+        catch_up: Callable[[], bool] | None = None,
     ) -> None:
-        """``steps_per_poll`` bounds the steps one poll may take (1 for a paced, live run)."""
+        """``steps_per_poll`` bounds the steps one poll may take (1 for a paced, live run);
+        past it, a poll still takes the next step while ``catch_up()`` says it is ready (a
+        paced run whose consumer fell behind)."""
         self._sim = simulator
         self._step_ms = step_ms
         self._steps_per_poll = steps_per_poll
+        self._catch_up = catch_up
         self._steps: Iterator[SimBatch] | None = None
         self._done = False
 
@@ -48,13 +55,19 @@ class SimulatorSource(Source):
             return {}
         return {PARTITION_PREFIX + t.value: t.value for t in Topic}
 
+    def _wants(self, steps: int) -> bool:
+        """Take another step after ``steps``?"""
+        if self._steps_per_poll is None or steps < self._steps_per_poll:
+            return True
+        return self._catch_up is not None and self._catch_up()
+
     def poll(self, max_events: int) -> list[Slice]:
-        """Steps until ``max_events`` (or ``steps_per_poll``), one slice per topic."""
+        """Steps until ``max_events`` (or ``steps_per_poll`` and caught up), one slice per topic."""
         assert self._steps is not None, "open() first"
         parts: dict[str, list[pa.Table]] = {}
         count = steps = 0
         next_index = None
-        while count < max_events and steps != self._steps_per_poll:
+        while count < max_events and self._wants(steps):
             step = next(self._steps, None)
             if step is None:
                 self._done = True

@@ -1,0 +1,119 @@
+"""The server side of ``bench_web.py``: the demo's ingest and web app, with stamped probes.
+
+Runs what ``backbeat demo`` runs (the live simulator at ``--speed`` -> engine -> DuckDB store,
+the FastAPI app on a uvicorn thread, each commit published to the live streams), without the
+terminal view, and adds one *probe* listen event to every simulator step as the step is
+released to the engine: a copy of one of the step's listens whose artist is
+``backbeat-probe-<n>`` and whose song is ``sent <wall clock ns>``, the moment the simulated
+service emitted the step (its end on the scaled clock; a step polled late counts the wait). An SSE client filtering on
+the artist sees each probe once its batch is committed, and the difference of clocks is the
+event -> screen latency. Prints ``url <URL>`` on stdout once it serves; SIGTERM stops it
+after committing the batch in flight.
+
+    uv run python benchmarks/web_ingest.py --store DIR [--users 35000] [--speed 300]
+
+Next: ``bench_web.py`` (the benchmark that starts this), ``web_clients.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow as pa
+
+from backbeat.events.schema import Topic
+from backbeat.simulate.simulator import SimBatch
+
+PROBE_ARTIST = "backbeat-probe"
+PROBE_SESSION_BASE = 2**61  # far above simulated session ids: never a duplicate of one
+
+
+class ProbeTap:
+    """Adds one stamped probe listen to each released simulator step (see the module doc)."""
+
+    def __init__(self, speed: float) -> None:
+        self._speed = speed
+        self._numbers = itertools.count()
+        self._origin: tuple[int, int] | None = None  # (wall ns, event ms) at the start
+
+    def __call__(self, step: SimBatch) -> SimBatch:
+        now = time.time_ns()
+        if self._origin is None:  # the first step is released one step after the start
+            self._origin = (
+                now - round((step.end_ms - step.start_ms) / self._speed * 1e6),
+                step.start_ms,
+            )
+        listens: pa.Table | None = step.tables.get(Topic.LISTEN)
+        if listens is None or listens.num_rows == 0:
+            return step
+        wall0, ms0 = self._origin
+        # The simulated service emits the step when the scaled clock reaches its end; if the
+        # engine polls later than that (a backlog), the wait counts in the latency too.
+        emitted = min(now, wall0 + round((step.end_ms - ms0) / self._speed * 1e6))
+        n = next(self._numbers)
+        probe = _with(
+            listens.slice(0, 1),
+            eventId=f"probe-{n}",
+            sessionId=PROBE_SESSION_BASE + n,
+            itemInSession=0,
+            artist=f"{PROBE_ARTIST}-{n}",
+            song=f"sent {emitted}",
+        )
+        tables = dict(step.tables)
+        tables[Topic.LISTEN] = pa.concat_tables([listens, probe])
+        return replace(step, tables=tables)
+
+
+def _with(row: pa.Table, **values: object) -> pa.Table:
+    """``row`` (one row) with some columns replaced, keeping their types."""
+    for name, value in values.items():
+        i = row.schema.get_field_index(name)
+        row = row.set_column(i, row.schema.field(i), pa.array([value], row.schema.field(i).type))
+    return row
+
+
+def serve(store: Path, users: int, speed: float, seed: int) -> None:
+    """Ingest with probes into a fresh store at ``store`` and serve it until SIGTERM."""
+    from backbeat import wiring
+    from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
+    from backbeat.serve.app import local_server
+    from backbeat.sinks.base import BatchStats
+    from backbeat.sinks.duckdb_store import DuckDBStore
+
+    db = DuckDBStore.in_dir(store)
+    db.reset()
+    source = wiring.live_source(users=users, seed=seed, speed=speed, tap=ProbeTap(speed))
+    web, hub = local_server(db, "127.0.0.1", 0, None)
+
+    def on_batch(stats: BatchStats, report: RunReport) -> None:
+        hub.publish(stats.batch_id)
+
+    pipeline = Pipeline(source, db, EngineSettings(max_future_ms=None), on_batch=on_batch)
+    try:
+        web.start()
+        print(f"url {web.url}", flush=True)
+        pipeline.run()
+    finally:
+        web.stop()
+        pipeline.close()
+        db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--store", type=Path, required=True)
+    parser.add_argument("--users", type=int, default=35_000)
+    parser.add_argument("--speed", type=float, default=300.0)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    serve(args.store, args.users, args.speed, args.seed)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
