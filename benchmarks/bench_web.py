@@ -114,9 +114,9 @@ class Bench:
         )
 
 
-def start_server(store: Path, users: int, speed: float, log: Path) -> tuple[Any, str]:
+def start_server(store: Path, users: int, speed: float, web: str, log: Path) -> tuple[Any, str]:
     """``web_ingest.py`` in a child process; returns it and its base URL once it serves."""
-    flags = ["--store", str(store), "--users", str(users), "--speed", str(speed)]
+    flags = ["--store", str(store), "--users", str(users), "--speed", str(speed), "--web", web]
     server = subprocess.Popen(
         [sys.executable, str(HERE / "web_ingest.py"), *flags],
         stdout=subprocess.PIPE,
@@ -131,7 +131,7 @@ def start_server(store: Path, users: int, speed: float, log: Path) -> tuple[Any,
 
 
 async def measure(args: argparse.Namespace, store: Path, console: Console) -> list[Phase]:
-    server, url = start_server(store, args.users, args.speed, store.parent / "server.log")
+    server, url = start_server(store, args.users, args.speed, args.web, store.parent / "server.log")
     bench = Bench(server, url, console)
     top_songs = f"{url}api/top-songs"
     listener = asyncio.create_task(bench.probes.run())
@@ -216,11 +216,22 @@ def main() -> None:
         action="store_false",
         help="skip the last phase (as many req/s as the server answers)",
     )
+    parser.add_argument(
+        "--web",
+        choices=("process", "thread"),
+        default="process",
+        help="the web server in its own process (as the demo runs it) or in the engine's",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     console = Console(stderr=True)
     print(f"{machine()} · load average {os.getloadavg()[0]:.2f} at the start")
     print(f"ingest: the demo's simulator, {args.users:,} users at x{args.speed:g} event time")
+    print(
+        f"web server: in a {args.web} of its own"
+        if args.web == "process"
+        else "web server: a thread of the engine's process"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
         phases = asyncio.run(measure(args, Path(tmp) / "store", console))
     print("\n".join(report(phases, args.connections)))

@@ -11,6 +11,7 @@ event -> screen latency. Prints ``url <URL>`` on stdout once it serves; SIGTERM 
 after committing the batch in flight.
 
     uv run python benchmarks/web_ingest.py --store DIR [--users 35000] [--speed 300]
+        [--web process|thread]
 
 Next: ``bench_web.py`` (the benchmark that starts this), ``web_clients.py``.
 """
@@ -77,18 +78,26 @@ def _with(row: pa.Table, **values: object) -> pa.Table:
     return row
 
 
-def serve(store: Path, users: int, speed: float, seed: int) -> None:
-    """Ingest with probes into a fresh store at ``store`` and serve it until SIGTERM."""
+def serve(store: Path, users: int, speed: float, seed: int, web_in: str) -> None:
+    """Ingest with probes into a fresh store at ``store`` and serve it until SIGTERM; the web
+    server runs in a child process (``web_in="process"``, as the demo does) or in a thread."""
     from backbeat import wiring
     from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
-    from backbeat.serve.app import local_server
+    from backbeat.serve.app import WebServer, local_server
+    from backbeat.serve.hub import CommitHub
+    from backbeat.serve.web_process import WebProcess, process_server
     from backbeat.sinks.base import BatchStats
     from backbeat.sinks.duckdb_store import DuckDBStore
 
     db = DuckDBStore.in_dir(store)
     db.reset()
     source = wiring.live_source(users=users, seed=seed, speed=speed, tap=ProbeTap(speed))
-    web, hub = local_server(db, "127.0.0.1", 0, None)
+    web: WebServer | WebProcess
+    hub: CommitHub
+    if web_in == "process":
+        web, hub = process_server(db, "127.0.0.1", 0, None)
+    else:
+        web, hub = local_server(db, "127.0.0.1", 0, None)
 
     def on_batch(stats: BatchStats, report: RunReport) -> None:
         hub.publish(stats.batch_id)
@@ -110,8 +119,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=35_000)
     parser.add_argument("--speed", type=float, default=300.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--web", choices=("process", "thread"), default="process")
     args = parser.parse_args()
-    serve(args.store, args.users, args.speed, args.seed)
+    serve(args.store, args.users, args.speed, args.seed, args.web)
     sys.exit(0)
 
 

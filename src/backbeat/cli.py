@@ -509,10 +509,10 @@ def demo(
         engine = EngineSettings(lateness_ms=settings.lateness_ms, max_future_ms=None)
         web, hub = None, None
         if not no_web:
-            from backbeat.serve.app import local_server
+            from backbeat.serve.web_process import process_server
 
             token = settings.api_token.get_secret_value() if settings.api_token else None
-            web, hub = local_server(db, host, port, token)
+            web, hub = process_server(db, host, port, token)  # its own process: its own GIL
 
         def on_batch(stats: BatchStats, report: RunReport) -> None:
             if hub is not None:

@@ -26,6 +26,7 @@ class CommitHub:
     def __init__(self, version: int = 0) -> None:
         self._version = version
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # for threads (wait_newer_blocking)
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     @property
@@ -39,6 +40,7 @@ class CommitHub:
                 return
             self._version = batch_id
             waiters = list(self._waiters)
+            self._changed.notify_all()
         for loop, event in waiters:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
@@ -59,6 +61,12 @@ class CommitHub:
         finally:
             with self._lock:
                 self._waiters.discard(waiter)
+
+    def wait_newer_blocking(self, seen: int, timeout: float) -> int:
+        """:meth:`wait_newer` for a thread outside any event loop."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._version > seen, timeout)
+            return self._version
 
 
 def latest_batch(reader: Reader) -> int:

@@ -1,0 +1,104 @@
+"""The web server in a child process, reading the store of the process that writes it.
+
+``backbeat demo`` runs the simulator and the engine in one process; serving HTTP from the
+same process would share one GIL with them, and every request would wait for the engine's
+Python work. :class:`WebProcess` starts the FastAPI app in a spawned child instead: the child
+answers HTTP on its own core and reads through a :class:`~backbeat.serve.remote.RemoteReader`
+(queries run in this process, on the store it has open), and learns of each commit from the
+hub this process publishes to. It has the same ``start`` / ``url`` / ``stop`` as
+:class:`~backbeat.serve.app.WebServer`, and it exits by itself when this process dies.
+
+Next: ``remote.py`` (the socket protocol), ``app.py`` (the app and the in-process server).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import shutil
+import signal
+import tempfile
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from backbeat.errors import BackbeatError, ConfigError
+from backbeat.serve.hub import CommitHub, latest_batch
+from backbeat.serve.reader import LocalReader
+from backbeat.serve.remote import ReadService, RemoteReader
+from backbeat.sinks.duckdb_store import DuckDBStore
+
+log = logging.getLogger(__name__)
+
+
+class WebProcess:
+    """The dashboard and API of ``store``, served by a child process."""
+
+    def __init__(
+        self, store: DuckDBStore, hub: CommitHub, host: str, port: int, token: str | None
+    ) -> None:
+        self._folder = Path(tempfile.mkdtemp(prefix="backbeat-web-"))  # a short socket path
+        self._service = ReadService(LocalReader(store), hub, self._folder / "read.sock")
+        self._args = (host, port, token)
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self.url = f"http://{host}:{port}/"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start the child; return once it listens (ConfigError with its reason if not)."""
+        self._service.start()
+        context = multiprocessing.get_context("spawn")  # never fork a process with threads
+        receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_serve,
+            args=(str(self._service.path), *self._args, send),
+            name="backbeat-web",
+            daemon=True,
+        )
+        self._process.start()
+        send.close()
+        if not receive.poll(timeout_s):
+            self.stop()
+            raise ConfigError(f"the web server did not start within {timeout_s:g} s")
+        try:
+            kind, value = receive.recv()
+        except EOFError:
+            kind, value = "error", "the web server process ended before it listened"
+        if kind != "url":
+            self.stop()
+            raise ConfigError(value)
+        self.url = value
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join(timeout=5)
+            self._process = None
+        self._service.stop()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def process_server(
+    store: DuckDBStore, host: str, port: int, token: str | None
+) -> tuple[WebProcess, CommitHub]:
+    """A server in a child process over the store this process writes; publish each batch id
+    to the hub."""
+    hub = CommitHub(latest_batch(LocalReader(store)))
+    return WebProcess(store, hub, host, port, token), hub
+
+
+def _serve(path: str, host: str, port: int, token: str | None, parent: Connection) -> None:
+    """The child: serve until the parent's read service goes away (or SIGTERM)."""
+    from backbeat.serve.app import WebServer, create_app  # the web stack loads in the child
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    reader = RemoteReader(Path(path))
+    try:
+        hub = CommitHub(latest_batch(reader))
+        web = WebServer(create_app(reader, hub, token), host, port)
+        web.start()
+    except BackbeatError as exc:
+        parent.send(("error", str(exc)))
+        return
+    parent.send(("url", web.url))
+    parent.close()
+    reader.follow(hub)
+    web.stop()

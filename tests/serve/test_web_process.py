@@ -1,0 +1,117 @@
+"""The web server in its own process: the same answers as in-process, live pushes after each
+commit of the parent, a clear error when the port is taken, and no orphan when the parent dies.
+
+Next: ``test_stream.py`` (the live push in one process), ``backbeat.serve.remote``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backbeat.errors import ConfigError, StoreError
+from backbeat.serve.app import create_app
+from backbeat.serve.hub import CommitHub
+from backbeat.serve.remote import ReadService, RemoteReader
+from backbeat.serve.web_process import process_server
+from tests.serve.conftest import Served
+
+ROUTES = ("/api/top-songs?window=all&limit=5", "/api/summary", "/api/engagement?by=mood",
+          "/api/events?platform=ios&limit=20", "/api/genres/windows")  # fmt: skip
+
+
+def _get(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_remote_reader_answers_like_the_store(served: Served, tmp_path: Path) -> None:
+    service = ReadService(served.store_reader, served.hub, tmp_path / "r.sock")
+    service.start()
+    try:
+        remote = RemoteReader(tmp_path / "r.sock")
+        query = "SELECT * FROM listens WHERE platform = ? ORDER BY ts, user_id LIMIT ?"
+        assert remote.sql(query, ("web", 100)) == served.store_reader.sql(query, ("web", 100))
+        with pytest.raises(StoreError, match="no_such_table"):
+            remote.sql("SELECT * FROM no_such_table")
+        assert remote.sql("SELECT 1 AS one")["one"].to_pylist() == [1]  # still usable
+        local = TestClient(create_app(served.store_reader, served.hub))
+        over_socket = TestClient(create_app(remote, CommitHub(served.hub.version)))
+        for route in ROUTES:
+            assert over_socket.get(route).json() == local.get(route).json(), route
+        remote.close()
+    finally:
+        service.stop()
+    with pytest.raises(StoreError, match="not answering"):
+        RemoteReader(tmp_path / "r.sock").sql("SELECT 1")
+
+
+def test_the_child_serves_and_follows_the_parents_commits(served: Served) -> None:
+    web, hub = process_server(served.store, "127.0.0.1", 0, None)
+    web.start()
+    try:
+        local = TestClient(create_app(served.store_reader, served.hub))
+        for route in ROUTES:
+            assert _get(f"{web.url}{route.lstrip('/')}") == local.get(route).json(), route
+        with urllib.request.urlopen(f"{web.url}api/stream", timeout=10) as stream:
+            first = _next_update(stream)
+            hub.publish(first["batch_id"] + 1)  # what the engine does after a commit
+            assert _next_update(stream)["batch_id"] == first["batch_id"] + 1
+    finally:
+        web.stop()
+
+
+def _next_update(stream: object) -> dict[str, object]:
+    for raw in stream:  # type: ignore[attr-defined]
+        line = raw.decode()
+        if line.startswith("data: "):
+            return json.loads(line.removeprefix("data: "))  # type: ignore[no-any-return]
+    raise AssertionError("the stream ended")
+
+
+def test_a_taken_port_is_a_clear_error(served: Served) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        web, _ = process_server(served.store, "127.0.0.1", taken.getsockname()[1], None)
+        with pytest.raises(ConfigError, match="port in use"):
+            web.start()
+
+
+def test_the_child_never_outlives_its_parent(tmp_path: Path) -> None:
+    """kill -9 of the writing process: the web process notices and exits by itself."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from backbeat.sinks.duckdb_store import DuckDBStore
+        from backbeat.serve.web_process import process_server
+        if __name__ == "__main__":
+            store = DuckDBStore.in_dir(Path({str(tmp_path / "store")!r}))
+            web, hub = process_server(store, "127.0.0.1", 0, None)
+            web.start()
+            print(web.url, web._process.pid, flush=True)
+            time.sleep(600)
+    """)
+    (tmp_path / "parent.py").write_text(script)
+    with subprocess.Popen(
+        [sys.executable, str(tmp_path / "parent.py")], stdout=subprocess.PIPE
+    ) as parent:
+        assert parent.stdout is not None
+        try:
+            url, child = parent.stdout.readline().decode().split()
+            assert _get(f"{url}health")["status"] == "ok"  # type: ignore[index]
+        finally:
+            parent.kill()
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{child}").exists(), "the web process outlived its parent"
