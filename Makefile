@@ -10,12 +10,12 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_PREFERENCE := only-system
 
 # Debian packages the integration tests use, each providing a command of the same name
-# (kcat: a Kafka client we did not write). `make test` installs the missing ones with
-# apt-get when it runs as root on Debian/Ubuntu; elsewhere it says what is missing and the
-# tests that need them skip with the reason.
-SYSTEM_PACKAGES := kcat
+# (kcat: a Kafka client we did not write; chromium: the browser the dashboard tests drive).
+# `make test` installs the missing ones with apt-get when it runs as root on Debian/Ubuntu;
+# elsewhere it says what is missing and the tests that need them skip with the reason.
+SYSTEM_PACKAGES := kcat chromium
 
-.PHONY: demo test test-fast lint bench bench-kafka install system-deps clean
+.PHONY: demo test test-fast lint bench bench-kafka install system-deps clean vendor-web screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,8 +28,8 @@ demo: install
 	$(UV) run backbeat demo $(ARGS)
 
 lint: install
-	$(UV) run ruff check src tests benchmarks
-	$(UV) run ruff format --check src tests benchmarks
+	$(UV) run ruff check src tests benchmarks scripts
+	$(UV) run ruff format --check src tests benchmarks scripts
 	$(UV) run mypy
 
 system-deps:
@@ -59,5 +59,23 @@ bench: install bench-kafka
 bench-kafka: install
 	$(UV) run python benchmarks/bench_kafka.py $(KAFKA_ARGS)
 
+# Browser libraries pinned in web/package-lock.json (Chart.js for the dashboard, Swagger UI for
+# /docs), committed under static/vendor/ so nothing needs npm or a CDN at run or test time.
+# Run after changing web/package.json (npm ci runs no install scripts).
+VENDOR := src/backbeat/serve/web/static/vendor
+vendor-web:
+	cd web && npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p $(VENDOR)
+	cp web/node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.umd.min.js
+	cp web/node_modules/chart.js/LICENSE.md $(VENDOR)/chart.js.LICENSE.md
+	cp web/node_modules/@kurkle/color/LICENSE.md $(VENDOR)/kurkle-color.LICENSE.md
+	cp web/node_modules/swagger-ui-dist/swagger-ui-bundle.js web/node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/
+	cp web/node_modules/swagger-ui-dist/LICENSE $(VENDOR)/swagger-ui.LICENSE
+	cp web/node_modules/swagger-ui-dist/swagger-ui-bundle.js.LICENSE.txt $(VENDOR)/swagger-ui-bundle.js.LICENSE.txt
+
+# docs/dashboard.png (1440x900) from a short demo run; URL=http://host:port/ uses a running one.
+screenshot: install
+	$(UV) run python scripts/screenshot.py $(if $(URL),--url $(URL)) $(ARGS)
+
 clean:
-	rm -rf $(TOOLS) .venv backbeat-data
+	rm -rf $(TOOLS) .venv backbeat-data web/node_modules

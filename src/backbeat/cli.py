@@ -462,11 +462,18 @@ def demo(
     topic_prefix: Annotated[
         str | None, typer.Option(help="Kafka: prefix of the cluster's topic names.")
     ] = None,
+    host: Annotated[str, typer.Option(help="Dashboard: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Dashboard: port.")] = 8000,
+    no_web: Annotated[
+        bool, typer.Option("--no-web", help="Terminal view only: no dashboard and API.")
+    ] = False,
 ) -> None:
-    """Simulator -> engine -> store with a live terminal view: in one process, or through a
-    Kafka broker (producer thread -> topics -> engine) with --bootstrap-servers."""
+    """Simulator -> engine -> store with a live terminal view and the web dashboard: in one
+    process, or through a Kafka broker (producer thread -> topics -> engine) with
+    --bootstrap-servers."""
     from backbeat import wiring
-    from backbeat.engine.pipeline import EngineSettings, Pipeline
+    from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
+    from backbeat.sinks.base import BatchStats
     from backbeat.sinks.duckdb_store import DuckDBStore
     from backbeat.ui.live import LiveView
 
@@ -500,15 +507,30 @@ def demo(
             title=f"backbeat demo · {users:,} users · ×{speed:g} event time{where}",
         )
         engine = EngineSettings(lateness_ms=settings.lateness_ms, max_future_ms=None)
+        web, hub = None, None
+        if not no_web:
+            from backbeat.serve.app import local_server
+
+            token = settings.api_token.get_secret_value() if settings.api_token else None
+            web, hub = local_server(db, host, port, token)
+
+        def on_batch(stats: BatchStats, report: RunReport) -> None:
+            if hub is not None:
+                hub.publish(stats.batch_id)  # wakes the dashboards' live streams
+            view.on_batch(stats, report)
+
         pipeline = Pipeline(
             source,
             db,
             engine,
-            on_batch=view.on_batch,
+            on_batch=on_batch,
             before_commit=through.before_commit if through else None,
         )
         delivered = None
         try:
+            if web is not None:
+                web.start()
+                err_console.print(f"dashboard: {web.url}", highlight=False, soft_wrap=True)
             if through is not None:
                 through.start(on_error=pipeline.stop)
             with view:
@@ -517,6 +539,8 @@ def demo(
             try:
                 delivered = through.stop() if through else None  # flushes the producer
             finally:
+                if web is not None:
+                    web.stop()
                 pipeline.close()
                 db.close()
         payload: dict[str, Any] = {
@@ -534,6 +558,38 @@ def demo(
             payload,
             f"{human}; results in {folder}/ (try: backbeat query top-songs --store {folder})",
         )
+
+    _guard(body)
+
+
+# ---------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    store: Annotated[
+        Path | None, typer.Option(help="Store folder (default: BACKBEAT_STORE or ./backbeat-data).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8000,
+) -> None:
+    """The REST API and the live dashboard over a store (Ctrl-C stops).
+
+    Reads a store that is idle or written by `backbeat stream --group` members (they hold
+    the file only while committing); `backbeat demo` serves its own store itself.
+    """
+    from backbeat.serve.app import file_server
+
+    def body() -> None:
+        settings = _settings()
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        web, watcher = file_server(store or settings.store, host, port, token)
+        watcher.start()
+        err_console.print(f"dashboard: {web.url} (API docs: {web.url}docs)", highlight=False)
+        try:
+            web.run()
+        finally:
+            watcher.stop()
 
     _guard(body)
 

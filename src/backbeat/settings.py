@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,7 @@ class Settings(BaseSettings):
         lateness_ms: allowed lateness of events behind a partition's event time.
         max_batch_events: messages per micro-batch at most.
         log_level: Python logging level name.
+        api_token: when set, the API and the dashboard require it (``BACKBEAT_API_TOKEN``).
     """
 
     model_config = SettingsConfigDict(env_prefix="BACKBEAT_", extra="ignore")
@@ -31,3 +32,4 @@ class Settings(BaseSettings):
     lateness_ms: int = Field(default=120_000, ge=0)
     max_batch_events: int = Field(default=500_000, ge=1)
     log_level: str = "WARNING"
+    api_token: SecretStr | None = None

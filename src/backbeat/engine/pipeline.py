@@ -274,6 +274,7 @@ class Pipeline:
             seen_pruned=seen_pruned,
             stats=stats,
             csv=csv_plan[0] if csv_plan else None,
+            listens=batch.fresh.get(Topic.LISTEN),
         )
         if self.before_commit is not None:
             self.before_commit(commit)
@@ -287,6 +288,7 @@ class Pipeline:
             self.source.seek({name: stored.get(name) for name in names})
             return None
         self._dedup.clear_changes()
+        stats.batch_id = self._batch_id
         self._expected = {name: part.position for name, part in self._partitions.items()}
         if csv_plan is not None and self.csv is not None:
             self._csv_mark = csv_plan[0]

@@ -1,33 +1,48 @@
-"""Read queries over a store: the one read interface of the CLI (and later the API).
+"""Read queries over a store's aggregates: what the CLI, the terminal view and the API show.
 
-Every function takes an optional event-time range (epoch ms, ``[start, end)`` on the window
-start) and binds all values as parameters. They read merged partial aggregates, so they see
-exactly what the engine committed, never engine internals.
+Every function takes an event-time range (epoch ms on the window start: absolute
+``[start, end)``, or the ``last`` N ms ending with the minute of the store's latest event)
+and binds all values as parameters. They read merged partial aggregates, so they see exactly
+what the engine committed, never engine internals.
 
-Next: ``backbeat.sinks.duckdb_store`` (the tables), ``backbeat.cli`` (the caller).
+Next: ``listens.py`` (reads of the raw listen events), ``backbeat.sinks.duckdb_store`` (the
+tables), ``api.py`` and ``backbeat.cli`` (the callers).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Final
 
 import pyarrow as pa
 
 from backbeat.analytics.metrics import BY_NAME, ENGAGEMENT_DIMENSIONS
 from backbeat.errors import ConfigError
-from backbeat.sinks.duckdb_store import DuckDBStore, merged_view
+from backbeat.serve.reader import Reader
+from backbeat.sinks.duckdb_store import merged_view
+
+# The first millisecond of the minute of the store's latest event (NULL for an empty store).
+LATEST_MINUTE: Final = "(SELECT max(max_ts) // 60000 * 60000 FROM meta_partitions)"
 
 
 @dataclass(frozen=True, slots=True)
 class TimeRange:
-    """An event-time range on window starts, epoch ms; None = unbounded."""
+    """An event-time range on window starts, epoch ms; None = unbounded.
+
+    ``last``: only the last ``last`` ms of windows, up to and including the minute of the
+    store's latest event (``last=3_600_000``: the latest minute and the 59 before it).
+    """
 
     start: int | None = None
     end: int | None = None
+    last: int | None = None
 
     def where(self, column: str = "window_start", extra: str = "") -> tuple[str, list[object]]:
         clauses: list[str] = []
         params: list[object] = []
+        if self.last is not None:
+            clauses.append(f"{column} >= {LATEST_MINUTE} - ?")
+            params.append(self.last - 60_000)
         if self.start is not None:
             clauses.append(f"{column} >= ?")
             params.append(self.start)
@@ -43,7 +58,7 @@ def _merged(name: str) -> str:
     return merged_view(BY_NAME[name])
 
 
-def top_songs(store: DuckDBStore, span: TimeRange, limit: int = 10) -> pa.Table:
+def top_songs(store: Reader, span: TimeRange, limit: int = 10) -> pa.Table:
     where, params = span.where()
     return store.sql(
         f"SELECT artist, song, track_id, sum(plays)::BIGINT AS plays FROM {_merged('song_minute')} "
@@ -52,7 +67,7 @@ def top_songs(store: DuckDBStore, span: TimeRange, limit: int = 10) -> pa.Table:
     )
 
 
-def top_artists(store: DuckDBStore, span: TimeRange, limit: int = 10) -> pa.Table:
+def top_artists(store: Reader, span: TimeRange, limit: int = 10) -> pa.Table:
     where, params = span.where()
     return store.sql(
         f"SELECT artist, sum(plays)::BIGINT AS plays FROM {_merged('artist_minute')} {where} "
@@ -61,7 +76,7 @@ def top_artists(store: DuckDBStore, span: TimeRange, limit: int = 10) -> pa.Tabl
     )
 
 
-def genre_windows(store: DuckDBStore, span: TimeRange, limit: int = 10_000) -> pa.Table:
+def genre_windows(store: Reader, span: TimeRange, limit: int = 10_000) -> pa.Table:
     where, params = span.where()
     return store.sql(
         "SELECT make_timestamp(window_start * 1000) AS window_start, genre, plays "
@@ -70,9 +85,7 @@ def genre_windows(store: DuckDBStore, span: TimeRange, limit: int = 10_000) -> p
     )
 
 
-def engagement(
-    store: DuckDBStore, span: TimeRange, by: str = "genre", limit: int = 100
-) -> pa.Table:
+def engagement(store: Reader, span: TimeRange, by: str = "genre", limit: int = 100) -> pa.Table:
     if by not in ENGAGEMENT_DIMENSIONS:
         raise ConfigError(f"--by {by!r}: choose one of {', '.join(ENGAGEMENT_DIMENSIONS)}")
     where, params = span.where(extra="dimension = ?")
@@ -88,7 +101,7 @@ def engagement(
     )
 
 
-def active_users(store: DuckDBStore, span: TimeRange, limit: int = 10_000) -> pa.Table:
+def active_users(store: Reader, span: TimeRange, limit: int = 10_000) -> pa.Table:
     where, params = span.where()
     return store.sql(
         "WITH u AS (SELECT window_start, count(*) AS users FROM "
@@ -102,7 +115,7 @@ def active_users(store: DuckDBStore, span: TimeRange, limit: int = 10_000) -> pa
     )
 
 
-def dead_letters(store: DuckDBStore, limit: int = 100) -> pa.Table:
+def dead_letters(store: Reader, limit: int = 100) -> pa.Table:
     return store.sql(
         'SELECT topic, partition, "offset", reason, '
         # A blob cast escapes bytes that are not UTF-8 (dead letters often hold such bytes).
@@ -111,3 +124,124 @@ def dead_letters(store: DuckDBStore, limit: int = 100) -> pa.Table:
         'FROM dead_letters ORDER BY batch_id DESC, "offset" DESC LIMIT ?',
         (limit,),
     )
+
+
+def _ranked(
+    metric: str, label: str, value: str, store: Reader, span: TimeRange, limit: int
+) -> pa.Table:
+    where, params = span.where()
+    return store.sql(
+        f"SELECT {label}, sum({value})::BIGINT AS {value} FROM {_merged(metric)} {where} "
+        f"GROUP BY ALL ORDER BY {value} DESC, {label} LIMIT ?",
+        (*params, limit),
+    )
+
+
+def pages(store: Reader, span: TimeRange, limit: int = 100) -> pa.Table:
+    """Page views per page."""
+    return _ranked("page_minute", "page", "views", store, span, limit)
+
+
+def states(store: Reader, span: TimeRange, limit: int = 100) -> pa.Table:
+    """Listens per US state (of the listener's address)."""
+    return _ranked("state_minute", "state", "listens", store, span, limit)
+
+
+def levels(store: Reader, span: TimeRange) -> pa.Table:
+    """Listens per subscription level (free / paid)."""
+    return _ranked("level_minute", "level", "listens", store, span, 10)
+
+
+def level_changes(store: Reader, span: TimeRange) -> pa.Table:
+    """Upgrades and downgrades: changes per (previous level, new level)."""
+    where, params = span.where()
+    return store.sql(
+        "SELECT prev_level, new_level, sum(changes)::BIGINT AS changes "
+        f"FROM {_merged('level_change_minute')} {where} GROUP BY ALL ORDER BY ALL",
+        tuple(params),
+    )
+
+
+def auth_minutes(store: Reader, span: TimeRange, limit: int = 10_000) -> pa.Table:
+    """Login attempts and successes per minute (epoch ms windows)."""
+    where, params = span.where()
+    return store.sql(
+        "SELECT window_start, attempts, successes "
+        f"FROM {_merged('auth_minute')} {where} ORDER BY window_start LIMIT ?",
+        (*params, limit),
+    )
+
+
+def hourly_plays(store: Reader) -> pa.Table:
+    """Plays per event-time hour of the latest event's UTC day and the day before.
+
+    Rows ``(day, hour, plays)`` with ``day`` 0 = today, 1 = yesterday.
+    """
+    return store.sql(
+        "WITH today AS (SELECT max(max_ts) // 86400000 * 86400000 AS t FROM meta_partitions) "
+        "SELECT CASE WHEN window_start >= t THEN 0 ELSE 1 END AS day, "
+        "((window_start - t + 86400000) % 86400000) // 3600000 AS hour, "
+        f"sum(plays)::BIGINT AS plays FROM {_merged('genre_minute')}, today "
+        "WHERE window_start >= t - 86400000 GROUP BY ALL ORDER BY ALL"
+    )
+
+
+def summary(store: Reader) -> dict[str, Any]:
+    """The dashboard's headline figures, in one query.
+
+    Streams in the last hour and the hour before (event time, up to the latest minute);
+    distinct users in the last 5 minutes; paid share of listens and skip rate in the last
+    hour; events/s committed over the last 10 s of wall-clock time; totals.
+    """
+    hour = 3_600_000
+    first = store.sql(
+        f"WITH m AS (SELECT {LATEST_MINUTE} AS m), "
+        "g AS (SELECT window_start, plays FROM " + _merged("genre_minute") + ", m "
+        f"WHERE window_start > m.m - {2 * hour}), "
+        "lv AS (SELECT level, sum(listens) AS n FROM " + _merged("level_minute") + ", m "
+        f"WHERE window_start > m.m - {hour} GROUP BY level), "
+        "en AS (SELECT sum(skipped) AS skipped, sum(listens) AS listens FROM "
+        + _merged("engagement_minute")
+        + ", m "
+        f"WHERE dimension = 'genre' AND window_start > m.m - {hour}), "
+        "b AS (SELECT coalesce(max(batch_id), 0) AS batch_id, "
+        "coalesce(sum(events_in), 0) AS events_total, "
+        "coalesce(sum(events_in) FILTER (WHERE committed_at >= now() - INTERVAL 10 SECOND), 0)"
+        " AS recent FROM meta_batches) "
+        "SELECT (SELECT max(max_ts) FROM meta_partitions) AS as_of, "
+        "(SELECT batch_id FROM b) AS batch_id, "
+        f"(SELECT coalesce(sum(plays), 0) FROM g, m WHERE window_start > m.m - {hour})::BIGINT "
+        "AS streams_last_hour, "
+        f"(SELECT coalesce(sum(plays), 0) FROM g, m WHERE window_start <= m.m - {hour})::BIGINT "
+        "AS streams_prev_hour, "
+        "(SELECT count(DISTINCT user_id) FROM m_user_minute, m "
+        "WHERE window_start > m.m - 300000) AS active_users, "
+        "(SELECT sum(n) FILTER (WHERE level = 'paid') / nullif(sum(n), 0) FROM lv)::DOUBLE "
+        "AS paid_share, "
+        "(SELECT skipped / nullif(listens, 0) FROM en)::DOUBLE AS skip_rate, "
+        "(SELECT recent / 10.0 FROM b)::DOUBLE AS events_per_second, "
+        "(SELECT events_total FROM b)::BIGINT AS events_total, "
+        "(SELECT count(*) FROM dead_letters) AS dead_letters"
+    ).to_pylist()[0]
+    row: dict[str, Any] = dict(first)
+    last, prev = row["streams_last_hour"], row["streams_prev_hour"]
+    row["streams_change"] = (last - prev) / prev if prev else None
+    return row
+
+
+def batch_totals(store: Reader) -> dict[str, Any]:
+    """Counters over every committed batch, the latest commit and recent batch latencies."""
+    rows: list[dict[str, Any]] = store.sql(
+        "SELECT count(*) AS batches, coalesce(max(batch_id), 0) AS batch_id, "
+        "coalesce(sum(events_in), 0)::BIGINT AS events_in, "
+        "coalesce(sum(accepted), 0)::BIGINT AS accepted, "
+        "coalesce(sum(duplicates), 0)::BIGINT AS duplicates, "
+        "coalesce(sum(late), 0)::BIGINT AS late, coalesce(sum(dead), 0)::BIGINT AS dead, "
+        "epoch(now() - max(committed_at))::DOUBLE AS last_commit_age_s, "
+        "coalesce(sum(events_in) FILTER (WHERE committed_at >= now() - INTERVAL 10 SECOND), 0)"
+        " / 10.0 AS events_per_second, "
+        "(SELECT quantile_cont(seconds, [0.5, 0.9, 0.99]) FROM "
+        "(SELECT seconds FROM meta_batches ORDER BY batch_id DESC LIMIT 100)) AS batch_seconds "
+        "FROM meta_batches"
+    ).to_pylist()
+    return rows[0]

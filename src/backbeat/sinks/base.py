@@ -75,6 +75,8 @@ class BatchStats:
     dead: int = 0
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
+    batch_id: int = 0
+    """The id the store gave the batch (0 until it is committed)."""
 
     def timed(self, phase: str, since: float) -> float:
         """Add the time since ``since`` (perf_counter) to ``phase``; return now."""
@@ -109,6 +111,8 @@ class Commit:
         seen: de-dup keys of ``partitions`` remembered since the last commit (``SEEN_SCHEMA``).
         seen_pruned: per topic, a time: stored keys of ``partitions`` (and keys without a
             partition) of that topic stamped before it are no longer needed.
+        listens: the batch's fresh listen events (contract columns), kept by the store for
+            filtered reads (the API's live event table, filtered top lists); None: none.
     """
 
     partials: dict[str, pa.Table]
@@ -119,6 +123,7 @@ class Commit:
     stats: BatchStats
     csv: CsvMark | None = None
     seen_pruned: dict[str, int] = field(default_factory=dict)
+    listens: pa.Table | None = None
 
 
 class Store(ABC):

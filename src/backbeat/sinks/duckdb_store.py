@@ -57,7 +57,19 @@ _META_DDL: Final = (
     "late BIGINT, dead BIGINT, seconds DOUBLE)",
     "CREATE TABLE IF NOT EXISTS dead_letters (batch_id BIGINT, topic VARCHAR, "
     'partition VARCHAR, "offset" BIGINT, reason VARCHAR, raw BLOB, received_at TIMESTAMPTZ)',
+    "CREATE TABLE IF NOT EXISTS listens (batch_id BIGINT, ts BIGINT, user_id BIGINT, "
+    "session_id BIGINT, item INTEGER, level VARCHAR, gender VARCHAR, state VARCHAR, "
+    "artist VARCHAR, song VARCHAR, track_id VARCHAR, genre VARCHAR, platform VARCHAR, "
+    "country VARCHAR, mood VARCHAR, listen_pct DOUBLE, completed BOOLEAN, skipped BOOLEAN, "
+    "rating DOUBLE)",
 )
+
+# Contract columns of a listen event -> the ``listens`` table, in the table's column order.
+_LISTEN_COLUMNS: Final = (
+    "ts", "userId", "sessionId", "itemInSession", "level", "gender", "state", "artist", "song",
+    "trackId", "genre", "platform", "country", "mood", "listenPct", "completed", "skipped",
+    "rating",
+)  # fmt: skip
 
 
 def _table(metric: Metric) -> str:
@@ -195,6 +207,13 @@ class DuckDBStore(Store):
                 con.register("_partial", partial)
                 con.execute(f"INSERT INTO {_table(metric)} SELECT * FROM _partial")
                 con.unregister("_partial")
+        if commit.listens is not None and commit.listens.num_rows:
+            con.register("_listens", commit.listens.select(list(_LISTEN_COLUMNS)))
+            con.execute(
+                f"INSERT INTO listens SELECT ?, {', '.join(_LISTEN_COLUMNS)} FROM _listens",
+                [batch_id],
+            )
+            con.unregister("_listens")
         if commit.dead_letters.num_rows:
             con.register("_dead", commit.dead_letters)
             con.execute(
@@ -249,7 +268,7 @@ class DuckDBStore(Store):
     def reset(self) -> None:
         """Delete every result, dead letter and position (one transaction)."""
         tables = [_table(m) for m in METRICS] + [
-            "meta_partitions", "meta_seen", "meta_csv", "meta_batches", "dead_letters"
+            "meta_partitions", "meta_seen", "meta_csv", "meta_batches", "dead_letters", "listens"
         ]  # fmt: skip
         with self._session() as con:
             con.execute("BEGIN TRANSACTION")
@@ -271,6 +290,12 @@ class DuckDBStore(Store):
         """Run a read query against the store (bound parameters only)."""
         with self._session() as con:
             return con.sql(query, params=list(params)).to_arrow_table()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection | None:
+        """A connection of its own for one reader thread of this process (DuckDB connections
+        are not shared between threads); None for a shared store, which readers open per
+        operation instead."""
+        return None if self._con is None else self._con.cursor()
 
     def close(self) -> None:
         if self._con is not None:

@@ -26,7 +26,8 @@ from backbeat.events.schema import Topic
 from backbeat.transport.kafka.settings import DLQ_SUFFIX, KafkaSettings
 from tests.support.eventlog import EventLog, Injected, Trouble, generate, write_log
 from tests.support.harness import dead_letter_problems, dead_letters, metric_mismatches
-from tests.support.kafka import clean_env, read_topics, stream_command
+from tests.support.kafka import clean_env, stream_command
+from tests.support.kafka_log import read_topics
 from tests.support.malformed import CATEGORIES, STANDARD
 from tests.support.oracle import compute
 
@@ -133,15 +134,12 @@ def _dlq_topics(
     topic and reason header (the store's reason) on the way."""
     dlq_topics = [kafka.topic(t.value) + DLQ_SUFFIX for t in Topic]
     seen: Counter[tuple[str, int]] = Counter()
-    for dlq_topic, records in read_topics(kafka.bootstrap_servers, dlq_topics).items():
-        for _, _, value, headers in records:
-            source = headers["source.topic"].decode()
-            key = (
-                f"kafka:{source}:{int(headers['source.partition'])}",
-                int(headers["source.offset"]),
-            )
-            assert dlq_topic == source + DLQ_SUFFIX, key
-            assert value == sent[key[0]][key[1]], key
-            assert headers["reason"].decode() == reasons[key], key
-            seen[key] += 1
+    for record in read_topics(kafka.bootstrap_servers, dlq_topics, timeout_s=300):
+        headers = record.headers
+        source = headers["source.topic"]
+        key = (f"kafka:{source}:{int(headers['source.partition'])}", int(headers["source.offset"]))
+        assert record.topic == source + DLQ_SUFFIX, key
+        assert record.value == sent[key[0]][key[1]], key
+        assert headers["reason"] == reasons[key], key
+        seen[key] += 1
     return seen

@@ -31,7 +31,7 @@ from tests.support.kafka_log import read_topics
 
 pytestmark = pytest.mark.integration
 
-DEMO = (sys.executable, "-m", "backbeat.cli", "--json", "--log-level", "INFO", "demo")
+DEMO = (sys.executable, "-m", "backbeat.cli", "--json", "--log-level", "INFO", "demo", "--no-web")
 
 
 def _command(kafka: KafkaSettings, store: Path, *extra: str) -> list[str]:

@@ -1,0 +1,172 @@
+"""The web application: API routes, live push, the dashboard, auth and the response cache.
+
+:func:`create_app` assembles one ASGI app over a reader and a commit hub; :class:`WebServer`
+runs it with uvicorn, in a thread of the engine's process (``backbeat demo``) or in the
+foreground (``backbeat serve``). Errors keep one shape: ``{"error": reason, "status": code}``.
+
+Next: ``api.py`` (routes), ``auth.py``, ``cache.py``, ``web/`` (the dashboard's files).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from backbeat.errors import BackbeatError, ConfigError
+from backbeat.serve import auth, models
+from backbeat.serve.api import build_router
+from backbeat.serve.cache import ResponseCache
+from backbeat.serve.hub import CommitHub, StoreWatcher, latest_batch
+from backbeat.serve.reader import FileReader, LocalReader, Reader
+from backbeat.sinks.duckdb_store import DuckDBStore
+
+log = logging.getLogger(__name__)
+
+WEB = Path(__file__).parent / "web"
+_ERRORS = {
+    422: {
+        "model": models.ErrorBody,
+        "description": "A parameter is invalid (the reason says which).",
+    },
+    503: {"model": models.ErrorBody, "description": "The store cannot answer right now."},
+}
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason, "status": status}, status_code=status)
+
+
+def _reason(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(reader: Reader, hub: CommitHub, token: str | None = None) -> FastAPI:
+    """The backbeat web app over ``reader``; with ``token``, every route but ``/health``,
+    ``/login`` and static assets requires it."""
+    app = FastAPI(
+        title="backbeat",
+        summary="Live analytics of a music streaming service.",
+        version="1",
+        docs_url=None,
+        responses=_ERRORS,  # type: ignore[arg-type]
+    )
+    app.include_router(build_router(reader, hub))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _reason(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(BackbeatError)
+    async def store_error(request: Request, exc: BackbeatError) -> JSONResponse:
+        return _error(503, str(exc))
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB / "index.html", headers={"cache-control": "no-cache"})
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="backbeat API",
+            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    @app.get("/login", include_in_schema=False)
+    def login_page() -> Response:
+        if token is None:
+            return RedirectResponse("/", status_code=303)
+        return FileResponse(WEB / "login.html")
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
+        submitted = (form.get("token") or [""])[0]
+        if token is None:
+            return RedirectResponse("/", status_code=303)
+        if not auth.matches(token, submitted):
+            return RedirectResponse("/login?failed=1", status_code=303)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(auth.COOKIE, submitted, httponly=True, samesite="strict")
+        return response
+
+    app.mount("/static", StaticFiles(directory=WEB / "static", check_dir=False), name="static")
+    app.add_middleware(ResponseCache, hub=hub, skip=("/api/stream",))
+    if token is not None:
+        app.add_middleware(auth.TokenAuth, token=token)
+    return app
+
+
+class WebServer:
+    """uvicorn serving an app on host:port, in a background thread or in the foreground."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.url = f"http://{host}:{port}/"
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Serve in a daemon thread; return once it listens (ConfigError if it cannot)."""
+        self._thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(
+                    f"the web server could not listen on {self.url}: is the port in use? "
+                    "(--port 0 picks a free one)"
+                )
+            time.sleep(0.02)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}/"  # the real port when asked for port 0
+
+    def run(self) -> None:
+        """Serve in this thread until Ctrl-C / SIGTERM."""
+        self.server.run()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def local_server(
+    store: DuckDBStore, host: str, port: int, token: str | None
+) -> tuple[WebServer, CommitHub]:
+    """A server over the store this process writes; publish each batch id to the hub."""
+    reader = LocalReader(store)
+    hub = CommitHub(latest_batch(reader))
+    return WebServer(create_app(reader, hub, token), host, port), hub
+
+
+def file_server(
+    folder: Path, host: str, port: int, token: str | None
+) -> tuple[WebServer, StoreWatcher]:
+    """A server over a store file another process writes (watched for new batches)."""
+    reader = FileReader(folder)
+    hub = CommitHub(latest_batch(reader))
+    return WebServer(create_app(reader, hub, token), host, port), StoreWatcher(reader, hub)

@@ -1,0 +1,193 @@
+"""The API's response bodies: pydantic models, so the OpenAPI schema documents every field.
+
+Next: ``api.py`` (the routes returning them).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: what was wrong, and the status code."""
+
+    error: str
+    status: int
+
+
+class Song(BaseModel):
+    artist: str
+    song: str
+    track_id: str
+    plays: int
+
+
+class Artist(BaseModel):
+    artist: str
+    plays: int
+
+
+class TopSongs(BaseModel):
+    window: str
+    items: list[Song]
+
+
+class TopArtists(BaseModel):
+    window: str
+    items: list[Artist]
+
+
+class GenreMinute(BaseModel):
+    window_start: datetime
+    genre: str
+    plays: int
+
+
+class GenreWindows(BaseModel):
+    items: list[GenreMinute]
+
+
+class EngagementRow(BaseModel):
+    value: str
+    listens: int
+    completion_rate: float | None
+    skip_rate: float | None
+    avg_listened: float | None
+    avg_rating: float | None
+
+
+class Engagement(BaseModel):
+    by: str
+    items: list[EngagementRow]
+
+
+class ActiveMinute(BaseModel):
+    window_start: datetime
+    users: int
+    sessions: int
+
+
+class ActiveUsers(BaseModel):
+    items: list[ActiveMinute]
+
+
+class PageRow(BaseModel):
+    page: str
+    views: int
+
+
+class Pages(BaseModel):
+    items: list[PageRow]
+
+
+class AuthMinute(BaseModel):
+    window_start: datetime
+    attempts: int
+    successes: int
+
+
+class Auth(BaseModel):
+    attempts: int
+    successes: int
+    success_rate: float | None
+    items: list[AuthMinute]
+
+
+class LevelRow(BaseModel):
+    level: str
+    listens: int
+
+
+class GenderRow(BaseModel):
+    gender: str
+    listens: int
+
+
+class LevelChange(BaseModel):
+    prev_level: str
+    new_level: str
+    changes: int
+
+
+class Levels(BaseModel):
+    levels: list[LevelRow]
+    genders: list[GenderRow]
+    changes: list[LevelChange]
+
+
+class StateRow(BaseModel):
+    state: str
+    listens: int
+
+
+class States(BaseModel):
+    items: list[StateRow]
+
+
+class HourRow(BaseModel):
+    hour: int = Field(ge=0, le=23)
+    today: int
+    yesterday: int
+
+
+class Hourly(BaseModel):
+    today: date | None
+    items: list[HourRow]
+
+
+class Filters(BaseModel):
+    genre: list[str]
+    platform: list[str]
+    country: list[str]
+    mood: list[str]
+
+
+class ListenEvent(BaseModel):
+    ts: datetime
+    user_id: int | None
+    level: str
+    gender: str | None
+    state: str
+    artist: str
+    song: str
+    genre: str
+    platform: str
+    country: str
+    mood: str
+    listen_pct: float
+    skipped: bool
+    rating: float | None
+
+
+class Events(BaseModel):
+    items: list[ListenEvent]
+
+
+class Summary(BaseModel):
+    as_of: datetime | None = Field(description="Event time of the latest committed event.")
+    batch_id: int
+    streams_last_hour: int
+    streams_prev_hour: int
+    streams_change: float | None = Field(description="(last - previous) / previous hour.")
+    active_users: int = Field(description="Distinct users in the last 5 minutes.")
+    paid_share: float | None
+    skip_rate: float | None
+    events_per_second: float = Field(description="Events committed per second, last 10 s.")
+    events_total: int
+    dead_letters: int
+
+
+class Update(BaseModel):
+    """One Server-Sent Event of ``/api/stream``: sent after each committed micro-batch."""
+
+    batch_id: int
+    summary: Summary
+    events: list[ListenEvent]
+
+
+class Health(BaseModel):
+    status: str
+    batch_id: int
+    last_commit_age_s: float | None

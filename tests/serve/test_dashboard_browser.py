@@ -1,0 +1,140 @@
+"""The dashboard in a real browser against a real ``backbeat demo``: charts render with data,
+a filter changes the live table without a reload and lands in the URL, and the page asks
+nothing of any host but the server it came from.
+
+``BACKBEAT_TEST_DASHBOARD=http://host:port/`` uses a server that is already running instead of
+starting a demo. Next: ``tests/support/dashboard.py`` (demo + Chromium helpers).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from itertools import pairwise
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.support.dashboard import (
+    CHARTS,
+    chromium,
+    missing_browser,
+    running_demo,
+    settle,
+    wait_for_data,
+)
+
+pytestmark = pytest.mark.integration
+
+EXTERNAL = os.environ.get("BACKBEAT_TEST_DASHBOARD")
+"""Read at import: the autouse fixture hides ``BACKBEAT_*`` from each test."""
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+ROWS_MATCH = """genre => {
+    const rows = [...document.querySelectorAll('#events tr')];
+    return rows.length > 0 && rows.every(r => r.dataset.genre === genre);
+}"""
+BUSIEST_GENRE = """() => {
+    const seen = {};
+    for (const r of document.querySelectorAll('#events tr')) seen[r.dataset.genre] = (seen[r.dataset.genre] || 0) + 1;
+    return Object.entries(seen).sort((a, b) => b[1] - a[1])[0][0];
+}"""
+PUSHED_AFTER = """([before, genre]) => {
+    const b = window.backbeat;
+    return b.updates > before && b.lastUpdate.events.length > 0
+        && b.lastUpdate.events.every(e => e.genre === genre);
+}"""
+
+
+@pytest.fixture
+def dashboard_url(tmp_path: Path):
+    if reason := missing_browser():
+        pytest.skip(reason)
+    if EXTERNAL:
+        yield EXTERNAL
+        return
+    with running_demo(tmp_path / "store", users=2000, duration=120) as url:
+        yield url
+
+
+def test_dashboard_shows_data_filters_live_and_stays_local(
+    dashboard_url: str, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    requests: list[str] = []
+    chart_reads: list[float] = []  # when the page asked for /api/top-songs
+    errors: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on("request", lambda r: requests.append(r.url))
+        page.on(
+            "request",
+            lambda r: (
+                chart_reads.append(time.monotonic())
+                if urlsplit(r.url).path == "/api/top-songs"
+                else None
+            ),
+        )
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(dashboard_url)
+        wait_for_data(page)
+
+        # Charts: one canvas each, drawn at a real size, with data.
+        sizes = page.eval_on_selector_all("canvas", "cs => cs.map(c => [c.id, c.width, c.height])")
+        assert len(sizes) == len(CHARTS), sizes
+        assert all(w > 0 and h > 0 for _, w, h in sizes), sizes
+        lengths = page.evaluate(
+            "names => names.map(n => window.backbeat.charts[n].data.datasets[0].data.length)",
+            list(CHARTS),
+        )
+        assert all(n > 0 for n in lengths), dict(zip(CHARTS, lengths, strict=True))
+        assert page.locator("#status").get_attribute("data-state") == "live"
+        assert page.locator("#kpi-streams [data-field=value]").inner_text() != "—"
+
+        # A filter: the table follows live, without a reload, and the URL keeps it.
+        page.evaluate("window.__marker = 'same page'")
+        navigations = page.evaluate("performance.getEntriesByType('navigation').length")
+        page.wait_for_function("document.querySelector('select[name=genre]').options.length > 1")
+        genre = page.evaluate(BUSIEST_GENRE)
+        updates = page.evaluate("window.backbeat.updates")
+        page.select_option("select[name=genre]", genre)
+        page.wait_for_function(ROWS_MATCH, arg=genre, timeout=30_000)
+        page.wait_for_function(PUSHED_AFTER, arg=[updates, genre], timeout=30_000)
+        pushed = page.evaluate("window.backbeat.lastUpdate.events.length")
+        page.wait_for_function(ROWS_MATCH, arg=genre, timeout=5_000)
+        assert page.evaluate("window.__marker") == "same page"
+        assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations
+        assert parse_qs(urlsplit(page.url).query).get("genre") == [genre]
+        stream_urls = [u for u in requests if urlsplit(u).path == "/api/stream"]
+        assert parse_qs(urlsplit(stream_urls[-1]).query).get("genre") == [genre], stream_urls
+
+        settle(page)
+        page.screenshot(path=str(tmp_path / "dashboard.png"))
+        assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+        # Charts follow the pushed batches, but at most once every 2 s (slack for the clock).
+        gaps = [b - a for a, b in pairwise(chart_reads)]
+        assert len(chart_reads) >= 2, chart_reads
+        assert min(gaps) > 1.8, gaps
+
+        # A phone: one column, nothing wider than the screen.
+        page.set_viewport_size({"width": 390, "height": 844})
+        settle(page, 0.5)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
+
+        # The filter comes back with the page.
+        page.reload()
+        wait_for_data(page)
+        assert page.eval_on_selector("select[name=genre]", "s => s.value") == genre
+        page.wait_for_function(ROWS_MATCH, arg=genre, timeout=30_000)
+
+    outside = [u for u in requests if urlsplit(u).scheme != "data"]
+    outside = [u for u in outside if urlsplit(u).hostname not in LOCAL_HOSTS]
+    assert not outside, outside
+    assert not errors, errors
+    print(
+        f"\ndashboard: {len(requests)} requests, {pushed} pushed {genre!r} events, "
+        f"{time.monotonic() - started:.1f}s in the browser"
+    )
