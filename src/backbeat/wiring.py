@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -203,6 +203,24 @@ def produce_to_kafka(
     Raises:
         TransientError: records were still undelivered after the final flush.
     """
+    chunks = produce_chunks(settings, topics, rate, total, speed)
+    return produce_batches(chunks, kafka, topics, total=total, progress=progress, stop=stop)
+
+
+def produce_batches(
+    chunks: Iterable[SimBatch],
+    kafka: KafkaSettings,
+    topics: set[Topic] | None = None,
+    total: int | None = None,
+    progress: bool = True,
+    stop: threading.Event | None = None,
+) -> DeliveryReport:
+    """Encode and produce simulated chunks (see :func:`produce_to_kafka`); ``total`` is for
+    the progress bar only.
+
+    Raises:
+        TransientError: records were still undelivered after the final flush.
+    """
     from backbeat.transport.kafka.producer import EventProducer
 
     producer = EventProducer(kafka, topics)
@@ -211,7 +229,6 @@ def produce_to_kafka(
         line = StatusLine(Console(stderr=True), progress, total=total, description="producing")
         with line as status:
             started = time.monotonic()
-            chunks = produce_chunks(settings, topics, rate, total, speed)
             ahead = read_ahead(producer.encode(chunk.tables) for chunk in chunks)
             with closing(ahead):  # joins the read-ahead thread however the loop ends
                 for records in ahead:

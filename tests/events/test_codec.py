@@ -149,3 +149,29 @@ def test_empty_batch() -> None:
     assert out.table.num_rows == 0
     assert out.dead == []
     assert isinstance(out.table, pa.Table)
+
+
+@pytest.mark.parametrize("shapes", [3, 40])
+def test_encoding_omits_null_keys_whatever_the_null_shapes(shapes: int) -> None:
+    """Rows are encoded per null shape (few shapes) or with nulls cut out after (many):
+    either way every line is the row's non-null fields, in contract order."""
+    rng = np.random.default_rng(shapes)
+    rows = []
+    optional = ["userId", "firstName", "lastName", "gender", "registration", "rating"]
+    for i in range(200):
+        row = record(Topic.LISTEN)
+        row["eventId"] = f"e-{i}"
+        pattern = int(rng.integers(shapes))
+        for bit, name in enumerate(optional):
+            if pattern >> bit & 1:
+                row[name] = None
+        rows.append(row)
+    table = pa.Table.from_pylist(rows, schema=arrow_schema(Topic.LISTEN))
+    lines = encode_table(Topic.LISTEN, table).split(b"\n")[:-1]
+    order = arrow_schema(Topic.LISTEN).names
+    assert [list(orjson.loads(line)) for line in lines] == [
+        [k for k in order if row.get(k) is not None] for row in rows
+    ]
+    assert [orjson.loads(line) for line in lines] == [
+        {k: v for k, v in row.items() if v is not None} for row in rows
+    ]

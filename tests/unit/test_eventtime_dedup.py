@@ -6,10 +6,11 @@ import itertools
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backbeat.engine.dedup import Deduplicator
+from backbeat.engine.dedup import SEEN_SCHEMA, Deduplicator
 from backbeat.engine.eventtime import NO_TS, Watermarks
 
 LATENESS = 100
@@ -148,3 +149,80 @@ def test_horizon_dedup_matches_brute_force_under_any_cuts(
         if restart:
             dedup = Deduplicator(dedup.snapshot())
     assert got == expected
+
+
+def _apply(stored: pa.Table, added: pa.Table, pruned: dict[str, int]) -> pa.Table:
+    """What the store does with a commit's de-dup changes (every partition is ours here)."""
+    for topic, cut in pruned.items():
+        drop = pc.and_(pc.equal(stored.column("topic"), topic), pc.less(stored.column("ts"), cut))
+        stored = stored.filter(pc.invert(drop))
+    return pa.concat_tables([stored, added])
+
+
+def _rows(table: pa.Table) -> list[tuple[object, ...]]:
+    return sorted(tuple(r.values()) for r in table.to_pylist())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from("pq"),
+            st.sampled_from("abcdef"),
+            st.integers(0, 3),
+            st.integers(0, 3),
+            st.integers(0, 600),
+        ),
+        max_size=60,
+    ),
+    st.lists(st.integers(0, 60)),
+    st.booleans(),
+)
+def test_committed_changes_rebuild_the_snapshot(
+    rows: list[tuple[str, str, int, int, int]], cuts: list[int], restart: bool
+) -> None:
+    """Commit after commit, applying only the changes (added keys, per-topic prune cut) to
+    the stored keys leaves exactly the full snapshot; batches hold slices of two partitions,
+    de-duplicated in one call, with the watermark pruning keys as it rises."""
+    open_partitions = {"p": "t", "q": "t"}
+    marks_of = Watermarks(LATENESS, {}, {})
+    dedup = Deduplicator()
+    stored = SEEN_SCHEMA.empty_table()
+    bounds = [0, *sorted(c % (len(rows) + 1) for c in set(cuts)), len(rows)]
+    for a, b in itertools.pairwise(bounds):
+        names, tables, marks = [], [], []
+        for partition in "pq":  # one slice per partition, in reading order
+            part = _table([r[1:] for r in rows[a:b] if r[0] == partition])
+            ts = part.column("ts").to_numpy()
+            mark = marks_of.advance("t", partition, ts)
+            on_time = ts >= mark
+            names += [partition] * int(on_time.sum())
+            tables.append(part.filter(pa.array(on_time)))
+            marks.append(mark[on_time])
+        keep_from = marks_of.watermark("t", open_partitions)
+        dedup.fresh_mask(
+            "t",
+            pa.array(names, pa.string()),
+            pa.concat_tables(tables),
+            np.concatenate(marks),
+            NO_TS if keep_from is None else keep_from,
+        )
+        if keep_from is not None:
+            dedup.prune("t", keep_from)
+        added, pruned = dedup.changes()
+        dedup.clear_changes()
+        stored = _apply(stored, added, pruned)
+        assert _rows(stored) == _rows(dedup.snapshot())
+        if restart:  # a crash: the next process starts from the stored keys
+            dedup = Deduplicator(stored)
+    assert dedup.changes()[0].num_rows == 0
+
+
+def test_forgotten_partitions_leave_the_changes_too() -> None:
+    dedup = Deduplicator()
+    table = _table([("a", 1, 1, 10), ("b", 2, 1, 10)])
+    dedup.fresh_mask("t", pa.array(["p", "q"]), table, np.full(2, NO_TS), NO_TS)
+    dedup.forget(["q"])
+    added, pruned = dedup.changes()
+    assert (added.column("event_id").to_pylist(), pruned) == (["a"], {})
+    assert _rows(added) == _rows(dedup.snapshot())

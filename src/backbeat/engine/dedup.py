@@ -7,10 +7,13 @@ that decided it was on time). Because the horizon is the event's own watermark, 
 depends only on the order of events, never on how they were cut into batches.
 
 Keys are kept only while they can matter: a key older than the topic's watermark can never be
-inside any later event's horizon, so it is dropped. The remembered keys are committed with
-every batch (one horizon's worth) and reloaded on restart, so a crash never lets a duplicate
-in. Each key remembers the partition it came from, so a process that takes a partition over
-(a Kafka consumer group rebalance) loads and later commits just that partition's keys.
+inside any later event's horizon, so it is dropped. Each commit writes only what changed
+(the keys added and, per topic, the time below which keys were dropped:
+:meth:`Deduplicator.changes`), which leaves the stored keys equal to :meth:`snapshot`; a
+restart reloads them, so a crash never lets a duplicate in. Remembered keys count as earlier
+rows of the batch: one pass over both finds every repeat. Each key remembers the partition
+it came from, so a process that takes a partition over (a Kafka consumer group rebalance)
+loads and later commits just that partition's keys.
 Everything is vectorized (Arrow hashing, NumPy); there is no per-event Python.
 
 Next: ``eventtime.py`` (the watermarks), ``pipeline.py``.
@@ -18,7 +21,7 @@ Next: ``eventtime.py`` (the watermarks), ``pipeline.py``.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import duckdb
 import numpy as np
@@ -75,7 +78,7 @@ def _fits(session: pa.Array | pa.ChunkedArray, item: pa.Array | pa.ChunkedArray)
 
 def _pack(
     session: pa.Array | pa.ChunkedArray, item: pa.Array | pa.ChunkedArray, as_int: bool
-) -> pa.Array:
+) -> pa.Array | pa.ChunkedArray:
     """(sessionId, itemInSession) as one value: an int64 (see :func:`_fits`) or a string.
 
     Both sides of a comparison must be packed the same way.
@@ -86,6 +89,10 @@ def _pack(
     return pc.binary_join_element_wise(
         pc.cast(session, pa.string()), pc.cast(item, pa.string()), ":"
     )
+
+
+def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _earlier_in_horizon(
@@ -120,24 +127,13 @@ def _bounds(first: Mask) -> tuple[I64, I64]:
     return starts, np.r_[starts[1:], len(first)]
 
 
-def _known_in_horizon(values: pa.Array, known: pa.Array, known_ts: I64, horizon: I64) -> Mask:
-    """Rows whose value was remembered from earlier batches with ts >= the row's horizon."""
-    if len(known) == 0:
-        return np.zeros(len(values), dtype=bool)
-    latest = pa.table({"v": known, "ts": known_ts}).group_by("v").aggregate([("ts", "max")])
-    where = pc.fill_null(pc.index_in(values, value_set=latest.column("v")), -1).to_numpy()
-    out = np.zeros(len(values), dtype=bool)
-    idx = np.flatnonzero(where >= 0)
-    best = latest.column("ts_max").to_numpy()[where[idx]]
-    out[idx] = best >= horizon[idx]
-    return out
-
-
 class Deduplicator:
     """Remembers recent keys per topic and filters batches against them."""
 
     def __init__(self, seen: pa.Table | None = None) -> None:
         self._seen: dict[str, pa.Table] = {}
+        self._added: list[tuple[str, pa.Table]] = []  # since the last commit
+        self._pruned: dict[str, int] = {}  # topic -> keys older than this were dropped since
         if seen is not None:
             self.restore(seen)
 
@@ -154,17 +150,22 @@ class Deduplicator:
     def forget(self, partitions: Collection[str]) -> None:
         """Drop the keys that came from ``partitions`` (another process owns them now)."""
         gone = pa.array(list(partitions), pa.string())
-        for topic, known in self._seen.items():
-            self._seen[topic] = known.filter(pc.invert(pc.is_in(known.column("partition"), gone)))
+
+        def kept(table: pa.Table) -> pa.Table:
+            return table.filter(pc.invert(pc.is_in(table.column("partition"), gone)))
+
+        self._seen = {topic: kept(known) for topic, known in self._seen.items()}
+        self._added = [(topic, kept(added)) for topic, added in self._added]
 
     def fresh_mask(
-        self, topic: str, partition: str, table: pa.Table, horizon: I64, keep_from: int
+        self, topic: str, partition: str | pa.Array, table: pa.Table, horizon: I64, keep_from: int
     ) -> Mask:
         """Which rows of ``table`` (valid, on-time, in order) are not duplicates.
 
         Args:
             topic: the topic the rows belong to.
-            partition: the partition they came from (remembered with their keys).
+            partition: the partition they came from (remembered with their keys), or one per
+                row (the slices of a batch, in the order they were read).
             table: the rows, with ``eventId``, ``sessionId``, ``itemInSession`` and ``ts``.
             horizon: per row, the watermark that judged it on time.
             keep_from: remember keys of rows with ``ts >= keep_from`` (older ones can never
@@ -181,41 +182,72 @@ class Deduplicator:
         )
         keys = _pack(sessions, items, as_int)
         ts = table.column("ts").to_numpy()
+        if known is not None and known.num_rows:
+            # Remembered keys are earlier rows: one pass finds repeats inside the batch and
+            # against earlier batches.
+            m = known.num_rows
+            old = _pack(known.column("session_id"), known.column("item"), as_int)
+            ids = pa.concat_arrays([known.column("event_id").combine_chunks(), ids])
+            keys = pa.concat_arrays([_flat(old), _flat(keys)])
+            ts = np.concatenate([known.column("ts").to_numpy(), ts])
+            horizon = np.concatenate([np.zeros(m, dtype=np.int64), horizon])
+        else:
+            m = 0
         dup = _earlier_in_horizon(scratch(), ids, ts, horizon)
         dup |= _earlier_in_horizon(scratch(), keys, ts, horizon)
-        if known is not None and known.num_rows:
-            known_ts = known.column("ts").to_numpy()
-            dup |= _known_in_horizon(
-                ids, known.column("event_id").combine_chunks(), known_ts, horizon
-            )
-            old = _pack(known.column("session_id"), known.column("item"), as_int)
-            dup |= _known_in_horizon(keys, old, known_ts, horizon)
+        where = (
+            pa.nulls(n, pa.string()).fill_null(partition)
+            if isinstance(partition, str)
+            else partition
+        )
         added = pa.table(
-            [
-                ids,
-                table.column("sessionId"),
-                table.column("itemInSession"),
-                table.column("ts"),
-                pa.nulls(n, pa.string()).fill_null(partition),
-            ],
-            schema=_STATE,
-        ).filter(pa.array(ts >= keep_from))
+            [ids[m:], sessions, items, table.column("ts"), where], schema=_STATE
+        ).filter(pa.array(ts[m:] >= keep_from))
         self._seen[topic] = pa.concat_tables([known, added]) if known is not None else added
-        return ~dup
+        self._added.append((topic, added))
+        return ~dup[m:]
 
     def prune(self, topic: str, before_ts: int) -> None:
         """Forget keys of events older than ``before_ts`` (no later horizon reaches them)."""
         known = self._seen.get(topic)
         if known is not None:
             self._seen[topic] = known.filter(pc.greater_equal(known.column("ts"), before_ts))
+            self._pruned[topic] = max(before_ts, self._pruned.get(topic, before_ts))
 
     def snapshot(self) -> pa.Table:
-        """All remembered keys (``SEEN_SCHEMA``), to commit with the batch."""
-        tables = [
-            t.add_column(0, "topic", pa.nulls(t.num_rows, pa.string()).fill_null(topic))
-            for topic, t in self._seen.items()
-            if t.num_rows
-        ]
-        if not tables:
-            return SEEN_SCHEMA.empty_table()
-        return pa.concat_tables(tables).combine_chunks()
+        """All remembered keys (``SEEN_SCHEMA``): what the store holds after each commit."""
+        return _with_topic(self._seen.items())
+
+    def changes(self) -> tuple[pa.Table, dict[str, int]]:
+        """What changed since :meth:`clear_changes`, for the commit.
+
+        Returns:
+            The keys added and still remembered (``SEEN_SCHEMA``), and per topic the time
+            before which keys were dropped. Applied to the stored keys of this process's
+            partitions (delete those older than the time, insert the added ones) they give
+            :meth:`snapshot` again.
+        """
+        added = []
+        for topic, table in self._added:
+            cut = self._pruned.get(topic)
+            if cut is not None:
+                table = table.filter(pc.greater_equal(table.column("ts"), cut))
+            added.append((topic, table))
+        return _with_topic(added), dict(self._pruned)
+
+    def clear_changes(self) -> None:
+        """The changes are committed (or thrown away with the state they came from)."""
+        self._added.clear()
+        self._pruned.clear()
+
+
+def _with_topic(parts: Iterable[tuple[str, pa.Table]]) -> pa.Table:
+    """Per-topic key tables as one ``SEEN_SCHEMA`` table."""
+    tables = [
+        t.add_column(0, "topic", pa.nulls(t.num_rows, pa.string()).fill_null(topic))
+        for topic, t in parts
+        if t.num_rows
+    ]
+    if not tables:
+        return SEEN_SCHEMA.empty_table()
+    return pa.concat_tables(tables).combine_chunks()

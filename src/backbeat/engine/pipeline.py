@@ -25,7 +25,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -96,7 +96,8 @@ class _Batch:
     """Accumulates one micro-batch's fresh events, dead letters and counts."""
 
     def __init__(self) -> None:
-        self.fresh: dict[Topic, list[pa.Table]] = {}
+        self.on_time: dict[Topic, list[tuple[str, pa.Table, np.ndarray]]] = {}
+        self.fresh: dict[Topic, pa.Table] = {}
         self.dead: list[tuple[str, str, DeadLetter]] = []
         self.stats = BatchStats()
 
@@ -244,13 +245,15 @@ class Pipeline:
         for piece in slices:
             self._ingest(piece, batch)
         t = time.perf_counter()
-        fresh = {topic: pa.concat_tables(parts) for topic, parts in batch.fresh.items()}
+        open_partitions = self.source.partitions()
+        for topic, parts in batch.on_time.items():
+            self._drop_duplicates(topic, parts, batch, open_partitions)
         for topic in Topic:
-            wm = self._watermarks.watermark(topic.value, self.source.partitions())
+            wm = self._watermarks.watermark(topic.value, open_partitions)
             if wm is not None:
                 self._dedup.prune(topic.value, wm)
         t = stats.timed("event time + dedup", t)
-        partials = self._aggregator.aggregate(fresh)
+        partials = self._aggregator.aggregate(batch.fresh)
         t = stats.timed("aggregate", t)
         csv_plan = None
         if self.csv is not None:
@@ -261,15 +264,17 @@ class Pipeline:
                 partials["genre_minute"],
             )
         stats.seconds = time.perf_counter() - t0
+        seen, seen_pruned = self._dedup.changes()
         commit = Commit(
             partials=partials,
             dead_letters=batch.dead_table(),
             partitions=dict(self._partitions),
             expected={name: self._expected.get(name) for name in self._partitions},
-            seen=self._dedup.snapshot(),
+            seen=seen,
+            seen_pruned=seen_pruned,
             stats=stats,
             csv=csv_plan[0] if csv_plan else None,
-            listens=fresh.get(Topic.LISTEN),
+            listens=batch.fresh.get(Topic.LISTEN),
         )
         if self.before_commit is not None:
             self.before_commit(commit)
@@ -277,10 +282,12 @@ class Pipeline:
             self._batch_id = self.store.commit(commit)
         except FencedError as exc:
             log.warning("batch discarded: %s; resuming those partitions from the store", exc)
+            self._dedup.clear_changes()
             names = list(self._partitions)
             stored = self._assigned(names)
             self.source.seek({name: stored.get(name) for name in names})
             return None
+        self._dedup.clear_changes()
         stats.batch_id = self._batch_id
         self._expected = {name: part.position for name, part in self._partitions.items()}
         if csv_plan is not None and self.csv is not None:
@@ -342,16 +349,35 @@ class Pipeline:
             stats.late += len(late_idx)
             table = table.filter(pa.array(~late))
             marks = marks[~late]
-        keep_from = self._watermarks.watermark(topic.value, self.source.partitions())
+        stats.timed("event time + dedup", t)
+        if table.num_rows:
+            batch.on_time.setdefault(topic, []).append((piece.partition, table, marks))
+
+    def _drop_duplicates(
+        self,
+        topic: Topic,
+        parts: list[tuple[str, pa.Table, np.ndarray]],
+        batch: _Batch,
+        open_partitions: Mapping[str, str] | None,
+    ) -> None:
+        """The batch's on-time events of ``topic`` (slices in reading order) minus duplicates."""
+        names, tables, marks = zip(*parts, strict=True)
+        table = pa.concat_tables(tables)
+        sizes = [t.num_rows for t in tables]
+        partition = pa.array(names, pa.string()).take(np.repeat(np.arange(len(sizes)), sizes))
+        keep_from = self._watermarks.watermark(topic.value, open_partitions)
         keep = self._dedup.fresh_mask(
-            topic.value, piece.partition, table, marks, NO_TS if keep_from is None else keep_from
+            topic.value,
+            partition,
+            table,
+            np.concatenate(marks),
+            NO_TS if keep_from is None else keep_from,
         )
-        stats.duplicates += int((~keep).sum())
+        batch.stats.duplicates += int((~keep).sum())
         if not keep.all():
             table = table.filter(pa.array(keep))
-        stats.timed("event time + dedup", t)
-        stats.accepted += table.num_rows
-        batch.fresh.setdefault(topic, []).append(table)
+        batch.stats.accepted += table.num_rows
+        batch.fresh[topic] = table
 
     def _drop_future(
         self, topic: Topic, piece: Slice, table: pa.Table, offsets: np.ndarray, batch: _Batch

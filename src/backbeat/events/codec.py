@@ -1,7 +1,7 @@
 """JSON codec: Arrow batches to NDJSON bytes and back, with bad records as data.
 
-Encoding runs in DuckDB (``to_json`` over the whole batch; null keys are omitted, so guests
-carry no ``userId``). Decoding takes a batch of raw messages and returns an Arrow table of the
+Encoding runs in DuckDB (``to_json`` over the whole batch, one struct per null shape: null
+keys are omitted, so guests carry no ``userId``). Decoding takes a batch of raw messages and returns an Arrow table of the
 good ones plus a dead letter ``(raw bytes, reason)`` for each bad one; it never raises on
 input. The happy path parses the whole batch at once with ``pyarrow.json``; only a batch that
 fails falls back to classifying each message with msgspec, whose typed decoder names the
@@ -60,20 +60,68 @@ class Decoded:
 
 
 def encode_table(topic: Topic, table: pa.Table) -> bytes:
-    """Encode a batch as NDJSON: one object per row, keys in contract order, nulls omitted."""
+    """Encode a batch as NDJSON: one object per row, keys in contract order, nulls omitted.
+
+    Rows are grouped by which fields are null (a batch has a few such shapes: guests, pages
+    without a song, unrated listens); each shape is one ``to_json(struct_pack(...))`` of just
+    its non-null fields, so no null key has to be cut out of the text afterwards.
+    """
     if table.num_rows == 0:
         return b""
-    cols = ", ".join(f'"{f.name}"' for f in FIELDS[topic])
+    names = [f.name for f in FIELDS[topic]]
+    shapes, table = _null_shapes(names, table)
+    if shapes is None:  # unusual batches: every key written, null ones cut out after
+        line = (
+            f"regexp_replace(to_json(struct_pack({_quoted(names)})), "
+            """',"[A-Za-z]+":null', '', 'g')"""
+        )
+    elif len(shapes) == 1:
+        line = f"to_json(struct_pack({_quoted(shapes[0][1])}))"
+    else:
+        cases = " ".join(
+            f"WHEN {code} THEN to_json(struct_pack({_quoted(fields)}))" for code, fields in shapes
+        )
+        line = f"CASE {_SHAPE} {cases} END"
     con = scratch()
     con.register("batch", table)
     try:
-        result = con.sql(
-            f"SELECT regexp_replace(to_json(struct_pack({cols})), "
-            f"""',"[A-Za-z]+":null', '', 'g') || chr(10) AS line FROM batch"""
-        ).to_arrow_table()
+        result = con.sql(f"SELECT {line} || chr(10) AS line FROM batch").to_arrow_table()
     finally:
         con.unregister("batch")
     return b"".join(_string_data(chunk) for chunk in result.column(0).chunks)
+
+
+_SHAPE: Final = "_null_shape"
+_MAX_SHAPES: Final = 16
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def _null_shapes(
+    names: list[str], table: pa.Table
+) -> tuple[list[tuple[int, list[str]]] | None, pa.Table]:
+    """The batch's null shapes (a code, the fields that are not null) and the table to
+    encode (with a ``_null_shape`` column when there are several); None: too many shapes."""
+    nullable = [name for name in names if table.column(name).null_count]
+    code = np.zeros(table.num_rows, dtype=np.int64)
+    for bit, name in enumerate(nullable):
+        code |= table.column(name).is_null().to_numpy(zero_copy_only=False).astype(np.int64) << bit
+    codes = np.unique(code).tolist()
+    if len(codes) > _MAX_SHAPES:
+        return None, table
+    shapes = []
+    for c in codes:
+        null = {name for bit, name in enumerate(nullable) if c >> bit & 1}
+        fields = [name for name in names if name not in null]
+        if not fields:
+            return None, table
+        shapes.append((c, fields))
+    table = table.select(names)
+    if len(shapes) > 1:
+        table = table.append_column(_SHAPE, pa.array(code, pa.int64()))
+    return shapes, table
 
 
 def _string_data(array: pa.Array) -> bytes:

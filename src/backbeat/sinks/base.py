@@ -1,10 +1,11 @@
 """The store contract: commit a batch's results and the source position atomically.
 
 A :class:`Commit` carries everything one micro-batch changes: partial aggregates, dead
-letters, per-partition positions and maximum event times, the de-duplication keys still in
-the horizon, batch statistics and the CSV sink's mark. A store applies it in ONE transaction,
-so after a crash the store is either before or after the batch, never in between; on start
-the engine reads :class:`EngineState` back and resumes from it.
+letters, per-partition positions and maximum event times, the change to the de-duplication
+keys (added, and dropped once out of the horizon), batch statistics and the CSV sink's mark.
+A store applies it in ONE transaction, so after a crash the store is either before or after
+the batch, never in between; on start the engine reads :class:`EngineState` back and resumes
+from it.
 
 Several engine processes may share one store (members of one Kafka consumer group, each
 owning some partitions). A commit is therefore *fenced*: it names the position it expects
@@ -107,8 +108,9 @@ class Commit:
         partitions: the committing process's partitions, where they now stand.
         expected: for each of ``partitions``, the position the process last read from or
             wrote to the store (None: no row yet); the commit is refused if one differs.
-        seen: the de-dup keys of ``partitions`` (they replace the stored keys of those
-            partitions only).
+        seen: de-dup keys of ``partitions`` remembered since the last commit (``SEEN_SCHEMA``).
+        seen_pruned: per topic, a time: stored keys of ``partitions`` (and keys without a
+            partition) of that topic stamped before it are no longer needed.
         listens: the batch's fresh listen events (contract columns), kept by the store for
             filtered reads (the API's live event table, filtered top lists); None: none.
     """
@@ -120,6 +122,7 @@ class Commit:
     seen: pa.Table
     stats: BatchStats
     csv: CsvMark | None = None
+    seen_pruned: dict[str, int] = field(default_factory=dict)
     listens: pa.Table | None = None
 
 

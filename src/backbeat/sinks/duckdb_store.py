@@ -252,11 +252,13 @@ class DuckDBStore(Store):
             )
             con.execute("INSERT OR REPLACE INTO meta_partitions SELECT * FROM _partitions")
             con.unregister("_partitions")
-        # The keys of this process's partitions (and legacy ones without a partition).
-        con.execute(
-            "DELETE FROM meta_seen WHERE partition IS NULL OR list_contains(?, partition)",
-            [list(commit.partitions)],
-        )
+        if commit.seen_pruned:  # of this process's partitions (and legacy ones without one)
+            topics, cuts = zip(*commit.seen_pruned.items(), strict=True)
+            con.execute(
+                "DELETE FROM meta_seen WHERE (partition IS NULL OR list_contains(?, partition)) "
+                "AND ts < map_extract_value(MAP(?, ?), topic)",
+                [list(commit.partitions), list(topics), list(cuts)],
+            )
         if commit.seen.num_rows:
             con.register("_seen", commit.seen)
             con.execute(

@@ -11,13 +11,17 @@ from the store at that moment (:meth:`listen`), which is what lets several ``str
 processes share the partitions, take over those of a member that died, and never count a
 record twice. The group's committed offsets are written asynchronously after each batch, for
 lag monitoring only: correctness never depends on them. With ``stop_at_end`` the source is
-exhausted once every partition has reached the end of its log (a bounded run).
+exhausted once every partition has reached the end of its log (a bounded run). Without a
+group, the next ``consume()`` runs on a background thread while the engine processes the
+batch before (``read_ahead.py``); records are still grouped and handed out on the engine's
+thread, in order, under the positions it has reached.
 
 Next: ``base.py`` (the contract), ``dead_letters.py``, ``backbeat.engine.pipeline``.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -37,6 +41,7 @@ from confluent_kafka import (
 from backbeat.errors import SourceError
 from backbeat.transport.base import OnAssigned, OnRevoked, RawSlice, Slice, Source
 from backbeat.transport.kafka.health import BrokerWatch
+from backbeat.transport.kafka.read_ahead import ReadAhead
 from backbeat.transport.kafka.seek import offsets_at_time
 from backbeat.transport.kafka.settings import KafkaSettings
 
@@ -69,10 +74,12 @@ class KafkaSource(Source):
         start: StartFrom | datetime = "earliest",
         stop_at_end: bool = False,
         poll_timeout_s: float = 0.2,
+        read_ahead: bool = True,
     ) -> None:
         """``topics`` are cluster names; ``group`` switches from assign to subscribe;
         ``start`` applies to partitions without a stored position (a time: the first record
-        whose Kafka timestamp is at or after it)."""
+        whose Kafka timestamp is at or after it); ``read_ahead`` fetches the next batch on a
+        background thread while the engine works (without a group only: ``read_ahead.py``)."""
         if not topics:
             raise SourceError("no topics to consume: give --topics")
         self._settings = settings
@@ -88,6 +95,10 @@ class KafkaSource(Source):
         self._at_end: set[tuple[str, int]] = set()
         self._committed: dict[tuple[str, int], int] = {}
         self._consumer: Consumer | None = None
+        self._read_ahead = read_ahead
+        self._reader: ReadAhead | None = None
+        self._pending: list[Message] = []  # read ahead beyond what the engine asked for
+        self._fixed: set[tuple[str, int]] | None = None  # the assignment, without a group
         self._on_assigned: OnAssigned | None = None
         self._on_revoked: OnRevoked | None = None
         self.watch = BrokerWatch("consumer", settings.bootstrap_servers)
@@ -117,7 +128,11 @@ class KafkaSource(Source):
         }
         self._consumer = Consumer(conf)
         if self._group is None:
-            self._consumer.assign(self._assignment(self._all_partitions()))
+            assignment = self._assignment(self._all_partitions())
+            self._consumer.assign(assignment)
+            self._fixed = {(p.topic, p.partition) for p in assignment}
+            if self._read_ahead:
+                self._reader = ReadAhead(self._consumer, self._timeout)
         else:
             self._consumer.subscribe(
                 self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -205,7 +220,16 @@ class KafkaSource(Source):
     def seek(self, positions: Mapping[str, int | None]) -> None:
         """Rewind assigned partitions (others are skipped: they will be assigned afresh)."""
         assert self._consumer is not None
-        assigned = {(p.topic, p.partition) for p in self._consumer.assignment()}
+        self._pending = []
+        if self._reader is None:
+            self._seek(positions)
+            return
+        with self._reader.paused():  # what was read ahead of the seek is dropped
+            self._seek(positions)
+
+    def _seek(self, positions: Mapping[str, int | None]) -> None:
+        assert self._consumer is not None
+        assigned = self._owned()
         for name, position in positions.items():
             key = parse_partition_name(name)
             if key is None or key not in assigned:
@@ -221,6 +245,10 @@ class KafkaSource(Source):
                 self._next[key] = position
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self._pending = []
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
@@ -229,9 +257,9 @@ class KafkaSource(Source):
 
     @property
     def exhausted(self) -> bool:
-        if not self._stop_at_end or self._consumer is None:
+        if not self._stop_at_end or self._consumer is None or self._pending:
             return False
-        assigned = {(p.topic, p.partition) for p in self._consumer.assignment()}
+        assigned = self._owned()
         return bool(assigned) and assigned <= self._at_end
 
     def partitions(self) -> dict[str, str]:
@@ -239,59 +267,100 @@ class KafkaSource(Source):
         if self._consumer is None:
             return {}
         return {
-            partition_name(p.topic, p.partition): self._settings.backbeat_topic(p.topic)
-            for p in self._consumer.assignment()
-            if not (self._stop_at_end and (p.topic, p.partition) in self._at_end)
+            partition_name(topic, number): self._settings.backbeat_topic(topic)
+            for topic, number in self._owned()
+            if not (self._stop_at_end and (topic, number) in self._at_end)
         }
 
     def poll(self, max_events: int) -> list[Slice]:
         """One ``consume()`` of up to ``max_events`` records, grouped per partition in order."""
         assert self._consumer is not None, "open() first"
         self._commit_progress()
-        messages = self._consumer.consume(max(1, min(max_events, 1_000_000)), self._timeout)
+        messages = self._fetch(max(1, min(max_events, 1_000_000)))
         # A rebalance served inside consume() may have taken partitions away or sought them
         # back: records fetched before it are not ours to count.
-        owned = {(p.topic, p.partition) for p in self._consumer.assignment()}
+        owned = self._owned()
         groups: dict[tuple[str, int], tuple[list[bytes], list[int]]] = {}
-        key: tuple[str, int] | None = None  # partition of the current run of messages
-        payloads: list[bytes] = []
-        offsets: list[int] = []
-        for msg in messages:
-            err = msg.error()
+        errors = [msg.error() for msg in messages]
+        keys = [(msg.topic() or "", msg.partition() or 0) for msg in messages]
+        offsets = [msg.offset() or 0 for msg in messages]
+        values = [msg.value() or b"" for msg in messages]
+        start, n = 0, len(messages)
+        while start < n:
+            err = errors[start]
             if err is not None:  # errors in order: a partition's EOF counts after its records
-                self._handed_out(key, offsets)
-                key = None
-                self._on_error(err, msg.topic() or "", msg.partition() or 0, msg.offset())
+                topic, number = keys[start]
+                self._on_error(err, topic, number, messages[start].offset())
+                start += 1
                 continue
-            topic, number = msg.topic(), msg.partition()
-            if key is None or number != key[1] or topic != key[0]:
-                self._handed_out(key, offsets)
-                key = (topic or "", number or 0)
-                live, floor = key in owned, self._next.get(key, -1)
-                payloads, offsets = groups.setdefault(key, ([], []))
-            offset = msg.offset() or 0
-            if not live or offset < floor:
-                continue
-            if self._seeking and self._before_start(key, msg):
-                self._next[key] = offset + 1
-                continue
-            payloads.append(msg.value() or b"")
-            offsets.append(offset)
-        self._handed_out(key, offsets)
+            key = keys[start]
+            end = start + 1
+            while end < n and keys[end] == key and errors[end] is None:
+                end += 1
+            self._take_run(key, key in owned, messages, values, offsets, start, end, groups)
+            start = end
         slices: list[Slice] = []
-        for (topic, number), (payloads, offsets) in groups.items():
-            if not offsets:  # every record of the run was skipped
+        for (topic, number), (payloads, offs) in groups.items():
+            if not offs:  # every record of the run was skipped
                 continue
             slices.append(
                 RawSlice(
                     topic=self._settings.backbeat_topic(topic),
                     partition=partition_name(topic, number),
                     payloads=payloads,
-                    offsets=np.asarray(offsets, dtype=np.int64),
-                    next_position=offsets[-1] + 1,
+                    offsets=np.asarray(offs, dtype=np.int64),
+                    next_position=offs[-1] + 1,
                 )
             )
         return slices
+
+    def _take_run(
+        self,
+        key: tuple[str, int],
+        live: bool,
+        messages: list[Message],
+        values: list[bytes],
+        offsets: list[int],
+        start: int,
+        end: int,
+        groups: dict[tuple[str, int], tuple[list[bytes], list[int]]],
+    ) -> None:
+        """Hand out records ``start:end`` (one partition, in order) unless already handed out."""
+        if not live:
+            return
+        floor = self._next.get(key, -1)
+        if offsets[start] < floor:
+            start = bisect.bisect_left(offsets, floor, start, end)
+        if self._seeking:
+            while start < end and self._before_start(key, messages[start]):
+                self._next[key] = offsets[start] + 1
+                start += 1
+        if start >= end:
+            return
+        payloads, offs = groups.setdefault(key, ([], []))
+        payloads.extend(values[start:end])
+        offs.extend(offsets[start:end])
+        self._handed_out(key, offs)
+
+    def _fetch(self, max_messages: int) -> list[Message]:
+        """The next messages: read ahead on the background thread, or consumed now."""
+        assert self._consumer is not None
+        if self._pending:
+            messages = self._pending
+        elif self._reader is not None:
+            messages = self._reader.take(max_messages)
+        else:
+            return self._consumer.consume(max_messages, self._timeout)
+        # A read-ahead may hold more than asked now: keep the rest, in order, for next time.
+        messages, self._pending = messages[:max_messages], messages[max_messages:]
+        return messages
+
+    def _owned(self) -> set[tuple[str, int]]:
+        """Assigned partitions (fixed without a group: read once, not while a read is out)."""
+        if self._fixed is not None:
+            return self._fixed
+        assert self._consumer is not None
+        return {(p.topic, p.partition) for p in self._consumer.assignment()}
 
     def _handed_out(self, key: tuple[str, int] | None, offsets: list[int]) -> None:
         """A run of records of partition ``key`` was read: it resumes after the last one."""
@@ -311,13 +380,17 @@ class KafkaSource(Source):
     def _commit_progress(self) -> None:
         """Tell the group how far the engine got (for lag monitoring only)."""
         assert self._consumer is not None
-        owned = {(p.topic, p.partition) for p in self._consumer.assignment()}
+        owned = self._owned()
         changed = [
             TopicPartition(t, p, o)
             for (t, p), o in self._next.items()
             if self._committed.get((t, p)) != o and (t, p) in owned
         ]
         if not changed:
+            return
+        if self._reader is not None:  # the reading thread commits before its next read
+            self._reader.commit_later(changed)
+            self._committed.update({(tp.topic, tp.partition): tp.offset for tp in changed})
             return
         try:
             self._consumer.commit(offsets=changed, asynchronous=True)
