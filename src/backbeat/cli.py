@@ -33,7 +33,10 @@ from backbeat.settings import Settings
 from backbeat.sinks.duckdb_store import DEFAULT_FILE
 
 if TYPE_CHECKING:
+    from backbeat.serve.hub import CommitHub
+    from backbeat.serve.web_process import WebProcess
     from backbeat.simulate.simulator import SimulatorSettings
+    from backbeat.sinks.duckdb_store import DuckDBStore
     from backbeat.transport.kafka.settings import KafkaSettings
 
 app = typer.Typer(
@@ -306,9 +309,18 @@ def stream(
     lateness: Annotated[
         float | None, typer.Option(min=0, help="Allowed lateness, seconds (default 120).")
     ] = None,
+    serve_web: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Also serve the API and dashboard of the store (--host, --port)."
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option(help="--serve: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="--serve: port.")] = 8000,
 ) -> None:
     """Stream JSONL files or Kafka into the store, exactly once (resumes where it stopped)."""
-    from backbeat.engine.pipeline import EngineSettings, Pipeline
+    from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
+    from backbeat.sinks.base import BatchStats
     from backbeat.sinks.csv_sink import CsvSink
     from backbeat.sinks.duckdb_store import DuckDBStore
     from backbeat.transport.base import Source
@@ -323,6 +335,11 @@ def stream(
         )
         if (input is None) == (bootstrap_servers is None):
             raise ConfigError("give either --input (JSONL files) or --bootstrap-servers (Kafka)")
+        if serve_web and group is not None:
+            raise ConfigError(
+                "--serve needs the store to itself; with --group, run `backbeat serve --store` "
+                "next to the members"
+            )
         start = _start_from(from_)
         source: Source
         dead_letters = None
@@ -339,19 +356,30 @@ def stream(
         # Members of a consumer group share one store: each opens it per commit.
         db = DuckDBStore.in_dir(store or settings.store, shared=group is not None)
         status = StatusLine(console, enabled=not OPTS.json)
+        web, hub = _web_server(db, settings, host, port) if serve_web else (None, None)
+
+        def on_batch(stats: BatchStats, report: RunReport) -> None:
+            status.on_batch(stats, report)
+            if hub is not None:
+                hub.publish(stats.batch_id)  # wakes the dashboards' live streams
+
         try:
             pipeline = Pipeline(
                 source,
                 db,
                 engine,
                 csv=CsvSink(csv) if csv else None,
-                on_batch=status.on_batch,
+                on_batch=on_batch,
                 before_commit=dead_letters.before_commit if dead_letters else None,
             )
             try:
+                if web is not None:
+                    _start_web(web)
                 with status:
                     report = pipeline.run(max_events=max_events, timeout=timeout)
             finally:
+                if web is not None:
+                    web.stop()
                 pipeline.close()
         finally:
             db.close()
@@ -507,12 +535,7 @@ def demo(
             title=f"backbeat demo · {users:,} users · ×{speed:g} event time{where}",
         )
         engine = EngineSettings(lateness_ms=settings.lateness_ms, max_future_ms=None)
-        web, hub = None, None
-        if not no_web:
-            from backbeat.serve.web_process import process_server
-
-            token = settings.api_token.get_secret_value() if settings.api_token else None
-            web, hub = process_server(db, host, port, token)  # its own process: its own GIL
+        web, hub = (None, None) if no_web else _web_server(db, settings, host, port)
 
         def on_batch(stats: BatchStats, report: RunReport) -> None:
             if hub is not None:
@@ -529,8 +552,7 @@ def demo(
         delivered = None
         try:
             if web is not None:
-                web.start()
-                err_console.print(f"dashboard: {web.url}", highlight=False, soft_wrap=True)
+                _start_web(web)
             if through is not None:
                 through.start(on_error=pipeline.stop)
             with view:
@@ -563,6 +585,22 @@ def demo(
 
 
 # ---------------------------------------------------------------------------- serve
+
+
+def _web_server(
+    db: DuckDBStore, settings: Settings, host: str, port: int
+) -> tuple[WebProcess, CommitHub]:
+    """The API and dashboard over the store this process writes, in a child process (its own
+    GIL); publish each committed batch id to the hub."""
+    from backbeat.serve.web_process import process_server
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    return process_server(db, host, port, token)
+
+
+def _start_web(web: WebProcess) -> None:
+    web.start()
+    err_console.print(f"dashboard: {web.url}", highlight=False, soft_wrap=True)
 
 
 @app.command()

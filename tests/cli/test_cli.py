@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,6 +98,10 @@ def test_stream_then_query_every_view(events: Path, tmp_path: Path) -> None:
             ("stream", "--bootstrap-servers", "127.0.0.1:1", "--from", "yesterday"),
             "--from 'yesterday'",
         ),
+        (
+            ("stream", "--bootstrap-servers", "127.0.0.1:1", "--group", "g", "--serve"),
+            "--serve needs the store to itself",
+        ),
     ],
 )
 def test_errors_are_one_line_and_exit_1(
@@ -167,3 +175,40 @@ def test_stream_from_is_earliest_latest_or_an_iso_time_naive_meaning_utc() -> No
     assert _start_from("2026-01-05T10:00:00") == ten_utc
     assert _start_from("2026-01-05T10:00:00Z") == ten_utc
     assert _start_from("2026-01-05T12:00:00+02:00") == ten_utc
+
+
+def test_stream_serve_answers_while_it_streams_and_stops_with_it(
+    events: Path, tmp_path: Path
+) -> None:
+    """``stream --follow --serve``: the API in its own process answers with every event the
+    stream committed; Ctrl-C stops both."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backbeat.cli", "stream", "--input", str(events), "--follow",
+         "--store", str(tmp_path / "s"), "--serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        url = ""
+        for raw in proc.stderr:
+            if raw.startswith(b"dashboard: "):
+                url = raw.decode().split()[1]
+                break
+        assert url, "no dashboard URL"
+        expected = sum(len(f.read_bytes().splitlines()) for f in events.glob("*.jsonl"))
+        deadline = time.monotonic() + 60
+        total = -1
+        while total != expected and time.monotonic() < deadline:
+            with urllib.request.urlopen(f"{url}api/summary", timeout=10) as response:
+                total = json.loads(response.read())["events_total"]
+            time.sleep(0.2)
+        assert total == expected
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert "<title>backbeat · live</title>" in page.read().decode()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        proc.stderr.close()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"{url}health", timeout=5)
