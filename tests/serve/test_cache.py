@@ -36,9 +36,9 @@ def test_concurrent_askers_share_one_computation() -> None:
 def test_stale_askers_get_the_previous_version_while_the_new_one_is_computed() -> None:
     async def scenario() -> tuple[str, str, str, str]:
         flights: Flights[str] = Flights()
-        await flights.get("k", 1, lambda: _value("v1"))
+        await flights.get("k", 1, lambda: _value("v1"), stale=True)
         gate = asyncio.Event()
-        first = asyncio.create_task(flights.get("k", 2, lambda: _value("v2", gate)))
+        first = asyncio.create_task(flights.get("k", 2, lambda: _value("v2", gate), stale=True))
         await asyncio.sleep(0)
         stale = await flights.get("k", 2, lambda: _value("never"), stale=True)
         waiting = asyncio.create_task(flights.get("k", 2, lambda: _value("never")))
@@ -72,3 +72,21 @@ def test_stale_without_a_previous_value_waits_and_forget_drops_it() -> None:
         return await second, await fourth
 
     assert asyncio.run(scenario()) == ("v1", "v2")
+
+
+def test_a_stale_answer_is_never_more_than_one_batch_old() -> None:
+    """A key last computed at batch 1 is not served stale at batch 3: askers wait."""
+
+    async def scenario() -> tuple[str, str]:
+        flights: Flights[str] = Flights()
+        await flights.get("k", 1, lambda: _value("v1"), stale=True)
+        await flights.get("other", 2, lambda: _value("o2"), stale=True)  # batch 2 passes by
+        gate = asyncio.Event()
+        first = asyncio.create_task(flights.get("k", 3, lambda: _value("v3", gate), stale=True))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(flights.get("k", 3, lambda: _value("never"), stale=True))
+        await asyncio.sleep(0)
+        gate.set()
+        return await first, await second
+
+    assert asyncio.run(scenario()) == ("v3", "v3")

@@ -6,20 +6,23 @@ Next: ``test_stream.py`` (the live push in one process), ``backbeat.serve.remote
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
 from backbeat.errors import ConfigError, StoreError
-from backbeat.serve.app import create_app
+from backbeat.serve.app import WebServer, create_app
 from backbeat.serve.hub import CommitHub
 from backbeat.serve.remote import ReadService, RemoteReader
 from backbeat.serve.web_process import process_server
@@ -53,6 +56,64 @@ def test_remote_reader_answers_like_the_store(served: Served, tmp_path: Path) ->
         service.stop()
     with pytest.raises(StoreError, match="not answering"):
         RemoteReader(tmp_path / "r.sock").sql("SELECT 1")
+
+
+def test_connections_end_with_their_threads_and_only_select_runs(
+    served: Served, tmp_path: Path
+) -> None:
+    service = ReadService(served.store_reader, served.hub, tmp_path / "r.sock")
+    service.start()
+    remote = RemoteReader(tmp_path / "r.sock")
+    try:
+        for _ in range(3):  # thread pools come and go: their connections must not pile up
+            threads = [threading.Thread(target=remote.sql, args=("SELECT 1",)) for _ in range(10)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        gc.collect()
+        deadline = time.monotonic() + 5
+        while service.connections and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert service.connections == 0
+        rows = remote.sql("SELECT count(*) AS n FROM listens")["n"][0].as_py()
+        for statement in (
+            "DELETE FROM listens",
+            "SELECT 1; DROP TABLE listens",
+            "COPY listens TO 'x.csv'",
+        ):
+            with pytest.raises(StoreError, match="SELECT statements only"):
+                remote.sql(statement)
+        with pytest.raises(StoreError, match=r"Parser Error|syntax"):
+            remote.sql("SELEKT 1")
+        assert remote.sql("SELECT count(*) AS n FROM listens")["n"][0].as_py() == rows > 0
+    finally:
+        remote.close()
+        service.stop()
+
+
+class _Broken:
+    """A store that cannot answer."""
+
+    def sql(self, query: str, params: tuple[object, ...] = ()) -> pa.Table:
+        raise StoreError("the store is busy")
+
+
+def test_a_failing_store_is_an_error_event_and_the_server_still_stops_at_once() -> None:
+    hub = CommitHub(0)
+    web = WebServer(create_app(_Broken(), hub), "127.0.0.1", 0)
+    web.start()
+    stream = urllib.request.urlopen(f"{web.url}api/stream", timeout=10)
+    lines = [stream.readline().decode().strip() for _ in range(2)]
+    assert lines[0] == "event: error"
+    assert json.loads(lines[1].removeprefix("data: ")) == {"error": "the store is busy"}
+    hub.publish(1)  # the next commit is tried again, and fails the same way
+    stream.readline()
+    assert stream.readline().decode().strip() == "event: error"
+    started = time.monotonic()
+    web.stop()  # with the live stream still open
+    assert time.monotonic() - started < 4
+    stream.close()
 
 
 def test_the_child_serves_and_follows_the_parents_commits(served: Served) -> None:

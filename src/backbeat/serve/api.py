@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
@@ -24,12 +25,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from backbeat.analytics.metrics import ENGAGEMENT_DIMENSIONS
+from backbeat.errors import BackbeatError
 from backbeat.serve import listens, models, queries
 from backbeat.serve.cache import Flights
 from backbeat.serve.hub import CommitHub
 from backbeat.serve.listens import ListenFilter
 from backbeat.serve.queries import TimeRange
 from backbeat.serve.reader import Reader
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -268,14 +272,23 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
         """Live updates pushed after each committed micro-batch (filters as /api/events)."""
 
         async def updates() -> AsyncIterator[str]:
+            # The response has started: a store that cannot answer is reported in the
+            # stream (`event: error`) and the same batches are tried again at the next commit.
             seen = hub.version
-            yield await update(seen, keep, None)
+            try:
+                yield await update(seen, keep, None)
+            except BackbeatError as exc:
+                yield _error_event(exc)
             while not await request.is_disconnected():
                 version = await hub.wait_newer(seen, KEEPALIVE_S)
                 if version == seen:
                     yield ": keep-alive\n\n"
                     continue
-                yield await update(version, keep, seen)
+                try:
+                    yield await update(version, keep, seen)
+                except BackbeatError as exc:
+                    yield _error_event(exc)
+                    continue
                 seen = version
 
         return StreamingResponse(
@@ -300,6 +313,11 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
         return prometheus(queries.batch_totals(reader))
 
     return router
+
+
+def _error_event(exc: BackbeatError) -> str:
+    log.warning("live update failed: %s", exc)
+    return f"event: error\ndata: {json.dumps({'error': str(exc)})}\n\n"
 
 
 def _epoch_ms(value: datetime | None) -> int | None:

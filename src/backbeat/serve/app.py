@@ -123,7 +123,13 @@ class WebServer:
 
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,  # live streams never end by themselves
         )
         self.server = uvicorn.Server(config)
         self.url = f"http://{host}:{port}/"
@@ -136,12 +142,14 @@ class WebServer:
         deadline = time.monotonic() + timeout_s
         while not self.server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.server.should_exit = True
                 raise ConfigError(
                     f"the web server could not listen on {self.url}: is the port in use? "
                     "(--port 0 picks a free one)"
                 )
             time.sleep(0.02)
         host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        host = f"[{host}]" if ":" in host else host
         self.url = f"http://{host}:{port}/"  # the real port when asked for port 0
 
     def run(self) -> None:

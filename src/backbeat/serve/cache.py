@@ -31,6 +31,7 @@ class Flights(Generic[T]):
     def __init__(self, max_entries: int = 4096) -> None:
         self._max_entries = max_entries
         self._version = -1
+        self._previous = -1  # the version before: the only one stale answers may come from
         self._values: dict[Hashable, asyncio.Future[T]] = {}
         self._latest: dict[Hashable, tuple[int, T]] = {}  # newest finished value per key
 
@@ -47,13 +48,15 @@ class Flights(Generic[T]):
         stale: bool = False,
     ) -> T:
         """The value of ``key`` at ``version``, computed by the first asker. With ``stale``,
-        later askers get the newest value of an older version while that computation runs
-        (if there is one) instead of waiting for it."""
+        later askers get the value of the previous version while that computation runs (if
+        there is one) instead of waiting for it: never an answer more than one batch old."""
         if version != self._version:
             if version < self._version:  # an asker that saw an older version: do not cache
                 return await compute()
             self._values = {}
-            self._version = version
+            self._previous, self._version = self._version, version
+            # Stale answers are only ever one batch old: forget anything older.
+            self._latest = {k: v for k, v in self._latest.items() if v[0] >= self._previous}
         future = self._values.get(key)
         if future is None:
             future = asyncio.get_running_loop().create_future()
@@ -66,10 +69,13 @@ class Flights(Generic[T]):
                 future.cancel()
                 raise exc from None
             future.set_result(value)
-            self._remember(key, version, value)
+            if stale:
+                self._remember(key, version, value)
             return value
-        if stale and not future.done() and key in self._latest:
-            return self._latest[key][1]
+        if stale and not future.done():
+            known = self._latest.get(key)
+            if known is not None and known[0] == self._previous:
+                return known[1]
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:

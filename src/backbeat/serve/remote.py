@@ -26,8 +26,10 @@ import os
 import socket
 import struct
 import threading
+import weakref
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 _HEAD = struct.Struct("!cI")
 _VERSION = struct.Struct("!q")
 WAIT_S = 15.0  # the longest a ``W`` request waits before answering with the same version
+IDLE_S = 300.0  # a connection silent this long is closed (the reader reconnects on demand)
 
 
 def _send(sock: socket.socket, kind: bytes, payload: bytes) -> None:
@@ -86,14 +89,17 @@ class ReadService:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_mask = os.umask(0o177)  # the socket file is the owner's only
-        try:
-            listener.bind(str(self.path))
-        finally:
-            os.umask(old_mask)
+        listener.bind(str(self.path))
+        os.chmod(self.path, 0o600)  # the owner's only (its folder should be too)
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, name="read-service", daemon=True).start()
+
+    @property
+    def connections(self) -> int:
+        """Connections open now (one per reading thread of the web process)."""
+        with self._lock:
+            return len(self._conns)
 
     def stop(self) -> None:
         self._closed.set()
@@ -115,6 +121,7 @@ class ReadService:
                 conn, _ = self._listener.accept()
             except OSError:
                 return  # stopped
+            conn.settimeout(IDLE_S)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -128,72 +135,105 @@ class ReadService:
             conn.close()
 
     def _answer(self, conn: socket.socket) -> None:
-        """Answer ``conn``'s requests, one at a time, until it closes."""
+        """Answer ``conn``'s requests, one at a time, until it closes or stays idle."""
         while not self._closed.is_set():
             try:
                 kind, payload = _receive(conn)
             except (ConnectionError, OSError):
-                return  # the web process closed it or went away
+                return  # the web process closed it, went away, or was idle for IDLE_S
             try:
-                if kind == b"Q":
-                    request = json.loads(payload)
-                    table = self._reader.sql(request["q"], tuple(request["p"]))
-                    _send(conn, b"T", _arrow_bytes(table))
-                elif kind == b"W":
-                    (seen,) = _VERSION.unpack(payload)
-                    version = self._hub.wait_newer_blocking(seen, WAIT_S)
-                    _send(conn, b"V", _VERSION.pack(version))
-                else:
-                    _send(conn, b"E", f"unknown request {kind!r}".encode())
+                reply = self._reply(kind, payload)
             except BackbeatError as exc:
-                _send(conn, b"E", str(exc).encode())
+                reply = b"E", str(exc).encode()
+            except Exception as exc:  # a bad request must not end the service
+                log.warning("read service: %s: %s", type(exc).__name__, exc)
+                reply = b"E", f"{type(exc).__name__}: {exc}".encode()
+            try:
+                _send(conn, *reply)
             except (ConnectionError, OSError):
                 return
 
+    def _reply(self, kind: bytes, payload: bytes) -> tuple[bytes, bytes]:
+        if kind == b"Q":
+            request = json.loads(payload)
+            query = request["q"]
+            if any(
+                st.type != duckdb.StatementType.SELECT for st in duckdb.extract_statements(query)
+            ):
+                raise StoreError("the read service runs SELECT statements only")
+            return b"T", _arrow_bytes(self._reader.sql(query, tuple(request["p"])))
+        if kind == b"W":
+            (seen,) = _VERSION.unpack(payload)
+            return b"V", _VERSION.pack(self._hub.wait_newer_blocking(seen, WAIT_S))
+        raise StoreError(f"unknown request {kind!r}")
+
+
+class _Connection:
+    """One reading thread's socket; closed when the thread (and so this object) is gone."""
+
+    __slots__ = ("__weakref__", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        weakref.finalize(self, sock.close)
+
 
 class RemoteReader:
-    """A :class:`Reader` over a :class:`ReadService`: one connection per reading thread."""
+    """A :class:`Reader` over a :class:`ReadService`: one connection per reading thread,
+    closed when the thread ends."""
 
     def __init__(self, path: Path, timeout_s: float = 30.0) -> None:
         self._path = path
         self._timeout_s = timeout_s
         self._local = threading.local()
-        self._open: set[socket.socket] = set()
-        self._lock = threading.Lock()
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
 
     def close(self) -> None:
         """Close every thread's connection."""
-        with self._lock:
-            for sock in self._open:
-                sock.close()
-            self._open.clear()
+        for conn in list(self._open):
+            conn.sock.close()
 
-    def _connection(self) -> socket.socket:
-        sock: socket.socket | None = getattr(self._local, "sock", None)
-        if sock is None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self._timeout_s)
-            try:
-                sock.connect(str(self._path))
-            except OSError as exc:
-                sock.close()
-                raise StoreError(f"the store's process is not answering at {self._path}") from exc
-            self._local.sock = sock
-            with self._lock:
-                self._open.add(sock)
-        return sock
-
-    def _ask(self, kind: bytes, payload: bytes) -> tuple[bytes, bytes]:
-        sock = self._connection()
+    def _connect(self) -> _Connection:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self._timeout_s)
         try:
-            _send(sock, kind, payload)
-            return _receive(sock)
-        except (ConnectionError, OSError) as exc:
+            sock.connect(str(self._path))
+        except OSError as exc:
             sock.close()
-            with self._lock:
-                self._open.discard(sock)
-            self._local.sock = None
-            raise StoreError(f"lost the store's process ({exc})") from exc
+            raise StoreError(f"the store's process is not answering at {self._path}") from exc
+        conn = _Connection(sock)
+        self._local.conn = conn
+        self._open.add(conn)
+        return conn
+
+    def _ask(
+        self, kind: bytes, payload: bytes, timeout_s: float | None = None
+    ) -> tuple[bytes, bytes]:
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        for attempt in (1, 2):  # a connection the service closed as idle: reconnect once
+            fresh = conn is None
+            if conn is None:
+                conn = self._connect()
+            try:
+                conn.sock.settimeout(timeout_s or self._timeout_s)
+                _send(conn.sock, kind, payload)
+                return _receive(conn.sock)
+            except TimeoutError as exc:
+                self._drop(conn)
+                raise StoreError(
+                    f"the store did not answer within {timeout_s or self._timeout_s:g} s"
+                ) from exc
+            except (ConnectionError, OSError) as exc:
+                self._drop(conn)
+                conn = None
+                if fresh or attempt == 2:
+                    raise StoreError(f"lost the store's process ({exc})") from exc
+        raise AssertionError("unreachable")
+
+    def _drop(self, conn: _Connection) -> None:
+        conn.sock.close()
+        self._open.discard(conn)
+        self._local.conn = None
 
     def sql(self, query: str, params: tuple[object, ...] = ()) -> pa.Table:
         kind, payload = self._ask(b"Q", json.dumps({"q": query, "p": list(params)}).encode())
@@ -203,7 +243,7 @@ class RemoteReader:
 
     def wait_newer(self, seen: int) -> int:
         """The newest batch id once it is newer than ``seen`` (or ``seen`` after a while)."""
-        kind, payload = self._ask(b"W", _VERSION.pack(seen))
+        kind, payload = self._ask(b"W", _VERSION.pack(seen), timeout_s=WAIT_S + self._timeout_s)
         if kind != b"V":
             raise StoreError(payload.decode())
         (version,) = _VERSION.unpack(payload)
@@ -216,6 +256,8 @@ class RemoteReader:
             try:
                 seen = self.wait_newer(seen)
             except StoreError as exc:
+                if isinstance(exc.__cause__, TimeoutError):
+                    continue  # a slow answer (a stopped or starved process): ask again
                 log.info("store process gone: %s", exc)
                 return
             hub.publish(seen)

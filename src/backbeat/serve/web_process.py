@@ -18,6 +18,7 @@ import multiprocessing
 import shutil
 import signal
 import tempfile
+import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -36,14 +37,18 @@ class WebProcess:
     def __init__(
         self, store: DuckDBStore, hub: CommitHub, host: str, port: int, token: str | None
     ) -> None:
-        self._folder = Path(tempfile.mkdtemp(prefix="backbeat-web-"))  # a short socket path
-        self._service = ReadService(LocalReader(store), hub, self._folder / "read.sock")
+        self._reader = LocalReader(store)
+        self._hub = hub
         self._args = (host, port, token)
+        self._service: ReadService | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
+        self._stopping = threading.Event()
         self.url = f"http://{host}:{port}/"
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start the child; return once it listens (ConfigError with its reason if not)."""
+        folder = Path(tempfile.mkdtemp(prefix="backbeat-web-"))  # 0700, and a short path
+        self._service = ReadService(self._reader, self._hub, folder / "read.sock")
         self._service.start()
         context = multiprocessing.get_context("spawn")  # never fork a process with threads
         receive, send = context.Pipe(duplex=False)
@@ -53,27 +58,51 @@ class WebProcess:
             name="backbeat-web",
             daemon=True,
         )
-        self._process.start()
-        send.close()
-        if not receive.poll(timeout_s):
-            self.stop()
-            raise ConfigError(f"the web server did not start within {timeout_s:g} s")
+        # Ctrl-C goes to the whole process group: the child ignores it from its first
+        # instruction (an ignored signal stays ignored across exec); this process stops it.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
-            kind, value = receive.recv()
-        except EOFError:
-            kind, value = "error", "the web server process ended before it listened"
+            self._process.start()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+        send.close()
+        with receive:
+            if not receive.poll(timeout_s):
+                self.stop()
+                raise ConfigError(f"the web server did not start within {timeout_s:g} s")
+            try:
+                kind, value = receive.recv()
+            except EOFError:
+                kind, value = "error", "the web server process ended before it listened"
         if kind != "url":
             self.stop()
             raise ConfigError(value)
         self.url = value
+        threading.Thread(target=self._watch, args=(self._process,), daemon=True).start()
+
+    def _watch(self, process: multiprocessing.process.BaseProcess) -> None:
+        """Say so when the child ends without being asked to (the engine goes on)."""
+        process.join()
+        if not self._stopping.is_set():
+            log.warning(
+                "the web server process ended (exit code %s): the dashboard at %s is gone; "
+                "the stream goes on",
+                process.exitcode,
+                self.url,
+            )
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._process is not None:
             self._process.terminate()
             self._process.join(timeout=5)
             self._process = None
-        self._service.stop()
-        shutil.rmtree(self._folder, ignore_errors=True)
+        if self._service is not None:
+            self._service.stop()
+            shutil.rmtree(self._service.path.parent, ignore_errors=True)
+            self._service = None
 
 
 def process_server(
@@ -89,7 +118,6 @@ def _serve(path: str, host: str, port: int, token: str | None, parent: Connectio
     """The child: serve until the parent's read service goes away (or SIGTERM)."""
     from backbeat.serve.app import WebServer, create_app  # the web stack loads in the child
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     reader = RemoteReader(Path(path))
     try:
         hub = CommitHub(latest_batch(reader))
@@ -102,3 +130,4 @@ def _serve(path: str, host: str, port: int, token: str | None, parent: Connectio
     parent.close()
     reader.follow(hub)
     web.stop()
+    shutil.rmtree(Path(path).parent, ignore_errors=True)  # the parent may have had no time
