@@ -176,3 +176,22 @@ def test_the_child_never_outlives_its_parent(tmp_path: Path) -> None:
     while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(f"/proc/{child}").exists(), "the web process outlived its parent"
+
+
+def test_a_child_that_cannot_start_is_one_clear_line(tmp_path: Path) -> None:
+    """spawn needs the working directory: when it is gone, the demo says so and exits 1."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = (
+        "import os, sys\n"
+        f"os.chdir({str(gone)!r}); os.rmdir({str(gone)!r})\n"
+        "from backbeat.cli import main\n"
+        f"main(['demo', '--duration', '2', '--port', '0', '--store', {str(tmp_path / 's')!r}])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=120, check=False
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    assert "the web server process could not start" in err
+    assert "Traceback" not in err

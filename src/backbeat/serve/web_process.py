@@ -52,7 +52,7 @@ class WebProcess:
         self._service.start()
         context = multiprocessing.get_context("spawn")  # never fork a process with threads
         receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(
+        process = context.Process(
             target=_serve,
             args=(str(self._service.path), *self._args, send),
             name="backbeat-web",
@@ -63,10 +63,16 @@ class WebProcess:
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
-            self._process.start()
+            process.start()
+        except OSError as exc:  # e.g. the working directory was deleted under us
+            send.close()
+            receive.close()
+            self.stop()
+            raise ConfigError(f"the web server process could not start: {exc}") from exc
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)
+        self._process = process
         send.close()
         with receive:
             if not receive.poll(timeout_s):
