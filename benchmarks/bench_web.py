@@ -227,11 +227,8 @@ def main() -> None:
     console = Console(stderr=True)
     print(f"{machine()} · load average {os.getloadavg()[0]:.2f} at the start")
     print(f"ingest: the demo's simulator, {args.users:,} users at x{args.speed:g} event time")
-    print(
-        f"web server: in a {args.web} of its own"
-        if args.web == "process"
-        else "web server: a thread of the engine's process"
-    )
+    where = "its own process" if args.web == "process" else "a thread of the engine's process"
+    print(f"web server: {where}")
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
         phases = asyncio.run(measure(args, Path(tmp) / "store", console))
     print("\n".join(report(phases, args.connections)))

@@ -85,7 +85,7 @@ def serve(store: Path, users: int, speed: float, seed: int, web_in: str) -> None
     from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
     from backbeat.serve.app import WebServer, local_server
     from backbeat.serve.hub import CommitHub
-    from backbeat.serve.web_process import WebProcess, process_server
+    from backbeat.serve.web_process import WebProcess, process_server, yield_to_web
     from backbeat.sinks.base import BatchStats
     from backbeat.sinks.duckdb_store import DuckDBStore
 
@@ -105,6 +105,8 @@ def serve(store: Path, users: int, speed: float, seed: int, web_in: str) -> None
     pipeline = Pipeline(source, db, EngineSettings(max_future_ms=None), on_batch=on_batch)
     try:
         web.start()
+        if web_in == "process":
+            yield_to_web()  # as the demo does
         print(f"url {web.url}", flush=True)
         pipeline.run()
     finally:

@@ -599,8 +599,12 @@ def _web_server(
 
 
 def _start_web(web: WebProcess) -> None:
+    """Start the web process, say where it is, and let it go first when the CPU is busy."""
+    from backbeat.serve.web_process import yield_to_web
+
     web.start()
     err_console.print(f"dashboard: {web.url}", highlight=False, soft_wrap=True)
+    yield_to_web()
 
 
 @app.command()
