@@ -105,11 +105,11 @@ def test_a_failing_store_is_an_error_event_and_the_server_still_stops_at_once() 
     web.start()
     stream = urllib.request.urlopen(f"{web.url}api/stream", timeout=10)
     lines = [stream.readline().decode().strip() for _ in range(2)]
-    assert lines[0] == "event: error"
+    assert lines[0] == "event: store-error"
     assert json.loads(lines[1].removeprefix("data: ")) == {"error": "the store is busy"}
     hub.publish(1)  # the next commit is tried again, and fails the same way
     stream.readline()
-    assert stream.readline().decode().strip() == "event: error"
+    assert stream.readline().decode().strip() == "event: store-error"
     started = time.monotonic()
     web.stop()  # with the live stream still open
     assert time.monotonic() - started < 4

@@ -263,7 +263,9 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
         responses={
             200: {
                 "description": "Server-Sent Events: one `update` (an Update object as JSON) "
-                "at connect and after every committed batch; comments keep the line alive.",
+                "at connect and after every committed batch, a `store-error` ({error}) when "
+                "the store cannot answer (retried at the next commit); comments keep the "
+                "line alive.",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             }
         },
@@ -273,7 +275,8 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
 
         async def updates() -> AsyncIterator[str]:
             # The response has started: a store that cannot answer is reported in the
-            # stream (`event: error`) and the same batches are tried again at the next commit.
+            # stream (`event: store-error`; a plain `error` would look like a lost connection
+            # to EventSource) and the same batches are tried again at the next commit.
             seen = hub.version
             try:
                 yield await update(seen, keep, None)
@@ -317,7 +320,7 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
 
 def _error_event(exc: BackbeatError) -> str:
     log.warning("live update failed: %s", exc)
-    return f"event: error\ndata: {json.dumps({'error': str(exc)})}\n\n"
+    return f"event: store-error\ndata: {json.dumps({'error': str(exc)})}\n\n"
 
 
 def _epoch_ms(value: datetime | None) -> int | None:

@@ -627,6 +627,10 @@
         console.warn("backbeat: bad update", err);
       }
     });
+    source.addEventListener("store-error", () => {
+      // The store could not answer this time; the next commit tries again.
+      if (gen === state.generation && state.source === source) setStatus("store busy");
+    });
     source.onerror = () => {
       if (state.source !== source) return;
       if (source.readyState === EventSource.CLOSED) {
