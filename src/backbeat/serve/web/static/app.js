@@ -396,6 +396,7 @@
     }
     state.refreshing = true;
     state.lastRefresh = Date.now();
+    loadFilterOptions(); // genres, countries... that appeared since: add them to the selects
     const batch = backbeat.lastUpdate ? backbeat.lastUpdate.batch_id : undefined;
     const w = { window: state.window };
     const jobs = [
