@@ -33,11 +33,15 @@ from backbeat.settings import Settings
 from backbeat.sinks.duckdb_store import DEFAULT_FILE
 
 if TYPE_CHECKING:
+    from backbeat.engine.pipeline import RunReport
     from backbeat.serve.hub import CommitHub
     from backbeat.serve.web_process import WebProcess
     from backbeat.simulate.simulator import SimulatorSettings
+    from backbeat.sinks.base import BatchStats
     from backbeat.sinks.duckdb_store import DuckDBStore
     from backbeat.transport.kafka.settings import KafkaSettings
+
+    OnBatch = Callable[[BatchStats, RunReport], None]
 
 app = typer.Typer(
     name="backbeat",
@@ -319,8 +323,7 @@ def stream(
     port: Annotated[int, typer.Option(min=0, max=65535, help="--serve: port.")] = 8000,
 ) -> None:
     """Stream JSONL files or Kafka into the store, exactly once (resumes where it stopped)."""
-    from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
-    from backbeat.sinks.base import BatchStats
+    from backbeat.engine.pipeline import EngineSettings, Pipeline
     from backbeat.sinks.csv_sink import CsvSink
     from backbeat.sinks.duckdb_store import DuckDBStore
     from backbeat.transport.base import Source
@@ -357,19 +360,13 @@ def stream(
         db = DuckDBStore.in_dir(store or settings.store, shared=group is not None)
         status = StatusLine(console, enabled=not OPTS.json)
         web, hub = _web_server(db, settings, host, port) if serve_web else (None, None)
-
-        def on_batch(stats: BatchStats, report: RunReport) -> None:
-            status.on_batch(stats, report)
-            if hub is not None:
-                hub.publish(stats.batch_id)  # wakes the dashboards' live streams
-
         try:
             pipeline = Pipeline(
                 source,
                 db,
                 engine,
                 csv=CsvSink(csv) if csv else None,
-                on_batch=on_batch,
+                on_batch=_publishing(status.on_batch, hub),
                 before_commit=dead_letters.before_commit if dead_letters else None,
             )
             try:
@@ -500,8 +497,7 @@ def demo(
     process, or through a Kafka broker (producer thread -> topics -> engine) with
     --bootstrap-servers."""
     from backbeat import wiring
-    from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
-    from backbeat.sinks.base import BatchStats
+    from backbeat.engine.pipeline import EngineSettings, Pipeline
     from backbeat.sinks.duckdb_store import DuckDBStore
     from backbeat.ui.live import LiveView
 
@@ -536,17 +532,11 @@ def demo(
         )
         engine = EngineSettings(lateness_ms=settings.lateness_ms, max_future_ms=None)
         web, hub = (None, None) if no_web else _web_server(db, settings, host, port)
-
-        def on_batch(stats: BatchStats, report: RunReport) -> None:
-            if hub is not None:
-                hub.publish(stats.batch_id)  # wakes the dashboards' live streams
-            view.on_batch(stats, report)
-
         pipeline = Pipeline(
             source,
             db,
             engine,
-            on_batch=on_batch,
+            on_batch=_publishing(view.on_batch, hub),
             before_commit=through.before_commit if through else None,
         )
         delivered = None
@@ -594,8 +584,23 @@ def _web_server(
     GIL); publish each committed batch id to the hub."""
     from backbeat.serve.web_process import process_server
 
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    return process_server(db, host, port, token)
+    return process_server(db, host, port, _api_token(settings))
+
+
+def _api_token(settings: Settings) -> str | None:
+    return settings.api_token.get_secret_value() if settings.api_token else None
+
+
+def _publishing(show: OnBatch, hub: CommitHub | None) -> OnBatch:
+    """``show`` after each batch and, when serving, its id to the dashboards' live streams."""
+    if hub is None:
+        return show
+
+    def on_batch(stats: BatchStats, report: RunReport) -> None:
+        hub.publish(stats.batch_id)
+        show(stats, report)
+
+    return on_batch
 
 
 def _start_web(web: WebProcess) -> None:
@@ -624,8 +629,7 @@ def serve(
 
     def body() -> None:
         settings = _settings()
-        token = settings.api_token.get_secret_value() if settings.api_token else None
-        web, watcher = file_server(store or settings.store, host, port, token)
+        web, watcher = file_server(store or settings.store, host, port, _api_token(settings))
         watcher.start()
         err_console.print(f"dashboard: {web.url} (API docs: {web.url}docs)", highlight=False)
         try:

@@ -113,27 +113,25 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
     router = APIRouter()
     flights: Flights[bytes] = Flights()
 
+    def ranking(by: str, keep: ListenFilter, window: str, limit: int) -> list[dict[str, Any]]:
+        """Plays per song or artist: the stored aggregates, or the kept listens if filtered."""
+        span = span_of(window)
+        if not keep.empty:
+            return _rows(listens.top(reader, by, span, keep, limit))
+        top = queries.top_songs if by == "song" else queries.top_artists
+        return _rows(top(reader, span, limit))
+
     @router.get("/api/top-songs", tags=["rankings"])
     def top_songs(keep: Keep, window: Window = "1h", limit: Limit = 10) -> models.TopSongs:
         """The most played songs (seed endpoint), optionally within genre/platform/country/level."""
-        span = span_of(window)
-        table = (
-            queries.top_songs(reader, span, limit)
-            if keep.empty
-            else listens.top(reader, "song", span, keep, limit)
-        )
-        return models.TopSongs(window=window, items=[models.Song(**r) for r in _rows(table)])
+        rows = ranking("song", keep, window, limit)
+        return models.TopSongs(window=window, items=[models.Song(**r) for r in rows])
 
     @router.get("/api/top-artists", tags=["rankings"])
     def top_artists(keep: Keep, window: Window = "1h", limit: Limit = 10) -> models.TopArtists:
         """The most played artists (seed endpoint), optionally filtered like top songs."""
-        span = span_of(window)
-        table = (
-            queries.top_artists(reader, span, limit)
-            if keep.empty
-            else listens.top(reader, "artist", span, keep, limit)
-        )
-        return models.TopArtists(window=window, items=[models.Artist(**r) for r in _rows(table)])
+        rows = ranking("artist", keep, window, limit)
+        return models.TopArtists(window=window, items=[models.Artist(**r) for r in rows])
 
     @router.get("/api/genres/windows", tags=["windows"])
     def genre_windows(
@@ -208,7 +206,7 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
         per: dict[int, list[int]] = {hour: [0, 0] for hour in range(24)}
         for row in _rows(queries.hourly_plays(reader)):
             per[row["hour"]][row["day"]] = row["plays"]
-        as_of = summary_model(reader).as_of
+        as_of = _ms(queries.latest_ts(reader))  # the day the query called today
         today: date | None = as_of.date() if as_of else None
         items = [models.HourRow(hour=h, today=t, yesterday=y) for h, (t, y) in per.items()]
         return models.Hourly(today=today, items=items)

@@ -23,7 +23,8 @@ from backbeat.serve.reader import Reader
 from backbeat.sinks.duckdb_store import merged_view, partial_rows
 
 # The first millisecond of the minute of the store's latest event (NULL for an empty store).
-LATEST_MINUTE: Final = "(SELECT max(max_ts) // 60000 * 60000 FROM meta_partitions)"
+LATEST_TS: Final = "(SELECT max(max_ts) FROM meta_partitions)"  # the latest event, epoch ms
+LATEST_MINUTE: Final = f"({LATEST_TS} // 60000 * 60000)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +75,7 @@ def top_songs(store: Reader, span: TimeRange, limit: int = 10) -> pa.Table:
 
 
 def top_artists(store: Reader, span: TimeRange, limit: int = 10) -> pa.Table:
-    where, params = span.where()
-    return store.sql(
-        f"SELECT artist, sum(plays)::BIGINT AS plays FROM {_summed('artist_minute')} {where} "
-        "GROUP BY ALL ORDER BY plays DESC, artist LIMIT ?",
-        (*params, limit),
-    )
+    return _ranked("artist_minute", "artist", "plays", store, span, limit)
 
 
 def genre_windows(store: Reader, span: TimeRange, limit: int = 10_000) -> pa.Table:
@@ -178,13 +174,19 @@ def auth_minutes(store: Reader, span: TimeRange, limit: int = 10_000) -> pa.Tabl
     )
 
 
+def latest_ts(store: Reader) -> int | None:
+    """Event time (epoch ms) of the store's latest event; None for an empty store."""
+    value: int | None = store.sql(f"SELECT {LATEST_TS} AS t")["t"][0].as_py()
+    return value
+
+
 def hourly_plays(store: Reader) -> pa.Table:
     """Plays per event-time hour of the latest event's UTC day and the day before.
 
     Rows ``(day, hour, plays)`` with ``day`` 0 = today, 1 = yesterday.
     """
     return store.sql(
-        "WITH today AS (SELECT max(max_ts) // 86400000 * 86400000 AS t FROM meta_partitions) "
+        f"WITH today AS (SELECT {LATEST_TS} // 86400000 * 86400000 AS t) "
         "SELECT CASE WHEN window_start >= t THEN 0 ELSE 1 END AS day, "
         "((window_start - t + 86400000) % 86400000) // 3600000 AS hour, "
         f"sum(plays)::BIGINT AS plays FROM {_summed('genre_minute')}, today "
@@ -214,7 +216,7 @@ def summary(store: Reader) -> dict[str, Any]:
         "coalesce(sum(events_in), 0) AS events_total, "
         "coalesce(sum(events_in) FILTER (WHERE committed_at >= now() - INTERVAL 10 SECOND), 0)"
         " AS recent FROM meta_batches) "
-        "SELECT (SELECT max(max_ts) FROM meta_partitions) AS as_of, "
+        f"SELECT {LATEST_TS} AS as_of, "
         "(SELECT batch_id FROM b) AS batch_id, "
         f"(SELECT coalesce(sum(plays), 0) FROM g, m WHERE window_start > m.m - {hour})::BIGINT "
         "AS streams_last_hour, "

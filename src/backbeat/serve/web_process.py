@@ -34,12 +34,12 @@ log = logging.getLogger(__name__)
 
 
 class WebProcess:
-    """The dashboard and API of ``store``, served by a child process."""
+    """The dashboard and API over ``reader`` (this process's store), served by a child process."""
 
     def __init__(
-        self, store: DuckDBStore, hub: CommitHub, host: str, port: int, token: str | None
+        self, reader: LocalReader, hub: CommitHub, host: str, port: int, token: str | None
     ) -> None:
-        self._reader = LocalReader(store)
+        self._reader = reader
         self._hub = hub
         self._args = (host, port, token)
         self._service: ReadService | None = None
@@ -131,8 +131,9 @@ def process_server(
 ) -> tuple[WebProcess, CommitHub]:
     """A server in a child process over the store this process writes; publish each batch id
     to the hub."""
-    hub = CommitHub(latest_batch(LocalReader(store)))
-    return WebProcess(store, hub, host, port, token), hub
+    reader = LocalReader(store)
+    hub = CommitHub(latest_batch(reader))
+    return WebProcess(reader, hub, host, port, token), hub
 
 
 def _serve(path: str, host: str, port: int, token: str | None, parent: Connection) -> None:
