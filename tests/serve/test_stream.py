@@ -109,7 +109,7 @@ def _stored(live: Live, after: int, upto: int, where: str) -> list[dict[str, Any
     cursor = live.store.cursor()
     rel = cursor.execute(
         "SELECT ts, artist, song, genre, platform, skipped FROM listens "
-        f"WHERE batch_id > ? AND batch_id <= ? {where} ORDER BY ts DESC LIMIT 50",
+        f"WHERE batch_id > ? AND batch_id <= ? {where} ORDER BY ts DESC, session_id, item LIMIT 50",
         [after, upto],
     )
     names = [d[0] for d in rel.description]

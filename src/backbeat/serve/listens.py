@@ -85,7 +85,8 @@ def latest(
         else _where(TimeRange(), keep, "batch_id > ? AND batch_id <= ?", batches)
     )
     return store.sql(
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM listens {where} ORDER BY ts DESC LIMIT ?",
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM listens {where} "
+        "ORDER BY ts DESC, session_id, item LIMIT ?",  # (session, item) is unique: no ties
         (*params, limit),
     )
 

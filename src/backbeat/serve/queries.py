@@ -98,7 +98,7 @@ def engagement(store: Reader, span: TimeRange, by: str = "genre", limit: int = 1
         "round(sum(pct_sum) / sum(listens), 4)::DOUBLE AS avg_listened, "
         "round(sum(rating_sum) / nullif(sum(rating_count), 0), 3)::DOUBLE AS avg_rating "
         f"FROM {_summed('engagement_minute')} {where} GROUP BY ALL "
-        "ORDER BY listens DESC LIMIT ?",
+        "ORDER BY listens DESC, value LIMIT ?",  # ties in a fixed order, for LIMIT too
         (*params, by, limit),
     )
 
