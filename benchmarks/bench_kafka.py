@@ -77,6 +77,31 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds so far per kind of thread of this process (Linux; {} elsewhere)."""
+    import threading
+
+    named = {t.native_id: t.name for t in threading.enumerate()}
+    kinds = {"MainThread": "engine", "backbeat-kafka-read": "Kafka read-ahead"}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    tasks = Path("/proc/self/task")
+    for task in tasks.iterdir() if tasks.is_dir() else []:
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = named.get(int(task.name), comm)
+        kind = kinds.get(name) or ("librdkafka" if comm.startswith("rdk:") else "worker pools")
+        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _since(before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in _thread_cpu().items() if v - before.get(k, 0.0)}
+
+
 def _bare_produce(kafka: Any, sim: Any, events: int) -> dict[str, Any]:
     from confluent_kafka import Producer
 
@@ -161,7 +186,7 @@ def _bare_consume(kafka: Any, sim: Any, events: int) -> dict[str, Any]:
     from backbeat.events.schema import Topic
     from backbeat.transport.kafka.source import KafkaSource
 
-    cpu0, t0 = _cpu(), time.perf_counter()
+    threads0, cpu0, t0 = _thread_cpu(), _cpu(), time.perf_counter()
     # The engine's own consumer (configuration and assignment), driven by a bare loop.
     source = KafkaSource(kafka, [kafka.topic(t.value) for t in Topic], stop_at_end=True)
     source.open({})
@@ -178,9 +203,9 @@ def _bare_consume(kafka: Any, sim: Any, events: int) -> dict[str, Any]:
             elif err.code() == KafkaError._PARTITION_EOF:
                 waiting.discard((msg.topic(), msg.partition()))
     seconds = time.perf_counter() - t0
-    cpu = _cpu() - cpu0
+    cpu, threads = _cpu() - cpu0, _since(threads0)
     source.close()
-    return {"events": n, "bytes": size, "seconds": seconds, "cpu_s": cpu}
+    return {"events": n, "bytes": size, "seconds": seconds, "cpu_s": cpu, "threads": threads}
 
 
 def _backbeat_stream(kafka: Any, sim: Any, events: int) -> dict[str, Any]:
@@ -193,12 +218,12 @@ def _backbeat_stream(kafka: Any, sim: Any, events: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="backbeat-bench-") as folder:
         store = DuckDBStore.in_dir(Path(folder))
         dead = DeadLetterProducer(kafka)
-        cpu0, t0 = _cpu(), time.perf_counter()
+        threads0, cpu0, t0 = _thread_cpu(), _cpu(), time.perf_counter()
         source = KafkaSource(kafka, [kafka.topic(t.value) for t in Topic], stop_at_end=True)
         pipeline = Pipeline(source, store, before_commit=dead.before_commit)
         report = pipeline.run()
         seconds = time.perf_counter() - t0
-        cpu = _cpu() - cpu0
+        cpu, threads = _cpu() - cpu0, _since(threads0)
         pipeline.close()
         store.close()
         dead.close()
@@ -210,6 +235,7 @@ def _backbeat_stream(kafka: Any, sim: Any, events: int) -> dict[str, Any]:
         "cpu_s": cpu,
         "batches": report.batches,
         "phases": report.phases,
+        "threads": threads,
     }
 
 
@@ -346,6 +372,9 @@ def main() -> None:
         if r.get("phases"):
             parts = " · ".join(f"{k} {v:.2f}" for k, v in r["phases"].items())
             console.print(f"  {mode} seconds: {parts}")
+        if r.get("threads"):
+            parts = " · ".join(f"{k} {v:.1f}" for k, v in sorted(r["threads"].items()))
+            console.print(f"  {mode} CPU seconds by thread: {parts}")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
 

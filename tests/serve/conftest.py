@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -36,6 +37,7 @@ class Served:
     hub: CommitHub
     app: FastAPI
     oracle: duckdb.DuckDBPyConnection
+    events: Path
 
     def expect(self, sql: str, *params: object) -> list[dict[str, Any]]:
         rel = self.oracle.execute(sql, list(params))
@@ -68,7 +70,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "CREATE VIEW latest AS SELECT max(ts) // 60000 * 60000 AS m FROM "
         f"read_json_auto('{events}/*.jsonl', format='newline_delimited', union_by_name=true)"
     )
-    yield Served(store, reader, hub, create_app(reader, hub), oracle)
+    yield Served(store, reader, hub, create_app(reader, hub), oracle, events)
     oracle.close()
     store.close()
 

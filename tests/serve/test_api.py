@@ -7,11 +7,20 @@ Next: ``test_stream.py`` (the live push), ``test_auth.py``, ``test_fuzz.py`` (sc
 
 from __future__ import annotations
 
+import json
+import shutil
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from backbeat.engine.pipeline import EngineSettings, Pipeline
+from backbeat.serve.app import create_app
+from backbeat.serve.hub import CommitHub, latest_batch
+from backbeat.serve.reader import LocalReader
+from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.transport.jsonl import JsonlSource, discover
 from tests.serve.conftest import Served
 
 HOUR = "ts >= (SELECT m FROM latest) - 59 * 60000"
@@ -84,6 +93,37 @@ def test_genre_windows_between_two_times(client: TestClient, served: Served) -> 
     default = get(client, "/api/genres/windows")["items"]
     assert {r["window_start"] for r in default} <= {_iso(row["m"] - i * 60_000) for i in range(30)}
     assert len({r["window_start"] for r in default}) == 30
+
+
+def test_genre_windows_say_which_minutes_are_still_filling(
+    client: TestClient, served: Served
+) -> None:
+    # One listen partition (one file) here: the minute of its latest listen.
+    (row,) = served.expect("SELECT max(ts) // 60000 * 60000 AS m FROM listen_events")
+    body = get(client, "/api/genres/windows")
+    assert body["open_from"] == _iso(row["m"])
+    assert body["items"][-1]["window_start"] == _iso(row["m"])  # served, but marked open
+
+
+def test_open_minutes_start_at_the_listen_partition_furthest_behind(
+    tmp_path: Path, served: Served
+) -> None:
+    (row,) = served.expect("SELECT max(ts) AS ts FROM listen_events")
+    behind = row["ts"] - 7 * 60_000
+    ahead_dir, behind_dir = tmp_path / "ahead", tmp_path / "behind"
+    behind_dir.mkdir()
+    shutil.copytree(served.events, ahead_dir)
+    with (ahead_dir / "listen_events.jsonl").open("rb") as lines:
+        kept = [line for line in lines if json.loads(line)["ts"] <= behind]
+    (behind_dir / "listen_events.jsonl").write_bytes(b"".join(kept))
+    store = DuckDBStore.in_dir(tmp_path / "store")
+    source = JsonlSource(discover([ahead_dir, behind_dir]))
+    Pipeline(source, store, EngineSettings(max_future_ms=None)).run()
+    reader = LocalReader(store)
+    with TestClient(create_app(reader, CommitHub(latest_batch(reader)))) as two:
+        body = get(two, "/api/genres/windows")
+    store.close()
+    assert body["open_from"] == _iso(behind // 60_000 * 60_000)
 
 
 @pytest.mark.parametrize("by", ["genre", "platform", "country", "mood"])

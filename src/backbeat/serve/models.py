@@ -47,6 +47,11 @@ class GenreMinute(BaseModel):
 
 class GenreWindows(BaseModel):
     items: list[GenreMinute]
+    open_from: datetime | None = Field(
+        None,
+        description="The first minute still filling (the minute of the latest listen of the "
+        "listen partition furthest behind): the minutes before it are complete.",
+    )
 
 
 class EngagementRow(BaseModel):

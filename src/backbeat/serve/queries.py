@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from backbeat.analytics.metrics import BY_NAME, ENGAGEMENT_DIMENSIONS
 from backbeat.errors import ConfigError
+from backbeat.events.schema import Topic
 from backbeat.serve.reader import Reader
 from backbeat.sinks.duckdb_store import merged_view, partial_rows
 
@@ -79,11 +80,15 @@ def top_artists(store: Reader, span: TimeRange, limit: int = 10) -> pa.Table:
 
 
 def genre_windows(store: Reader, span: TimeRange, limit: int = 10_000) -> pa.Table:
+    """Plays per genre per minute, and (column ``open_from``, the same on every row, read in
+    the same snapshot) the first minute still filling: the minute of the latest listen of
+    the listen partition that is furthest behind. Minutes before it are complete."""
     where, params = span.where()
     return store.sql(
-        "SELECT make_timestamp(window_start * 1000) AS window_start, genre, plays "
+        "SELECT make_timestamp(window_start * 1000) AS window_start, genre, plays, "
+        "(SELECT min(max_ts) // 60000 * 60000 FROM meta_partitions WHERE topic = ?) AS open_from "
         f"FROM {_merged('genre_minute')} {where} ORDER BY window_start, genre LIMIT ?",
-        (*params, limit),
+        (Topic.LISTEN.value, *params, limit),
     )
 
 

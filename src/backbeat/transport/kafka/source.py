@@ -21,13 +21,14 @@ Next: ``base.py`` (the contract), ``dead_letters.py``, ``backbeat.engine.pipelin
 
 from __future__ import annotations
 
-import bisect
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -48,6 +49,7 @@ from backbeat.transport.kafka.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 StartFrom = Literal["earliest", "latest"]
+Offsets = npt.NDArray[np.int64]
 
 
 def partition_name(topic: str, partition: int) -> str:
@@ -280,67 +282,63 @@ class KafkaSource(Source):
         # A rebalance served inside consume() may have taken partitions away or sought them
         # back: records fetched before it are not ours to count.
         owned = self._owned()
-        groups: dict[tuple[str, int], tuple[list[bytes], list[int]]] = {}
-        errors = [msg.error() for msg in messages]
-        keys = [(msg.topic() or "", msg.partition() or 0) for msg in messages]
-        offsets = [msg.offset() or 0 for msg in messages]
-        values = [msg.value() or b"" for msg in messages]
-        start, n = 0, len(messages)
-        while start < n:
-            err = errors[start]
-            if err is not None:  # errors in order: a partition's EOF counts after its records
-                topic, number = keys[start]
-                self._on_error(err, topic, number, messages[start].offset())
-                start += 1
-                continue
-            key = keys[start]
-            end = start + 1
-            while end < n and keys[end] == key and errors[end] is None:
-                end += 1
-            self._take_run(key, key in owned, messages, values, offsets, start, end, groups)
-            start = end
-        slices: list[Slice] = []
-        for (topic, number), (payloads, offs) in groups.items():
-            if not offs:  # every record of the run was skipped
-                continue
-            slices.append(
-                RawSlice(
-                    topic=self._settings.backbeat_topic(topic),
-                    partition=partition_name(topic, number),
-                    payloads=payloads,
-                    offsets=np.asarray(offs, dtype=np.int64),
-                    next_position=offs[-1] + 1,
-                )
+        groups: dict[tuple[str, int], tuple[list[bytes], list[Offsets]]] = {}
+        errors = [i for i, err in enumerate(map(Message.error, messages)) if err is not None]
+        start = 0
+        for at in [*errors, len(messages)]:  # errors in order: an EOF counts after its records
+            if at > start:
+                self._take(messages[start:at], owned, groups)
+            if at < len(messages):
+                msg = messages[at]
+                error = msg.error()
+                assert error is not None
+                self._on_error(error, msg.topic() or "", msg.partition() or 0, msg.offset())
+            start = at + 1
+        return [
+            RawSlice(
+                topic=self._settings.backbeat_topic(topic),
+                partition=partition_name(topic, number),
+                payloads=payloads,
+                offsets=offsets[0] if len(offsets) == 1 else np.concatenate(offsets),
+                next_position=int(offsets[-1][-1]) + 1,
             )
-        return slices
+            for (topic, number), (payloads, offsets) in groups.items()
+        ]
 
-    def _take_run(
+    def _take(
         self,
-        key: tuple[str, int],
-        live: bool,
-        messages: list[Message],
-        values: list[bytes],
-        offsets: list[int],
-        start: int,
-        end: int,
-        groups: dict[tuple[str, int], tuple[list[bytes], list[int]]],
+        records: list[Message],
+        owned: set[tuple[str, int]],
+        groups: dict[tuple[str, int], tuple[list[bytes], list[Offsets]]],
     ) -> None:
-        """Hand out records ``start:end`` (one partition, in order) unless already handed out."""
-        if not live:
-            return
-        floor = self._next.get(key, -1)
-        if offsets[start] < floor:
-            start = bisect.bisect_left(offsets, floor, start, end)
-        if self._seeking:
-            while start < end and self._before_start(key, messages[start]):
-                self._next[key] = offsets[start] + 1
-                start += 1
-        if start >= end:
-            return
-        payloads, offs = groups.setdefault(key, ([], []))
-        payloads.extend(values[start:end])
-        offs.extend(offsets[start:end])
-        self._handed_out(key, offs)
+        """Hand out ``records`` (no errors among them) per partition run, in order, minus
+        what was already handed out. Each field is read once per record, column-wise."""
+        n = len(records)
+        topics = np.array(list(map(Message.topic, records)), dtype=object)
+        numbers = np.fromiter(map(Message.partition, records), np.int64, n)
+        offsets = np.fromiter(map(Message.offset, records), np.int64, n)
+        raw = list(map(Message.value, records))
+        # A record without a value is empty (a dead letter downstream).
+        values = [b"" if v is None else v for v in raw] if None in raw else cast(list[bytes], raw)
+        cuts = np.flatnonzero((numbers[1:] != numbers[:-1]) | (topics[1:] != topics[:-1]))
+        bounds = [0, *(cuts + 1).tolist(), n]
+        for start, end in itertools.pairwise(bounds):
+            key = (str(topics[start]), int(numbers[start]))
+            if key not in owned:
+                continue
+            floor = self._next.get(key, -1)
+            if offsets[start] < floor:
+                start += int(np.searchsorted(offsets[start:end], floor))
+            if self._seeking:
+                while start < end and self._before_start(key, records[start]):
+                    self._next[key] = int(offsets[start]) + 1
+                    start += 1
+            if start >= end:
+                continue
+            payloads, offs = groups.setdefault(key, ([], []))
+            payloads.extend(values[start:end])
+            offs.append(offsets[start:end])
+            self._handed_out(key, int(offsets[end - 1]))
 
     def _fetch(self, max_messages: int) -> list[Message]:
         """The next messages: read ahead on the background thread, or consumed now."""
@@ -362,11 +360,10 @@ class KafkaSource(Source):
         assert self._consumer is not None
         return {(p.topic, p.partition) for p in self._consumer.assignment()}
 
-    def _handed_out(self, key: tuple[str, int] | None, offsets: list[int]) -> None:
-        """A run of records of partition ``key`` was read: it resumes after the last one."""
-        if key is not None and offsets:
-            self._next[key] = offsets[-1] + 1
-            self._at_end.discard(key)
+    def _handed_out(self, key: tuple[str, int], last: int) -> None:
+        """Records of partition ``key`` up to offset ``last`` were read: resume after it."""
+        self._next[key] = last + 1
+        self._at_end.discard(key)
 
     def _on_error(self, err: KafkaError, topic: str, number: int, offset: int | None) -> None:
         if err.code() == KafkaError._PARTITION_EOF:

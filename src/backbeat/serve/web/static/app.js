@@ -289,8 +289,9 @@
 
   function showGenres(body) {
     const ch = backbeat.charts.genres;
-    // The latest event's minute is still filling up: leave it out rather than draw a dip.
-    const open = state.asOf ? Math.floor(Date.parse(state.asOf) / 60000) * 60000 : Infinity;
+    // Minutes from open_from on are still filling up (read with the rows, in the same
+    // snapshot): leave them out rather than draw a dip.
+    const open = body.open_from ? Date.parse(body.open_from) : Infinity;
     const closed = body.items.filter((i) => Date.parse(i.window_start) < open);
     const items = closed.length ? closed : body.items;
     const starts = [...new Set(items.map((i) => i.window_start))].sort();
