@@ -82,7 +82,11 @@ def _thread_cpu() -> dict[str, float]:
     import threading
 
     named = {t.native_id: t.name for t in threading.enumerate()}
-    kinds = {"MainThread": "engine", "backbeat-kafka-read": "Kafka read-ahead"}
+    kinds = {
+        "MainThread": "engine",
+        "backbeat-kafka-read": "Kafka read-ahead",
+        "backbeat-kafka-prepare": "decode-ahead",
+    }
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     tasks = Path("/proc/self/task")

@@ -316,7 +316,7 @@ class Pipeline:
             return
         t = time.perf_counter()
         if isinstance(piece, RawSlice):
-            decoded = decode_batch(topic, piece.payloads, piece.offsets)
+            decoded = piece.decoded or decode_batch(topic, piece.payloads, piece.offsets)
             table, offsets, dead = decoded.table, decoded.offsets, decoded.dead
         else:
             table, offsets, dead = _checked(topic, piece)

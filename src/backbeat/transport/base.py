@@ -19,6 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from backbeat.events.codec import Decoded
+
 
 @dataclass(frozen=True, slots=True)
 class RawSlice:
@@ -30,6 +32,8 @@ class RawSlice:
         payloads: one message each (a JSON document, no trailing newline).
         offsets: each message's position in the partition, increasing.
         next_position: where to resume after this slice.
+        decoded: ``decode_batch(topic, payloads, offsets)`` when the source already did it
+            (on its read-ahead thread); None: the engine decodes.
     """
 
     topic: str
@@ -37,6 +41,7 @@ class RawSlice:
     payloads: Sequence[bytes]
     offsets: npt.NDArray[np.int64]
     next_position: int
+    decoded: Decoded | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,11 @@
 """The consumer's read-ahead thread (``read_ahead.py``) changes nothing the engine sees.
 
-Without a group, ``KafkaSource`` runs ``consume()`` on a background thread while the engine
-works. Records must still come out per partition in offset order, each exactly once, with the
-positions the engine commits; a seek (a fenced commit rewinds) drops whatever was read ahead
-of it; and closing the source stops the thread promptly.
+Without a group, ``KafkaSource`` runs ``consume()`` on a background thread, and decodes each
+result on a second one, while the engine works. Records must still come out per partition in
+offset order, each exactly once, with the positions the engine commits; what was decoded
+ahead must be exactly what the engine would decode (good rows and dead letters); a seek (a
+fenced commit rewinds) drops whatever was read ahead of it; and closing the source stops the
+threads promptly.
 
 Next: ``backbeat.transport.kafka.read_ahead``, ``test_roundtrip.py``.
 """
@@ -16,10 +18,13 @@ import time
 import pytest
 from confluent_kafka import Producer
 
+from backbeat.events.codec import decode_batch
 from backbeat.events.schema import Topic
 from backbeat.transport.base import RawSlice
+from backbeat.transport.kafka.producer import records
 from backbeat.transport.kafka.settings import KafkaSettings
 from backbeat.transport.kafka.source import KafkaSource, partition_name
+from tests.support.eventlog import generate
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +57,8 @@ def _drain(source: KafkaSource, batch: int) -> dict[str, list[tuple[int, bytes]]
 
 
 def _readers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "backbeat-kafka-read"]
+    names = ("backbeat-kafka-read", "backbeat-kafka-prepare")
+    return [t for t in threading.enumerate() if t.name in names]
 
 
 def test_read_ahead_keeps_order_and_positions_and_stops(topics: KafkaSettings) -> None:
@@ -88,3 +94,32 @@ def test_a_seek_drops_what_was_read_ahead(topics: KafkaSettings) -> None:
     assert [o for o, _ in got[name[0]]] == list(range(10, PER_PARTITION))
     assert [o for o, _ in got[name[1]]] == list(range(300, PER_PARTITION))
     assert [o for o, _ in got[name[2]]] == list(range(PER_PARTITION))
+
+
+def test_what_is_decoded_ahead_is_what_the_engine_would_decode(topics: KafkaSettings) -> None:
+    topic = topics.topic(Topic.LISTEN.value)
+    values, _, _ = records(Topic.LISTEN, generate(sessions=40, minutes=20, seed=5)[Topic.LISTEN])
+    bad = [b"not json", b'{"ts":"soon"}', b"", b"[1]"]
+    payloads = values[:300] + bad + values[300:600]
+    producer = Producer({"bootstrap.servers": topics.bootstrap_servers, "log_level": 3})
+    for i, value in enumerate(payloads):
+        producer.produce(topic, value=value, partition=i % 3)
+    assert producer.flush(30) == 0
+    source = KafkaSource(topics, [topic], stop_at_end=True, read_ahead=True)
+    source.open({})
+    ahead = checked = 0
+    deadline = time.monotonic() + 60
+    while not source.exhausted:
+        assert time.monotonic() < deadline, "the source never reached the end"
+        for piece in source.poll(100_000):
+            assert isinstance(piece, RawSlice)
+            own = decode_batch(Topic.LISTEN, piece.payloads, piece.offsets)
+            if piece.decoded is not None:
+                ahead += len(piece.offsets)
+                assert piece.decoded.table.equals(own.table)
+                assert piece.decoded.offsets.tolist() == own.offsets.tolist()
+                assert piece.decoded.dead == own.dead
+            checked += len(piece.offsets)
+    source.close()
+    assert checked == len(payloads)
+    assert ahead == len(payloads)  # large polls: every result was taken whole

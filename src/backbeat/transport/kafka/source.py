@@ -13,22 +13,21 @@ record twice. The group's committed offsets are written asynchronously after eac
 lag monitoring only: correctness never depends on them. With ``stop_at_end`` the source is
 exhausted once every partition has reached the end of its log (a bounded run). Without a
 group, the next ``consume()`` runs on a background thread while the engine processes the
-batch before (``read_ahead.py``); records are still grouped and handed out on the engine's
-thread, in order, under the positions it has reached.
+batch before (``read_ahead.py``), and that thread also groups and decodes it
+(``fetched.py``); records are still handed out on the engine's thread, in order, under the
+positions it has reached.
 
 Next: ``base.py`` (the contract), ``dead_letters.py``, ``backbeat.engine.pipeline``.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -41,6 +40,7 @@ from confluent_kafka import (
 
 from backbeat.errors import SourceError
 from backbeat.transport.base import OnAssigned, OnRevoked, RawSlice, Slice, Source
+from backbeat.transport.kafka.fetched import Fetched, Group, Key, group
 from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.read_ahead import ReadAhead
 from backbeat.transport.kafka.seek import offsets_at_time
@@ -49,7 +49,6 @@ from backbeat.transport.kafka.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 StartFrom = Literal["earliest", "latest"]
-Offsets = npt.NDArray[np.int64]
 
 
 def partition_name(topic: str, partition: int) -> str:
@@ -98,7 +97,7 @@ class KafkaSource(Source):
         self._committed: dict[tuple[str, int], int] = {}
         self._consumer: Consumer | None = None
         self._read_ahead = read_ahead
-        self._reader: ReadAhead | None = None
+        self._reader: ReadAhead[Fetched] | None = None
         self._pending: list[Message] = []  # read ahead beyond what the engine asked for
         self._fixed: set[tuple[str, int]] | None = None  # the assignment, without a group
         self._on_assigned: OnAssigned | None = None
@@ -134,7 +133,10 @@ class KafkaSource(Source):
             self._consumer.assign(assignment)
             self._fixed = {(p.topic, p.partition) for p in assignment}
             if self._read_ahead:
-                self._reader = ReadAhead(self._consumer, self._timeout)
+                name_of = self._settings.backbeat_topic
+                self._reader = ReadAhead(
+                    self._consumer, self._timeout, lambda batch: group(batch, name_of, decode=True)
+                )
         else:
             self._consumer.subscribe(
                 self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -278,80 +280,62 @@ class KafkaSource(Source):
         """One ``consume()`` of up to ``max_events`` records, grouped per partition in order."""
         assert self._consumer is not None, "open() first"
         self._commit_progress()
-        messages = self._fetch(max(1, min(max_events, 1_000_000)))
+        fetched = self._fetch(max(1, min(max_events, 1_000_000)))
         # A rebalance served inside consume() may have taken partitions away or sought them
         # back: records fetched before it are not ours to count.
         owned = self._owned()
-        groups: dict[tuple[str, int], tuple[list[bytes], list[Offsets]]] = {}
-        errors = [i for i, err in enumerate(map(Message.error, messages)) if err is not None]
-        start = 0
-        for at in [*errors, len(messages)]:  # errors in order: an EOF counts after its records
-            if at > start:
-                self._take(messages[start:at], owned, groups)
-            if at < len(messages):
-                msg = messages[at]
-                error = msg.error()
-                assert error is not None
-                self._on_error(error, msg.topic() or "", msg.partition() or 0, msg.offset())
-            start = at + 1
-        return [
-            RawSlice(
-                topic=self._settings.backbeat_topic(topic),
-                partition=partition_name(topic, number),
-                payloads=payloads,
-                offsets=offsets[0] if len(offsets) == 1 else np.concatenate(offsets),
-                next_position=int(offsets[-1][-1]) + 1,
-            )
-            for (topic, number), (payloads, offsets) in groups.items()
+        slices: list[Slice] = [
+            piece
+            for key, records in fetched.groups.items()
+            if key in owned and (piece := self._hand_out(key, records)) is not None
         ]
+        # Errors after the records: a partition's end counts only past what was handed out.
+        for msg in fetched.errors:
+            error = msg.error()
+            assert error is not None
+            self._on_error(error, msg.topic() or "", msg.partition() or 0, msg.offset())
+        return slices
 
-    def _take(
-        self,
-        records: list[Message],
-        owned: set[tuple[str, int]],
-        groups: dict[tuple[str, int], tuple[list[bytes], list[Offsets]]],
-    ) -> None:
-        """Hand out ``records`` (no errors among them) per partition run, in order, minus
-        what was already handed out. Each field is read once per record, column-wise."""
-        n = len(records)
-        topics = np.array(list(map(Message.topic, records)), dtype=object)
-        numbers = np.fromiter(map(Message.partition, records), np.int64, n)
-        offsets = np.fromiter(map(Message.offset, records), np.int64, n)
-        raw = list(map(Message.value, records))
-        # A record without a value is empty (a dead letter downstream).
-        values = [b"" if v is None else v for v in raw] if None in raw else cast(list[bytes], raw)
-        cuts = np.flatnonzero((numbers[1:] != numbers[:-1]) | (topics[1:] != topics[:-1]))
-        bounds = [0, *(cuts + 1).tolist(), n]
-        for start, end in itertools.pairwise(bounds):
-            key = (str(topics[start]), int(numbers[start]))
-            if key not in owned:
-                continue
-            floor = self._next.get(key, -1)
-            if offsets[start] < floor:
-                start += int(np.searchsorted(offsets[start:end], floor))
-            if self._seeking:
-                while start < end and self._before_start(key, records[start]):
-                    self._next[key] = int(offsets[start]) + 1
-                    start += 1
-            if start >= end:
-                continue
-            payloads, offs = groups.setdefault(key, ([], []))
-            payloads.extend(values[start:end])
-            offs.append(offsets[start:end])
-            self._handed_out(key, int(offsets[end - 1]))
+    def _hand_out(self, key: Key, records: Group) -> RawSlice | None:
+        """The partition's records not handed out yet (a decoded result only when whole)."""
+        offsets, start, n = records.offsets, 0, len(records.offsets)
+        floor = self._next.get(key, -1)
+        if offsets[0] < floor:
+            start = int(np.searchsorted(offsets, floor))
+        if self._seeking:
+            while start < n and self._before_start(key, records.records[start]):
+                self._next[key] = int(offsets[start]) + 1
+                start += 1
+        if start >= n:
+            return None
+        last = int(offsets[-1])
+        self._handed_out(key, last)
+        whole = start == 0
+        return RawSlice(
+            topic=self._settings.backbeat_topic(key[0]),
+            partition=partition_name(*key),
+            payloads=records.payloads if whole else records.payloads[start:],
+            offsets=offsets if whole else offsets[start:],
+            next_position=last + 1,
+            decoded=records.decoded if whole else None,
+        )
 
-    def _fetch(self, max_messages: int) -> list[Message]:
-        """The next messages: read ahead on the background thread, or consumed now."""
+    def _fetch(self, max_messages: int) -> Fetched:
+        """The next messages: read ahead (and decoded) on the background thread, or consumed
+        now (the engine decodes them)."""
         assert self._consumer is not None
         if self._pending:
             messages = self._pending
         elif self._reader is not None:
-            messages = self._reader.take(max_messages)
+            fetched = self._reader.take(max_messages)
+            if len(fetched.messages) <= max_messages:
+                return fetched
+            messages = fetched.messages
         else:
-            return self._consumer.consume(max_messages, self._timeout)
+            messages = self._consumer.consume(max_messages, self._timeout)
         # A read-ahead may hold more than asked now: keep the rest, in order, for next time.
         messages, self._pending = messages[:max_messages], messages[max_messages:]
-        return messages
+        return group(messages, self._settings.backbeat_topic, decode=False)
 
     def _owned(self) -> set[tuple[str, int]]:
         """Assigned partitions (fixed without a group: read once, not while a read is out)."""
@@ -360,7 +344,7 @@ class KafkaSource(Source):
         assert self._consumer is not None
         return {(p.topic, p.partition) for p in self._consumer.assignment()}
 
-    def _handed_out(self, key: tuple[str, int], last: int) -> None:
+    def _handed_out(self, key: Key, last: int) -> None:
         """Records of partition ``key`` up to offset ``last`` were read: resume after it."""
         self._next[key] = last + 1
         self._at_end.discard(key)
