@@ -94,8 +94,7 @@ def _rows(table: pa.Table, times: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     for row in rows:
         for col in times:
             value = row[col]
-            if value is not None:
-                row[col] = _ms(value) if isinstance(value, int) else value.replace(tzinfo=UTC)
+            row[col] = _ms(value) if isinstance(value, int) else value.replace(tzinfo=UTC)
     return rows
 
 
@@ -144,10 +143,9 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
             span = TimeRange(last=30 * 60_000)
         else:
             span = TimeRange(_epoch_ms(from_), _epoch_ms(to))
-        rows = _rows(queries.genre_windows(reader, span), ("window_start", "open_from"))
-        open_from = rows[0].pop("open_from") if rows else None
-        for row in rows[1:]:
-            del row["open_from"]
+        table = queries.genre_windows(reader, span)
+        open_from = _ms(table.column("open_from")[0].as_py()) if table.num_rows else None
+        rows = _rows(table.drop_columns(["open_from"]), ("window_start",))
         return models.GenreWindows(
             items=[models.GenreMinute(**r) for r in rows], open_from=open_from
         )
