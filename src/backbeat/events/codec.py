@@ -1,11 +1,19 @@
 """JSON codec: Arrow batches to NDJSON bytes and back, with bad records as data.
 
-Encoding runs in DuckDB (``to_json`` over the whole batch, one struct per null shape: null
-keys are omitted, so guests carry no ``userId``). Decoding takes a batch of raw messages and returns an Arrow table of the
-good ones plus a dead letter ``(raw bytes, reason)`` for each bad one; it never raises on
-input. The happy path parses the whole batch at once with ``pyarrow.json``; only a batch that
-fails falls back to classifying each message with msgspec, whose typed decoder names the
-exact problem ("Expected `int`, got `str` - at `$.ts`").
+Both directions have a C core (``_jsonfast.c``, built with the package; optional) that runs
+without the GIL and takes only what it is sure of, and a Python path that does the rest and
+is what runs when the core was not built:
+
+- Encoding writes one object per row, keys in contract order, null keys omitted (guests carry
+  no ``userId``). The core writes exactly what DuckDB's ``to_json`` writes; a batch with a
+  value it does not write that way (a double with more than 15 significant digits, say) is
+  encoded by DuckDB (``to_json`` over the whole batch, one struct per null shape).
+- Decoding takes a batch of raw messages and returns an Arrow table of the good ones plus a
+  dead letter ``(raw bytes, reason)`` for each bad one; it never raises on input. The core
+  parses strict JSON straight into Arrow buffers and declines anything unusual; without it
+  the whole batch is parsed at once with ``pyarrow.json``. Declined records, and a batch
+  that fails, fall back to classifying each message with msgspec, whose typed decoder names
+  the exact problem ("Expected `int`, got `str` - at `$.ts`").
 
 Next: ``validate.py`` (contract rules), ``backbeat.engine`` (who calls :func:`decode_batch`).
 """
@@ -16,6 +24,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from types import ModuleType
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -28,6 +37,12 @@ import pyarrow.json as pj
 from backbeat.events.schema import FIELDS, MAX_RECORD_BYTES, Topic, arrow_schema
 from backbeat.events.validate import check
 from backbeat.scratch import scratch
+
+_native: ModuleType | None
+try:
+    from backbeat.events import _jsonfast as _native
+except ImportError:  # built without a C compiler: the Python paths do everything
+    _native = None
 
 Offsets = npt.NDArray[np.int64]
 
@@ -60,14 +75,74 @@ class Decoded:
 
 
 def encode_table(topic: Topic, table: pa.Table) -> bytes:
-    """Encode a batch as NDJSON: one object per row, keys in contract order, nulls omitted.
-
-    Rows are grouped by which fields are null (a batch has a few such shapes: guests, pages
-    without a song, unrated listens); each shape is one ``to_json(struct_pack(...))`` of just
-    its non-null fields, so no null key has to be cut out of the text afterwards.
-    """
+    """Encode a batch as NDJSON: one object per row, keys in contract order, nulls omitted."""
     if table.num_rows == 0:
         return b""
+    if _native is not None:
+        encoded = _native_encode(_native, topic, table, split=False)
+        if isinstance(encoded, bytes):
+            return encoded
+    return _duckdb_encode(topic, table)
+
+
+def encode_values(topic: Topic, table: pa.Table) -> list[bytes]:
+    """The rows of :func:`encode_table` as one JSON document each (no newline)."""
+    if table.num_rows == 0:
+        return []
+    if _native is not None:
+        encoded = _native_encode(_native, topic, table, split=True)
+        if isinstance(encoded, list):
+            return encoded
+    return _duckdb_encode(topic, table).split(b"\n")[:-1]
+
+
+_KINDS: Final[dict[pa.DataType, str]] = {
+    pa.string(): "s",
+    pa.int64(): "l",
+    pa.int32(): "i",
+    pa.float64(): "d",
+    pa.bool_(): "b",
+}
+
+
+@cache
+def _wire(topic: Topic) -> tuple[tuple[bytes, ...], tuple[bytes, ...], str]:
+    """The topic's field names, their ``"name":`` key prefixes and the core's kind codes."""
+    fields = FIELDS[topic]
+    names = tuple(f.name.encode() for f in fields)
+    return (
+        names,
+        tuple(b'"' + name + b'":' for name in names),
+        "".join(_KINDS[f.type] for f in fields),
+    )
+
+
+def _native_encode(
+    native: ModuleType, topic: Topic, table: pa.Table, split: bool
+) -> bytes | list[bytes] | None:
+    """The C core's encoding, or None where DuckDB must do it (another column type, or a
+    value the core does not write as DuckDB does)."""
+    columns = []
+    for spec in FIELDS[topic]:
+        column = table.column(spec.name)
+        if column.type != spec.type:
+            return None
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        buffers = array.buffers()
+        validity = buffers[0] if array.null_count else None
+        if spec.type == pa.string():
+            columns.append((validity, buffers[2], buffers[1], array.offset))
+        else:
+            columns.append((validity, buffers[1], None, array.offset))
+    _, keys, kinds = _wire(topic)
+    encoded: bytes | list[bytes] | None = native.encode(keys, kinds, columns, table.num_rows, split)
+    return encoded
+
+
+def _duckdb_encode(topic: Topic, table: pa.Table) -> bytes:
+    """Rows are grouped by which fields are null (a batch has a few such shapes: guests, pages
+    without a song, unrated listens); each shape is one ``to_json(struct_pack(...))`` of just
+    its non-null fields, so no null key has to be cut out of the text afterwards."""
     names = [f.name for f in FIELDS[topic]]
     shapes, table = _null_shapes(names, table)
     if shapes is None:  # unusual batches: every key written, null ones cut out after
@@ -134,6 +209,39 @@ def _string_data(array: pa.Array) -> bytes:
     return bytes(memoryview(array.buffers()[2])[start:end])
 
 
+def prefixed_ints(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[bytes]:
+    """Per row, the prefix and decimal value of the first int64 column not null there (``b""``
+    if all are): message keys such as ``b"u123"`` (user 123) or ``b"s7"`` (session 7)."""
+    n = len(columns[0][1]) if columns else 0
+    arrays = [
+        (prefix, c.chunk(0) if c.num_chunks == 1 else c.combine_chunks()) for prefix, c in columns
+    ]
+    if _native is not None and all(a.type == pa.int64() for _, a in arrays):
+        specs = [
+            (p.encode(), a.buffers()[0] if a.null_count else None, a.buffers()[1], a.offset)
+            for p, a in arrays
+        ]
+        keys: list[bytes] = _native.int_keys(specs, n)
+        return keys
+    joined = pa.nulls(n, pa.string())
+    for prefix, array in reversed(arrays):
+        text = pc.binary_join_element_wise(prefix, array.cast(pa.string()), "")
+        joined = pc.if_else(pc.is_null(array), joined, text)
+    result: list[bytes] = pc.fill_null(joined, "").cast(pa.binary()).to_pylist()
+    return result
+
+
+def string_values(column: pa.ChunkedArray) -> list[bytes]:
+    """A string column's values as bytes (nulls as ``b""``)."""
+    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    if _native is not None and array.type == pa.string():
+        _, offsets, data = array.buffers()
+        values: list[bytes] = _native.string_list(offsets, data, array.offset, len(array))
+        return values
+    result: list[bytes] = pc.fill_null(array.cast(pa.binary()), b"").to_pylist()
+    return result
+
+
 def encode_records(records: Sequence[dict[str, Any]]) -> list[bytes]:
     """Encode plain dicts (tests, tools, small producers) as one JSON document each."""
     enc = msgspec.json.Encoder()
@@ -155,10 +263,65 @@ def decode_batch(topic: Topic, payloads: Sequence[bytes], offsets: Offsets) -> D
         payloads: one JSON object per message, without trailing newline.
         offsets: the source position of each message (same length).
     """
+    if len(payloads) == 0:
+        return Decoded(arrow_schema(topic).empty_table(), np.empty(0, np.int64), [])
+    if _native is not None:
+        return _decode_native(_native, topic, list(payloads), offsets)
+    return _decode_python(topic, payloads, offsets)
+
+
+def _decode_native(
+    native: ModuleType, topic: Topic, payloads: list[bytes], offsets: Offsets
+) -> Decoded:
+    """The C core parses the records it takes; those it declines go the Python way. Both
+    parts are decoded with input positions for offsets, merged in input order, then mapped
+    back to the source offsets."""
+    names, _, kinds = _wire(topic)
+    rows, declined, columns = native.parse(payloads, names, kinds, MAX_RECORD_BYTES)
+    loose = _loose(topic)
+    table = pa.table(
+        [_array(f.type, rows, column) for f, column in zip(loose, columns, strict=True)],
+        schema=loose,
+    )
+    if not declined:
+        return _validated(topic, table, payloads, offsets, [])
+    taken = np.ones(len(payloads), dtype=bool)
+    taken[declined] = False
+    kept = np.flatnonzero(taken)
+    fast = validate_table(topic, table, kept, lambda idx: [payloads[i] for i in kept[idx]])
+    rest = _decode_python(topic, [payloads[i] for i in declined], np.asarray(declined, np.int64))
+    positions = np.concatenate([fast.offsets, rest.offsets])
+    order = np.argsort(positions, kind="stable")
+    merged = pa.concat_tables([fast.table, rest.table]).take(pa.array(order))
+    dead = sorted(fast.dead + rest.dead, key=_offset)
+    return Decoded(
+        merged,
+        offsets[positions[order]],
+        [DeadLetter(d.raw, int(offsets[d.offset]), d.reason) for d in dead],
+    )
+
+
+def _array(
+    type_: pa.DataType, rows: int, column: tuple[bytes, bytes, bytes | None, int]
+) -> pa.Array:
+    """An Arrow array over the C core's buffers of one column (no copy)."""
+    validity, values, data, nulls = column
+    buffers = [pa.py_buffer(validity) if nulls else None, pa.py_buffer(values)]
+    if data is not None:
+        buffers.append(pa.py_buffer(data))
+    return pa.Array.from_buffers(type_, rows, buffers, null_count=nulls)
+
+
+@cache
+def _loose(topic: Topic) -> pa.Schema:
+    """The topic's schema with every field nullable (parsing comes before the rules)."""
+    return pa.schema([f.with_nullable(True) for f in arrow_schema(topic)])
+
+
+def _decode_python(topic: Topic, payloads: Sequence[bytes], offsets: Offsets) -> Decoded:
+    """The whole batch through ``pyarrow.json``, or message by message if that fails."""
     schema = arrow_schema(topic)
     n = len(payloads)
-    if n == 0:
-        return Decoded(schema.empty_table(), np.empty(0, np.int64), [])
     joined = b"\n".join(payloads)
     # Record bounds from the joined bytes (NumPy, without the GIL): with exactly n - 1
     # newlines, no record holds one and they are the joins.
@@ -233,7 +396,7 @@ def validate_table(
         dead: dead letters found earlier in the same batch, kept in the result.
     """
     dead = list(dead or [])
-    loose = pa.schema([f.with_nullable(True) for f in arrow_schema(topic)])
+    loose = _loose(topic)
     try:
         table = pa.table(
             [

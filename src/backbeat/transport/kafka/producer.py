@@ -1,9 +1,8 @@
 """Simulator -> Kafka: one record per event, keyed so each user's events stay ordered.
 
 A chunk of simulated tables is encoded per topic with the contract's codec
-(:func:`~backbeat.events.codec.encode_table`, the same bytes as a JSONL line) and split into
-records by :meth:`EventProducer.encode` (safe on a read-ahead thread), then queued in a tight
-loop by :meth:`EventProducer.queue`. The key is ``u<userId>`` for known users and
+(:func:`~backbeat.events.codec.encode_values`: one record each, the bytes of a JSONL line) by
+:meth:`EventProducer.encode` (safe on a read-ahead thread), then queued in a tight loop by :meth:`EventProducer.queue`. The key is ``u<userId>`` for known users and
 ``s<sessionId>`` for guests (a guest has no user id, and a session is the device's stable
 identity), so a user's (or device's) events land in one partition in order. ``eventId`` rides
 in a header. The producer is idempotent with ``acks=all``, lz4 and large batches; every
@@ -23,11 +22,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from confluent_kafka import KafkaError, Message, Producer
 
 from backbeat.errors import TransientError
-from backbeat.events.codec import encode_table
+from backbeat.events.codec import encode_values, prefixed_ints, string_values
 from backbeat.events.schema import Topic
 from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.settings import KafkaSettings
@@ -67,16 +65,16 @@ def producer_config(settings: KafkaSettings) -> dict[str, str]:
 
 
 def records(topic: Topic, table: pa.Table) -> tuple[list[bytes], list[bytes], list[bytes]]:
-    """Values (the codec's JSON), keys and ``eventId`` headers of a table's events."""
-    values = encode_table(topic, table).split(b"\n")[:-1]
-    user, session = table.column("userId"), table.column("sessionId")
-    keys = pc.if_else(
-        pc.is_null(user),
-        pc.binary_join_element_wise("s", session.cast(pa.string()), ""),
-        pc.binary_join_element_wise("u", user.cast(pa.string()), ""),
-    )
-    event_ids = table.column("eventId").cast(pa.binary())
-    return values, keys.cast(pa.binary()).to_pylist(), event_ids.to_pylist()
+    """Values (the codec's JSON), keys and ``eventId`` headers of a table's events.
+
+    Runs on the encode thread beside the produce loop, so it makes few calls that let go of
+    the GIL (each one costs the loop a switch): one to join the table's chunks, one to
+    encode; the rest runs in single C calls that hold it.
+    """
+    table = table.combine_chunks()
+    values = encode_values(topic, table)
+    keys = prefixed_ints([("u", table.column("userId")), ("s", table.column("sessionId"))])
+    return values, keys, string_values(table.column("eventId"))
 
 
 class EventProducer:

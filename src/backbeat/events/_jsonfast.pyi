@@ -1,0 +1,17 @@
+"""Types of the C core (``_jsonfast.c``): see its docstrings and ``codec.py``."""
+
+Column = tuple[bytes, bytes, bytes | None, int]
+Buffer = object
+
+def parse(
+    payloads: list[bytes], names: tuple[bytes, ...], kinds: str, max_bytes: int
+) -> tuple[int, list[int], list[Column]]: ...
+def encode(
+    keys: tuple[bytes, ...],
+    kinds: str,
+    columns: list[tuple[Buffer | None, Buffer, Buffer | None, int]],
+    n: int,
+    split: bool,
+) -> bytes | list[bytes] | None: ...
+def int_keys(columns: list[tuple[bytes, Buffer | None, Buffer, int]], n: int) -> list[bytes]: ...
+def string_list(offsets: Buffer, data: Buffer | None, offset: int, n: int) -> list[bytes]: ...
