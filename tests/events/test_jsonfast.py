@@ -20,7 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backbeat.events import Topic, arrow_schema, codec
-from backbeat.events.codec import Decoded, decode_batch, encode_table, encode_values, prefixed_ints
+from backbeat.events.codec import (
+    Decoded,
+    decode_batch,
+    encode_table,
+    encode_values,
+    prefixed_ints,
+    string_values,
+)
 from tests.events.samples import record
 
 pytestmark = pytest.mark.skipif(
@@ -217,3 +224,11 @@ def test_record_keys_equal_the_arrow_path(rows: list[tuple[int | None, int]]) ->
     keys = prefixed_ints(columns)
     assert keys == _without_core(prefixed_ints, columns)
     assert keys == [f"u{u}".encode() if u is not None else f"s{s}".encode() for u, s in rows]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.none() | st.text(max_size=8), min_size=1, max_size=20), st.integers(0, 3))
+def test_string_values_equal_the_arrow_path(ids: list[str | None], cut: int) -> None:
+    column = pa.chunked_array([pa.array(ids, pa.string())]).slice(min(cut, len(ids) - 1))
+    expected = [(value or "").encode() for value in ids[min(cut, len(ids) - 1) :]]
+    assert string_values(column) == expected == _without_core(string_values, column)

@@ -42,23 +42,92 @@ static int buf_reserve(Buf *b, size_t extra) {
     return 0;
 }
 
+/* ------------------------------------------------------------------ owned memory */
+
+/* Read-only bytes that C allocated, handed to Python without a copy (pyarrow.py_buffer and
+ * anything else that takes the buffer protocol). Freed with the last reference. */
+typedef struct {
+    PyObject_HEAD
+    char *data;
+    Py_ssize_t len;
+} Block;
+
+static void block_dealloc(Block *self) {
+    free(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int block_getbuffer(Block *self, Py_buffer *view, int flags) {
+    static char empty[1];
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->data ? self->data : empty, self->len, 1,
+                             flags);
+}
+
+static PyBufferProcs block_buffer = {(getbufferproc)block_getbuffer, NULL};
+
+static PyTypeObject BlockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "backbeat.events._jsonfast.Block",
+    .tp_doc = "Read-only bytes owned by the C core (buffer protocol).",
+    .tp_basicsize = sizeof(Block),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)block_dealloc,
+    .tp_as_buffer = &block_buffer,
+};
+
+/* A Block that owns *data from now on (*data is set to NULL; freed here on failure). */
+static PyObject *take_block(char **data, Py_ssize_t len) {
+    Block *b = PyObject_New(Block, &BlockType);
+    if (!b) {
+        free(*data);
+        *data = NULL;
+        return NULL;
+    }
+    b->data = *data;
+    b->len = len;
+    *data = NULL;
+    return (PyObject *)b;
+}
+
 /* ------------------------------------------------------------------ 8 bytes at a time */
+
+#if !(defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+#error "the word-wide scans below assume little-endian (the build then skips this module)"
+#endif
 
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
-/* Whether none of the 8 bytes at p needs a second look in a JSON string: no quote, no
- * backslash, no control character and, with ascii, nothing above 0x7F. Word-wide bit tricks
- * ("has a byte less than n" and "has a zero byte"), exact as a yes/no. */
-static inline int plain8(const char *p, int ascii) {
-    uint64_t v, q, b;
-    memcpy(&v, p, 8);
-    q = v ^ (ONES * '"');
-    b = v ^ (ONES * '\\');
+/* The bytes of v that need a second look in a JSON string: quote, backslash, control
+ * character and, with ascii, anything above 0x7F. A byte's high bit is set in the result;
+ * only the lowest such bit is exact (a borrow may flag bytes above it), which is all the
+ * callers use: zero means none, the trailing zeros count gives the first. Word-wide bit
+ * tricks ("has a byte less than n", "has a zero byte"). */
+static inline uint64_t special8(uint64_t v, int ascii) {
+    uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
     uint64_t m = ((v - ONES * 0x20) & ~v) | ((q - ONES) & ~q) | ((b - ONES) & ~b);
     if (ascii)
         m |= v;
-    return (m & HIGHS) == 0;
+    return m & HIGHS;
+}
+
+static inline uint64_t load8(const void *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Index of the first byte from s[i] on that needs a second look, or n. */
+static inline Py_ssize_t plain_run(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, int ascii) {
+    for (; n - i >= 8; i += 8) {
+        uint64_t m = special8(load8(s + i), ascii);
+        if (m)
+            return i + (__builtin_ctzll(m) >> 3);
+    }
+    for (; i < n; i++)
+        if (s[i] < 0x20 || s[i] == '"' || s[i] == '\\' || (ascii && s[i] >= 0x80))
+            return i;
+    return n;
 }
 
 /* ------------------------------------------------------------------ parse */
@@ -70,8 +139,10 @@ typedef struct {
     const char *name;
     Py_ssize_t name_len;
     uint8_t *state;  /* per row: VALUE or NUL (UNSEEN only while a record is parsed) */
-    char *values;    /* n * width bytes; strings: n + 1 int32 offsets */
+    char *values;    /* n * width bytes; strings: n + 1 int32 offsets; bools: a bitmap once packed */
     Buf data;        /* string bytes */
+    char *bits;      /* validity bitmap, once packed (NULL without nulls) */
+    Py_ssize_t nulls;
 } PCol;
 
 #define IS_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\r')
@@ -165,11 +236,7 @@ static const char *read_string(const char *p, const char *end, Buf *out) {
         return NULL;
     for (;;) {
         const char *run = p;
-        while (end - p >= 8 && plain8(p, 1))
-            p += 8;
-        while (p < end && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\' &&
-               (unsigned char)*p < 0x80)
-            p++;
+        p += plain_run((const unsigned char *)p, 0, end - p, 1);
         if (out && p > run) {
             memcpy(out->p + out->len, run, (size_t)(p - run));
             out->len += (size_t)(p - run);
@@ -449,44 +516,55 @@ static int kind_width(char kind) {
     return 0;
 }
 
-static PyObject *packed_bits(const uint8_t *flags, uint8_t on, Py_ssize_t n) {
-    PyObject *out = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
-    if (!out)
-        return NULL;
-    uint8_t *bits = (uint8_t *)PyBytes_AS_STRING(out);
-    memset(bits, 0, (size_t)(n + 7) / 8);
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (flags[i] == on)
-            bits[i >> 3] |= (uint8_t)(1u << (i & 7));
-    return out;
+/* A bitmap of which flags equal on (Arrow's bit order); NULL if out of memory. */
+static char *packed_bits(const uint8_t *flags, uint8_t on, Py_ssize_t n) {
+    uint8_t *bits = calloc((size_t)(n + 7) / 8 + 1, 1);
+    if (bits)
+        for (Py_ssize_t i = 0; i < n; i++)
+            bits[i >> 3] |= (uint8_t)((flags[i] == on) << (i & 7));
+    return (char *)bits;
 }
 
-/* The Python result of one column: (validity bitmap, values, string data or None, nulls). */
-static PyObject *column_result(PCol *c, Py_ssize_t rows) {
-    Py_ssize_t nulls = 0;
+/* Arrow's layout for a parsed column, without the GIL: validity and bool bitmaps, null
+ * count, string bytes cut to size. -1 if out of memory. */
+static int pack_column(PCol *c, Py_ssize_t rows) {
+    c->nulls = 0;
     for (Py_ssize_t i = 0; i < rows; i++)
-        nulls += c->state[i] != VALUE;
-    PyObject *validity = packed_bits(c->state, VALUE, rows);
-    PyObject *values, *data = NULL;
-    if (c->kind == 's') {
-        values = PyBytes_FromStringAndSize(c->values, (rows + 1) * 4);
-        data = PyBytes_FromStringAndSize(c->data.p ? c->data.p : "", (Py_ssize_t)c->data.len);
-    } else if (c->kind == 'b') {
-        values = packed_bits((uint8_t *)c->values, 1, rows);
-    } else {
-        values = PyBytes_FromStringAndSize(c->values, rows * kind_width(c->kind));
+        c->nulls += c->state[i] != VALUE;
+    if (c->nulls && !(c->bits = packed_bits(c->state, VALUE, rows)))
+        return -1;
+    if (c->kind == 'b') {
+        char *bits = packed_bits((const uint8_t *)c->values, 1, rows);
+        if (!bits)
+            return -1;
+        free(c->values);
+        c->values = bits;
     }
-    if (!validity || !values || (c->kind == 's' && !data)) {
+    if (c->kind == 's' && c->data.p && c->data.cap > c->data.len + 4096) {
+        char *p = realloc(c->data.p, c->data.len + 1);
+        if (p)
+            c->data.p = p, c->data.cap = c->data.len + 1;
+    }
+    return 0;
+}
+
+/* The Python result of one packed column: (validity or None, values, string data or None,
+ * nulls), the buffers handed over as Blocks. */
+static PyObject *column_result(PCol *c, Py_ssize_t rows) {
+    Py_ssize_t size = c->kind == 's' ? (rows + 1) * 4
+                      : c->kind == 'b' ? (rows + 7) / 8
+                                       : rows * kind_width(c->kind);
+    PyObject *validity = c->bits ? take_block(&c->bits, (rows + 7) / 8) : Py_NewRef(Py_None);
+    PyObject *values = take_block(&c->values, size);
+    PyObject *data = c->kind == 's' ? take_block(&c->data.p, (Py_ssize_t)c->data.len)
+                                    : Py_NewRef(Py_None);
+    if (!validity || !values || !data) {
         Py_XDECREF(validity);
         Py_XDECREF(values);
         Py_XDECREF(data);
         return NULL;
     }
-    if (!data) {
-        data = Py_None;
-        Py_INCREF(data);
-    }
-    return Py_BuildValue("(NNNn)", validity, values, data, nulls);
+    return Py_BuildValue("(NNNn)", validity, values, data, c->nulls);
 }
 
 static void free_pcols(PCol *cols, int ncols) {
@@ -494,6 +572,7 @@ static void free_pcols(PCol *cols, int ncols) {
         free(cols[i].state);
         free(cols[i].values);
         free(cols[i].data.p);
+        free(cols[i].bits);
     }
     free(cols);
 }
@@ -504,7 +583,8 @@ PyDoc_STRVAR(parse_doc,
 "declined: indices of the records not taken (not JSON, not UTF-8, a value of another type,\n"
 "an escaped or repeated key, a nested value, over max_bytes); every other record is a\n"
 "row, in order.\n"
-"columns: (validity bitmap, values, string data or None, null count) per name.");
+"columns: (validity bitmap or None, values, string data or None, null count) per name,\n"
+"the buffers as Blocks (read-only, buffer protocol, no copy).");
 
 static PyObject *parse(PyObject *self, PyObject *args) {
     PyObject *payloads, *names;
@@ -574,7 +654,13 @@ static PyObject *parse(PyObject *self, PyObject *args) {
         taken[i] = (uint8_t)ok;
         rows += ok;
     }
+    for (int k = 0; k < ncols && !oom; k++)
+        oom = pack_column(cols + k, rows) < 0 ? 2 : 0;
     Py_END_ALLOW_THREADS
+    if (oom == 2) {
+        PyErr_NoMemory();
+        goto fail;
+    }
     if (oom) {
         PyErr_SetString(PyExc_OverflowError, "string column over 2 GiB");
         goto fail;
@@ -649,7 +735,7 @@ static char *put_i64(char *o, int64_t v) {
 }
 
 /* A double as DuckDB's to_json writes it (shortest round-trip digits, fixed notation, ".0"
- * on whole numbers), for values with at most 15 significant digits in [1e-5, 1e15) and
+ * on whole numbers), for values with at most 15 significant digits in [1e-6, 1e15) and
  * zeros. Returns NULL for any other value: the caller lets DuckDB encode the batch. */
 static char *put_double(char *o, double x) {
     if (x == 0) {
@@ -659,7 +745,7 @@ static char *put_double(char *o, double x) {
         return o + 3;
     }
     double ax = fabs(x);
-    if (!(ax >= 1e-5 && ax < 1e15))
+    if (!(ax >= 1e-6 && ax < 1e15))
         return NULL;
     for (int k = 0; k <= 20; k++) {
         /* v is within v * 2^-52 of the digits m that read back as x, if there are such
@@ -710,10 +796,7 @@ static char *put_string(char *o, const unsigned char *s, Py_ssize_t n,
     Py_ssize_t i = 0;
     for (;;) {
         Py_ssize_t run = i;
-        while (n - i >= 8 && plain8((const char *)s + i, 0))
-            i += 8;
-        while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
-            i++;
+        i = plain_run(s, i, n, 0);
         if (i - run <= 16 && limit - (s + run) >= 16)
             memcpy(o, s + run, 16); /* one fixed-size move instead of a call; room is kept */
         else
@@ -1077,4 +1160,11 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__jsonfast(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__jsonfast(void) {
+    if (PyType_Ready(&BlockType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddObjectRef(m, "Block", (PyObject *)&BlockType) < 0)
+        Py_CLEAR(m);
+    return m;
+}

@@ -1,7 +1,11 @@
 """Types of the C core (``_jsonfast.c``): see its docstrings and ``codec.py``."""
 
-Column = tuple[bytes, bytes, bytes | None, int]
 Buffer = object
+
+class Block:
+    """Read-only bytes owned by the C core (buffer protocol)."""
+
+Column = tuple[Block | None, Block, Block | None, int]
 
 def parse(
     payloads: list[bytes], names: tuple[bytes, ...], kinds: str, max_bytes: int

@@ -127,7 +127,7 @@ def _native_encode(
         column = table.column(spec.name)
         if column.type != spec.type:
             return None
-        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        array = _one_chunk(column)
         buffers = array.buffers()
         validity = buffers[0] if array.null_count else None
         if spec.type == pa.string():
@@ -213,9 +213,7 @@ def prefixed_ints(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[bytes]
     """Per row, the prefix and decimal value of the first int64 column not null there (``b""``
     if all are): message keys such as ``b"u123"`` (user 123) or ``b"s7"`` (session 7)."""
     n = len(columns[0][1]) if columns else 0
-    arrays = [
-        (prefix, c.chunk(0) if c.num_chunks == 1 else c.combine_chunks()) for prefix, c in columns
-    ]
+    arrays = [(prefix, _one_chunk(c)) for prefix, c in columns]
     if _native is not None and all(a.type == pa.int64() for _, a in arrays):
         specs = [
             (p.encode(), a.buffers()[0] if a.null_count else None, a.buffers()[1], a.offset)
@@ -233,13 +231,17 @@ def prefixed_ints(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[bytes]
 
 def string_values(column: pa.ChunkedArray) -> list[bytes]:
     """A string column's values as bytes (nulls as ``b""``)."""
-    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    array = _one_chunk(column)
     if _native is not None and array.type == pa.string():
         _, offsets, data = array.buffers()
         values: list[bytes] = _native.string_list(offsets, data, array.offset, len(array))
         return values
     result: list[bytes] = pc.fill_null(array.cast(pa.binary()), b"").to_pylist()
     return result
+
+
+def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def encode_records(records: Sequence[dict[str, Any]]) -> list[bytes]:
@@ -301,12 +303,10 @@ def _decode_native(
     )
 
 
-def _array(
-    type_: pa.DataType, rows: int, column: tuple[bytes, bytes, bytes | None, int]
-) -> pa.Array:
+def _array(type_: pa.DataType, rows: int, column: tuple[Any, Any, Any, int]) -> pa.Array:
     """An Arrow array over the C core's buffers of one column (no copy)."""
     validity, values, data, nulls = column
-    buffers = [pa.py_buffer(validity) if nulls else None, pa.py_buffer(values)]
+    buffers = [None if validity is None else pa.py_buffer(validity), pa.py_buffer(values)]
     if data is not None:
         buffers.append(pa.py_buffer(data))
     return pa.Array.from_buffers(type_, rows, buffers, null_count=nulls)
