@@ -1,0 +1,83 @@
+"""Broken records through the codec for a while: ``python -m tests.events.fuzz_codec 15``.
+
+Valid records of every topic, mutated (bytes flipped, cut, spliced with escapes, surrogates,
+huge numbers, stray quotes and braces), decoded in batches; what decodes is encoded again.
+Run by ``test_jsonfast_sanitized.py`` with the C core built under AddressSanitizer and UBSan,
+where any out-of-bounds read or undefined behaviour aborts the process.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+
+import numpy as np
+
+from backbeat.events import Topic
+from backbeat.events.codec import (
+    decode_batch,
+    encode_table,
+    encode_values,
+    prefixed_ints,
+    string_values,
+)
+from tests.events.samples import record
+
+SPLICES = [b"\\u", b"\\ud800", b"\\udc00x", b'"', b"\\", b"{", b"}", b",", b":", b"1e999",
+           b"-", b"\xf0\x9f", b"\xc3", b"\xed\xa0\x80", b"null", b'"ts":', b"\t", b"\n"]  # fmt: skip
+
+
+def mutate(rng: random.Random, raw: bytes) -> bytes:
+    b = bytearray(raw)
+    for _ in range(rng.randint(1, 6)):
+        op = rng.random()
+        if op < 0.3 and b:
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        elif op < 0.5 and b:
+            del b[rng.randrange(len(b)) : rng.randrange(len(b) + 1)]
+        elif op < 0.7:
+            at = rng.randrange(len(b) + 1)
+            b[at:at] = rng.choice(SPLICES)
+        elif op < 0.85:  # cut inside the last value, where a read past the end would go
+            b = b[: max(0, len(b) - rng.randint(1, 14))]
+        else:
+            b = b[: rng.randrange(len(b) + 1)]
+    return bytes(b)
+
+
+def run(seconds: float, seed: int = 7) -> int:
+    """Batches decoded (and re-encoded) in ``seconds``; raises on any broken invariant."""
+    rng = random.Random(seed)
+    # Over 512 bytes each, so every payload is its own malloc (a sanitizer sees its end;
+    # smaller bytes objects share pymalloc's pools).
+    agent = "Mozilla/5.0 (X11; Linux x86_64) " * 12
+    base = [
+        json.dumps(record(t, i, userAgent=agent), separators=sep).encode()
+        for t in Topic
+        for i in range(5)
+        for sep in ((",", ":"), (", ", ": "))
+    ]
+    deadline = time.monotonic() + seconds
+    batches = 0
+    while time.monotonic() < deadline:
+        topic = rng.choice(list(Topic))
+        payloads = [
+            mutate(rng, rng.choice(base)) if rng.random() < 0.7 else rng.choice(base)
+            for _ in range(rng.randint(1, 30))
+        ]
+        out = decode_batch(topic, payloads, np.arange(len(payloads), dtype=np.int64))
+        assert out.table.num_rows + len(out.dead) == len(payloads)
+        if out.table.num_rows:
+            start = rng.randrange(out.table.num_rows)
+            assert encode_table(topic, out.table).count(b"\n") == out.table.num_rows
+            assert len(encode_values(topic, out.table.slice(start))) == out.table.num_rows - start
+            prefixed_ints([("u", out.table.column("userId")), ("s", out.table.column("sessionId"))])
+            string_values(out.table.column("eventId"))
+        batches += 1
+    return batches
+
+
+if __name__ == "__main__":
+    print(f"fuzz batches: {run(float(sys.argv[1]) if len(sys.argv) > 1 else 15.0)}")

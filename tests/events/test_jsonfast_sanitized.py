@@ -1,0 +1,70 @@
+"""The C core under AddressSanitizer and UBSan, fed broken records (``fuzz_codec.py``).
+
+The core reads untrusted bytes from Kafka, so an out-of-bounds read, a use after free or
+undefined behaviour must not hide behind a test that happens to pass: this builds the same
+source with the sanitizers into a temporary folder, loads it in a child process in place of
+the installed module, and fuzzes it for a while. Any finding aborts the child.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = ROOT / "src" / "backbeat" / "events" / "_jsonfast.c"
+CHILD = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("backbeat.events._jsonfast", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+sys.modules["backbeat.events._jsonfast"] = module
+from backbeat.events import codec
+assert codec._native is module, "the sanitized build was not the one in use"
+from tests.events.fuzz_codec import run
+print("fuzz batches:", run(float(sys.argv[2])))
+"""
+
+
+def _runtime(gcc: str, name: str) -> str | None:
+    path = subprocess.run(
+        [gcc, f"-print-file-name={name}"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return path if os.path.isabs(path) and os.path.exists(path) else None
+
+
+@pytest.mark.slow
+def test_the_core_survives_broken_input_under_sanitizers(tmp_path: Path) -> None:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc: the sanitized build of the C core needs it")
+    runtimes = [_runtime(gcc, "libasan.so"), _runtime(gcc, "libubsan.so")]
+    if None in runtimes:
+        pytest.skip("gcc has no AddressSanitizer/UBSan runtime here")
+    module = tmp_path / f"_jsonfast{sysconfig.get_config_var('EXT_SUFFIX')}"
+    subprocess.run(
+        [gcc, "-O1", "-g", "-std=c11", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+         "-fno-sanitize-recover=undefined", "-fPIC", "-shared",
+         f"-I{sysconfig.get_paths()['include']}", str(SOURCE), "-o", str(module)],
+        check=True,
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "LD_PRELOAD": ":".join(str(r) for r in runtimes),
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+        "PYTHONPATH": str(ROOT),
+    }
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(module), "20"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr[-4000:]
+    assert "fuzz batches:" in child.stdout
+    assert int(child.stdout.split("fuzz batches:")[1]) > 100
