@@ -31,7 +31,7 @@ from backbeat.events.codec import (
 from tests.events.samples import record
 
 pytestmark = pytest.mark.skipif(
-    codec._native is None, reason="the C core (backbeat/events/_jsonfast.c) was not built"
+    codec._native is None, reason="the C core (backbeat/events/_c/) was not built"
 )
 
 

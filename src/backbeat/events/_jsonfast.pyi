@@ -1,4 +1,4 @@
-"""Types of the C core (``_jsonfast.c``): see its docstrings and ``codec.py``."""
+"""Types of the C core (sources in ``_c/``): see its docstrings and ``codec.py``."""
 
 Buffer = object
 

@@ -1,8 +1,8 @@
 """JSON codec: Arrow batches to NDJSON bytes and back, with bad records as data.
 
-Both directions have a C core (``_jsonfast.c``, built with the package; optional) that runs
-without the GIL and takes only what it is sure of, and a Python path that does the rest and
-is what runs when the core was not built:
+Both directions have a C core (sources in ``_c/``, the module ``_jsonfast``, built with the
+package; optional) that runs without the GIL and takes only what it is sure of, and a Python
+path that does the rest and is what runs when the core was not built:
 
 - Encoding writes one object per row, keys in contract order, null keys omitted (guests carry
   no ``userId``). The core writes exactly what DuckDB's ``to_json`` writes; a batch with a

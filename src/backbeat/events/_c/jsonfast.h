@@ -1,0 +1,124 @@
+/* jsonfast.h: what the C core's files share (see module.c for the whole picture).
+ *
+ * Growable bytes, word-wide scans of JSON strings, integers as text, kinds, buffers, and the
+ * functions each file gives the module. Kinds: 's' string, 'l' int64, 'i' int32,
+ * 'd' float64, 'b' bool.
+ */
+#ifndef BACKBEAT_JSONFAST_H
+#define BACKBEAT_JSONFAST_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ growable bytes */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} Buf;
+
+static inline int buf_reserve(Buf *b, size_t extra) {
+    if (b->len + extra <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap < b->len + extra)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ 8 bytes at a time */
+
+#if !(defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+#error "the word-wide scans below assume little-endian (the build then skips this module)"
+#endif
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* The bytes of v that need a second look in a JSON string: quote, backslash, control
+ * character and, with ascii, anything above 0x7F. A byte's high bit is set in the result;
+ * only the lowest such bit is exact (a borrow may flag bytes above it), which is all the
+ * callers use: zero means none, the trailing zeros count gives the first. Word-wide bit
+ * tricks ("has a byte less than n", "has a zero byte"). */
+static inline uint64_t special8(uint64_t v, int ascii) {
+    uint64_t q = v ^ (ONES * '"'), b = v ^ (ONES * '\\');
+    uint64_t m = ((v - ONES * 0x20) & ~v) | ((q - ONES) & ~q) | ((b - ONES) & ~b);
+    if (ascii)
+        m |= v;
+    return m & HIGHS;
+}
+
+static inline uint64_t load8(const void *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Index of the first byte from s[i] on that needs a second look, or n. */
+static inline Py_ssize_t plain_run(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, int ascii) {
+    for (; n - i >= 8; i += 8) {
+        uint64_t m = special8(load8(s + i), ascii);
+        if (m)
+            return i + (__builtin_ctzll(m) >> 3);
+    }
+    for (; i < n; i++)
+        if (s[i] < 0x20 || s[i] == '"' || s[i] == '\\' || (ascii && s[i] >= 0x80))
+            return i;
+    return n;
+}
+
+/* ------------------------------------------------------------------ small shared helpers */
+
+static inline int kind_width(char kind) {
+    switch (kind) {
+    case 'l': case 'd': return 8;
+    case 'i': return 4;
+    case 'b': return 1;
+    }
+    return 0;
+}
+
+static inline char *put_u64(char *o, uint64_t v) {
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *o++ = tmp[--n];
+    return o;
+}
+
+static inline char *put_i64(char *o, int64_t v) {
+    if (v < 0) {
+        *o++ = '-';
+        return put_u64(o, (uint64_t)0 - (uint64_t)v);
+    }
+    return put_u64(o, (uint64_t)v);
+}
+
+/* A read-only view of obj's bytes; None gives view->buf == NULL (nothing to release). */
+int jf_get_buffer(PyObject *obj, Py_buffer *view);
+
+/* Block: read-only bytes that C allocated, handed to Python without a copy (block.c). */
+extern PyTypeObject jf_BlockType;
+PyObject *jf_take_block(char **data, Py_ssize_t len);
+
+/* The module's functions and their docstrings, one file each. */
+PyObject *jf_parse(PyObject *self, PyObject *args);
+PyObject *jf_encode(PyObject *self, PyObject *args);
+PyObject *jf_int_keys(PyObject *self, PyObject *args);
+PyObject *jf_string_list(PyObject *self, PyObject *args);
+extern const char jf_parse_doc[], jf_encode_doc[], jf_int_keys_doc[], jf_string_list_doc[];
+
+#endif
