@@ -47,9 +47,10 @@ PyObject *jf_take_block(char **data, Py_ssize_t len) {
 }
 
 int jf_get_buffer(PyObject *obj, Py_buffer *view) {
-    if (obj == Py_None) {
-        view->buf = NULL;
+    view->buf = NULL;
+    view->obj = NULL;
+    view->len = 0;
+    if (obj == Py_None)
         return 0;
-    }
     return PyObject_GetBuffer(obj, view, PyBUF_SIMPLE);
 }

@@ -125,6 +125,8 @@ static int encode_row(ECol *cols, int ncols, Py_ssize_t i, Buf *out) {
         Py_ssize_t slen = 0;
         if (c->kind == 's') {
             const int32_t *off = (const int32_t *)c->offsets.buf;
+            if (off[j] < 0 || off[j + 1] < off[j] || off[j + 1] > c->values.len)
+                return 1; /* malformed offsets: not ours to read */
             s = (const unsigned char *)c->values.buf + off[j];
             slen = off[j + 1] - off[j];
         }
@@ -166,12 +168,9 @@ static int encode_row(ECol *cols, int ncols, Py_ssize_t i, Buf *out) {
 
 static void release_ecols(ECol *cols, int ncols) {
     for (int k = 0; k < ncols; k++) {
-        if (cols[k].validity.buf)
-            PyBuffer_Release(&cols[k].validity);
-        if (cols[k].values.buf)
-            PyBuffer_Release(&cols[k].values);
-        if (cols[k].offsets.buf)
-            PyBuffer_Release(&cols[k].offsets);
+        jf_release(&cols[k].validity);
+        jf_release(&cols[k].values);
+        jf_release(&cols[k].offsets);
     }
     free(cols);
 }
@@ -223,10 +222,14 @@ PyObject *jf_encode(PyObject *self, PyObject *args) {
             return NULL;
         }
         Py_ssize_t width = c->kind == 's' ? 0 : kind_width(c->kind);
-        int ok = c->kind == 's' ? (c->offsets.buf && c->offsets.len >= (c->offset + n + 1) * 4)
+        const int32_t *off = (const int32_t *)c->offsets.buf;
+        int ok = c->offset >= 0 && n <= PY_SSIZE_T_MAX / 8 - c->offset;
+        ok = ok && (c->kind == 's' ? (off && c->offsets.len >= (c->offset + n + 1) * 4 &&
+                                      off[c->offset] >= 0 && off[c->offset] <= off[c->offset + n] &&
+                                      off[c->offset + n] <= c->values.len)
                                 : (width && c->values.buf &&
                                    (c->kind == 'b' ? c->values.len * 8 >= c->offset + n
-                                                   : c->values.len >= (c->offset + n) * width));
+                                                   : c->values.len >= (c->offset + n) * width)));
         if (!ok || (c->validity.buf && c->validity.len * 8 < c->offset + n)) {
             PyErr_Format(PyExc_ValueError, "column %d: buffers too small or kind unknown", k);
             release_ecols(cols, ncols);
@@ -236,8 +239,10 @@ PyObject *jf_encode(PyObject *self, PyObject *args) {
     /* The output buffer stays with the thread between calls: a fresh one of this size
      * would be new pages from the kernel each time (faulted in and zeroed, a fifth of the
      * cost). It is as big as the largest batch the thread encoded. */
+#define KEEP_AT_MOST ((size_t)256 << 20)
     static _Thread_local Buf kept = {0};
-    Buf out = kept;
+    Buf out = kept; /* this call's now: a nested call (Python code run below) gets its own */
+    kept = (Buf){0};
     out.len = 0;
     Py_ssize_t *ends = split ? malloc(((size_t)n + 1) * sizeof(Py_ssize_t)) : NULL;
     int status = (split && !ends) ? -1 : 0;
@@ -290,7 +295,13 @@ PyObject *jf_encode(PyObject *self, PyObject *args) {
             start = ends[i];
         }
     }
-    kept = out;
+    free(kept.p);
+    if (out.cap <= KEEP_AT_MOST) {
+        kept = out;
+    } else { /* not a thread's whole life long */
+        free(out.p);
+        kept = (Buf){0};
+    }
     free(ends);
     return result;
 }

@@ -22,6 +22,8 @@ typedef struct {
 } Buf;
 
 static inline int buf_reserve(Buf *b, size_t extra) {
+    if (extra > SIZE_MAX / 4 - b->len)
+        return -1;
     if (b->len + extra <= b->cap)
         return 0;
     size_t cap = b->cap ? b->cap : 1 << 16;
@@ -107,8 +109,14 @@ static inline char *put_i64(char *o, int64_t v) {
     return put_u64(o, (uint64_t)v);
 }
 
-/* A read-only view of obj's bytes; None gives view->buf == NULL (nothing to release). */
+/* A read-only view of obj's bytes; None gives view->buf == NULL and view->obj == NULL. */
 int jf_get_buffer(PyObject *obj, Py_buffer *view);
+
+/* Releases a view jf_get_buffer filled (nothing for None or one never filled). */
+static inline void jf_release(Py_buffer *view) {
+    if (view->obj)
+        PyBuffer_Release(view);
+}
 
 /* Block: read-only bytes that C allocated, handed to Python without a copy (block.c). */
 extern PyTypeObject jf_BlockType;

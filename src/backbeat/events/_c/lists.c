@@ -17,6 +17,10 @@ PyObject *jf_int_keys(PyObject *self, PyObject *args) {
     Py_ssize_t n;
     if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &columns, &n))
         return NULL;
+    if (n < 0 || n > PY_SSIZE_T_MAX / 16) {
+        PyErr_SetString(PyExc_ValueError, "int_keys: bad row count");
+        return NULL;
+    }
     Py_ssize_t ncols = PyList_GET_SIZE(columns);
     KCol *cols = calloc((size_t)ncols + 1, sizeof(KCol));
     PyObject *result = NULL;
@@ -31,11 +35,14 @@ PyObject *jf_int_keys(PyObject *self, PyObject *args) {
             goto done;
         c->prefix = PyBytes_AS_STRING(prefix);
         c->prefix_len = PyBytes_GET_SIZE(prefix);
+        if (c->prefix_len > 40 || c->offset < 0 || c->offset > PY_SSIZE_T_MAX / 16 - n) {
+            PyErr_SetString(PyExc_ValueError, "int_keys: prefix over 40 bytes or bad offset");
+            goto done;
+        }
         if (jf_get_buffer(validity, &c->validity) < 0)
             goto done;
         if (jf_get_buffer(values, &c->values) < 0) {
-            if (c->validity.buf)
-                PyBuffer_Release(&c->validity);
+            jf_release(&c->validity);
             goto done;
         }
         if (!c->values.buf || c->values.len < (c->offset + n) * 8 ||
@@ -55,9 +62,8 @@ PyObject *jf_int_keys(PyObject *self, PyObject *args) {
             Py_ssize_t j = i + c->offset;
             if (c->validity.buf && !(((const uint8_t *)c->validity.buf)[j >> 3] >> (j & 7) & 1))
                 continue;
-            Py_ssize_t p = c->prefix_len < 40 ? c->prefix_len : 40;
-            memcpy(key, c->prefix, (size_t)p);
-            len = put_i64(key + p, ((const int64_t *)c->values.buf)[j]) - key;
+            memcpy(key, c->prefix, (size_t)c->prefix_len);
+            len = put_i64(key + c->prefix_len, ((const int64_t *)c->values.buf)[j]) - key;
             break;
         }
         PyObject *one = PyBytes_FromStringAndSize(key, len);
@@ -69,10 +75,8 @@ PyObject *jf_int_keys(PyObject *self, PyObject *args) {
     }
 done:
     for (Py_ssize_t k = 0; k < ready; k++) {
-        if (cols[k].validity.buf)
-            PyBuffer_Release(&cols[k].validity);
-        if (cols[k].values.buf)
-            PyBuffer_Release(&cols[k].values);
+        jf_release(&cols[k].validity);
+        jf_release(&cols[k].values);
     }
     free(cols);
     return result;
@@ -94,20 +98,21 @@ PyObject *jf_string_list(PyObject *self, PyObject *args) {
     if (jf_get_buffer(offsets_obj, &offsets) < 0)
         return NULL;
     if (jf_get_buffer(data_obj, &data) < 0) {
-        if (offsets.buf)
-            PyBuffer_Release(&offsets);
+        jf_release(&offsets);
         return NULL;
     }
     PyObject *result = NULL;
     const int32_t *off = (const int32_t *)offsets.buf;
-    if (!off || offset < 0 || n < 0 || offsets.len < (offset + n + 1) * 4 ||
+    if (!off || offset < 0 || n < 0 || n > PY_SSIZE_T_MAX / 8 - offset ||
+        offsets.len < (offset + n + 1) * 4 ||
         (n && off[offset + n] > (data.buf ? data.len : 0))) {
         PyErr_SetString(PyExc_ValueError, "string_list: buffers too small");
     } else if ((result = PyList_New(n))) {
         for (Py_ssize_t i = 0; i < n; i++) {
             int32_t a = off[offset + i], b = off[offset + i + 1];
-            PyObject *one = PyBytes_FromStringAndSize(b > a ? (const char *)data.buf + a : "",
-                                                      b > a ? b - a : 0);
+            int inside = a >= 0 && b > a && b <= data.len; /* else malformed or empty: b"" */
+            PyObject *one = PyBytes_FromStringAndSize(inside ? (const char *)data.buf + a : "",
+                                                      inside ? b - a : 0);
             if (!one) {
                 Py_CLEAR(result);
                 break;
@@ -115,9 +120,7 @@ PyObject *jf_string_list(PyObject *self, PyObject *args) {
             PyList_SET_ITEM(result, i, one);
         }
     }
-    if (offsets.buf)
-        PyBuffer_Release(&offsets);
-    if (data.buf)
-        PyBuffer_Release(&data);
+    jf_release(&offsets);
+    jf_release(&data);
     return result;
 }

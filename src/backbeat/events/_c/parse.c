@@ -319,10 +319,11 @@ static int parse_record(PCol *cols, int ncols, Py_ssize_t row, const char *p, co
             if (p >= end || *p != '"')
                 return 0;
             const char *key = ++p;
-            while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+            while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20 &&
+                   (unsigned char)*p < 0x80)
                 p++;
             if (p >= end || *p != '"')
-                return 0; /* escaped or malformed key: the slow path decides */
+                return 0; /* escaped, non-ASCII or malformed key: the slow path decides */
             PCol *c = find_col(cols, ncols, hint, key, p - key);
             p = skip_ws(p + 1, end);
             if (p >= end || *p != ':')
