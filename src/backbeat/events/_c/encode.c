@@ -14,7 +14,6 @@ static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1
                                1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
                                1e18, 1e19, 1e20, 1e21, 1e22};
 
-
 /* A double as DuckDB's to_json writes it (shortest round-trip digits, fixed notation, ".0"
  * on whole numbers), for values with at most 15 significant digits in [1e-6, 1e15) and
  * zeros. Returns NULL for any other value: the caller lets DuckDB encode the batch. */
@@ -106,21 +105,14 @@ static char *put_string(char *o, const unsigned char *s, Py_ssize_t n,
     return o;
 }
 
-static int ecol_valid(const ECol *c, Py_ssize_t i) {
-    if (!c->validity.buf)
-        return 1;
-    Py_ssize_t j = i + c->offset;
-    return ((const uint8_t *)c->validity.buf)[j >> 3] >> (j & 7) & 1;
-}
-
 /* Row i's JSON object (no newline) appended to out: 0, -1 out of memory, 1 declined. */
 static int encode_row(ECol *cols, int ncols, Py_ssize_t i, Buf *out) {
     int first = 1;
     for (int k = 0; k < ncols; k++) {
         ECol *c = cols + k;
-        if (!ecol_valid(c, i))
-            continue;
         Py_ssize_t j = i + c->offset;
+        if (c->validity.buf && !bit_at(c->validity.buf, j))
+            continue;
         const unsigned char *s = NULL;
         Py_ssize_t slen = 0;
         if (c->kind == 's') {
@@ -148,7 +140,7 @@ static int encode_row(ECol *cols, int ncols, Py_ssize_t i, Buf *out) {
         case 'i': o = put_i64(o, ((const int32_t *)c->values.buf)[j]); break;
         case 'd': o = put_double(o, ((const double *)c->values.buf)[j]); break;
         case 'b': {
-            int on = ((const uint8_t *)c->values.buf)[j >> 3] >> (j & 7) & 1;
+            int on = bit_at(c->values.buf, j);
             memcpy(o, on ? "true" : "false", on ? 4 : 5);
             o += on ? 4 : 5;
             break;
@@ -174,7 +166,6 @@ static void release_ecols(ECol *cols, int ncols) {
     }
     free(cols);
 }
-
 
 const char jf_encode_doc[] =
 "encode(keys, kinds, columns, n, split) -> bytes | list[bytes] | None\n\n"
@@ -221,7 +212,7 @@ PyObject *jf_encode(PyObject *self, PyObject *args) {
             release_ecols(cols, ncols);
             return NULL;
         }
-        Py_ssize_t width = c->kind == 's' ? 0 : kind_width(c->kind);
+        Py_ssize_t width = kind_width(c->kind); /* 0 for strings */
         const int32_t *off = (const int32_t *)c->offsets.buf;
         int ok = c->offset >= 0 && n <= PY_SSIZE_T_MAX / 8 - c->offset;
         ok = ok && (c->kind == 's' ? (off && c->offsets.len >= (c->offset + n + 1) * 4 &&

@@ -89,6 +89,11 @@ static inline int kind_width(char kind) {
     return 0;
 }
 
+/* Bit j of an Arrow bitmap (validity or bool values). */
+static inline int bit_at(const void *bits, Py_ssize_t j) {
+    return ((const uint8_t *)bits)[j >> 3] >> (j & 7) & 1;
+}
+
 static inline char *put_u64(char *o, uint64_t v) {
     char tmp[20];
     int n = 0;

@@ -60,7 +60,7 @@ PyObject *jf_int_keys(PyObject *self, PyObject *args) {
         for (Py_ssize_t k = 0; k < ncols; k++) {
             KCol *c = cols + k;
             Py_ssize_t j = i + c->offset;
-            if (c->validity.buf && !(((const uint8_t *)c->validity.buf)[j >> 3] >> (j & 7) & 1))
+            if (c->validity.buf && !bit_at(c->validity.buf, j))
                 continue;
             memcpy(key, c->prefix, (size_t)c->prefix_len);
             len = put_i64(key + c->prefix_len, ((const int64_t *)c->values.buf)[j]) - key;

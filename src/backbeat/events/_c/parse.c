@@ -377,7 +377,6 @@ static void finish_row(PCol *cols, int ncols, Py_ssize_t row, int accepted) {
     }
 }
 
-
 /* A bitmap of which flags equal on (Arrow's bit order); NULL if out of memory. */
 static char *packed_bits(const uint8_t *flags, uint8_t on, Py_ssize_t n) {
     uint8_t *bits = calloc((size_t)(n + 7) / 8 + 1, 1);
