@@ -320,7 +320,6 @@ def _loose(topic: Topic) -> pa.Schema:
 
 def _decode_python(topic: Topic, payloads: Sequence[bytes], offsets: Offsets) -> Decoded:
     """The whole batch through ``pyarrow.json``, or message by message if that fails."""
-    schema = arrow_schema(topic)
     n = len(payloads)
     joined = b"\n".join(payloads)
     # Record bounds from the joined bytes (NumPy, without the GIL): with exactly n - 1
@@ -337,7 +336,7 @@ def _decode_python(topic: Topic, payloads: Sequence[bytes], offsets: Offsets) ->
         or (buf[starts] != _OPEN_BRACE).any()
     ):
         return _decode_slow(topic, payloads, offsets)
-    table = _parse(schema, joined)
+    table = _parse(topic, joined)
     if table is None or table.num_rows != n or not _all_finite(table):
         return _decode_slow(topic, payloads, offsets)
     return _validated(topic, table, payloads, offsets, [])
@@ -352,9 +351,9 @@ def _all_finite(table: pa.Table) -> bool:
     )
 
 
-def _parse(schema: pa.Schema, data: bytes) -> pa.Table | None:
+def _parse(topic: Topic, data: bytes) -> pa.Table | None:
     """Parse NDJSON with the topic's types; every field nullable (rules come after)."""
-    loose = pa.schema([f.with_nullable(True) for f in schema])
+    loose = _loose(topic)
     try:
         table = pj.read_json(
             io.BytesIO(data),
@@ -366,7 +365,7 @@ def _parse(schema: pa.Schema, data: bytes) -> pa.Table | None:
         table.validate(full=True)  # pyarrow.json lets invalid UTF-8 inside strings through
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
-    return table.select(schema.names)
+    return table.select(loose.names)
 
 
 def _validated(
@@ -447,12 +446,12 @@ def _decode_slow(topic: Topic, payloads: Sequence[bytes], offsets: Offsets) -> D
     good = [payloads[i] for i in keep]
     good_offsets = offsets[np.asarray(keep, dtype=np.int64)]
     schema = arrow_schema(topic)
-    table = _parse(schema, b"\n".join(good)) if good else schema.empty_table()
+    table = _parse(topic, b"\n".join(good)) if good else schema.empty_table()
     if table is None or table.num_rows != len(good):
         # msgspec accepted something Arrow will not parse: find it record by record.
         tables, kept, kept_offsets = [], [], []
         for raw, off in zip(good, good_offsets.tolist(), strict=True):
-            one = _parse(schema, raw)
+            one = _parse(topic, raw)
             if one is None or one.num_rows != 1:
                 dead.append(
                     DeadLetter(bytes(raw), off, "wrong_type: not parseable as the topic schema")

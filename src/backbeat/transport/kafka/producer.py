@@ -2,8 +2,9 @@
 
 A chunk of simulated tables is encoded per topic with the contract's codec
 (:func:`~backbeat.events.codec.encode_values`: one record each, the bytes of a JSONL line) by
-:meth:`EventProducer.encode` (safe on a read-ahead thread), then queued in a tight loop by :meth:`EventProducer.queue`. The key is ``u<userId>`` for known users and
-``s<sessionId>`` for guests (a guest has no user id, and a session is the device's stable
+:meth:`EventProducer.encode` (safe on a read-ahead thread), then queued in a tight loop by
+:meth:`EventProducer.queue`. The key is ``u<userId>`` for known users and ``s<sessionId>``
+for guests (a guest has no user id, and a session is the device's stable
 identity), so a user's (or device's) events land in one partition in order. ``eventId`` rides
 in a header. The producer is idempotent with ``acks=all``, lz4 and large batches; every
 delivery failure is counted with its reason and reported by :meth:`EventProducer.close`, never
