@@ -19,7 +19,11 @@ loop. The bare produce writes to topics of its own; both consumers read what ``b
 produce`` wrote. Without ``--bootstrap-servers`` it starts the tansu broker the Kafka tests
 use (``tests/support/kafka.py``, memory storage) and also reports the broker's CPU seconds per measurement.
 
+Every mode runs ``--rounds`` times (default 3), the modes in turn, each round on topics of its
+own; the table shows each mode's median run and the target ratios are given round by round.
+
     uv run python benchmarks/bench_kafka.py [--events 1000000] [--users 20000] [--partitions 3]
+        [--rounds 3]
 """
 
 from __future__ import annotations
@@ -286,6 +290,12 @@ def run_child(mode: str, servers: str, prefix: str, args: argparse.Namespace) ->
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median events/s (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda r: r["events_per_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -295,6 +305,13 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=3, help="Per topic.")
     parser.add_argument("--bootstrap-servers", default=None, help="Use this broker.")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="Run every mode this often, in turn; the table "
+        "shows each mode's median run (the host's noise is +-10-20 %% run to run).",
+    )
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--prefix", default="", help=argparse.SUPPRESS)
@@ -311,33 +328,46 @@ def main() -> None:
     from backbeat.transport.kafka.settings import KafkaSettings
 
     console = Console()
-    results: dict[str, dict[str, Any]] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {mode: [] for mode in args.modes}
     with broker(args.bootstrap_servers) as (servers, pid, what):
         console.print(
             f"[bold]backbeat Kafka benchmark[/] · {machine()} · {what} · "
             f"{args.partitions} partitions/topic · {args.events:,} events, {args.users:,} users"
-            f" · load average {os.getloadavg()[0]:.2f}"
+            f" · {args.rounds} round(s) · load average {os.getloadavg()[0]:.2f}"
         )
-        run_id = uuid.uuid4().hex[:8]
-        prefixes = {"bare": f"bench-{run_id}-bare.", "backbeat": f"bench-{run_id}."}
-        for prefix in prefixes.values():
-            kafka = KafkaSettings(bootstrap_servers=servers, topic_prefix=prefix)
-            create_topics(kafka, backbeat_topics(kafka), TopicSpec(partitions=args.partitions))
-        for mode in args.modes:
-            prefix = prefixes[
-                "bare" if mode in ("bare-produce", "produce+simulate") else "backbeat"
+        for n in range(1, args.rounds + 1):
+            run_id = uuid.uuid4().hex[:8]  # topics of this round's own
+            prefixes = {"bare": f"bench-{run_id}-bare.", "backbeat": f"bench-{run_id}."}
+            for prefix in prefixes.values():
+                kafka = KafkaSettings(bootstrap_servers=servers, topic_prefix=prefix)
+                create_topics(kafka, backbeat_topics(kafka), TopicSpec(partitions=args.partitions))
+            for mode in args.modes:
+                prefix = prefixes[
+                    "bare" if mode in ("bare-produce", "produce+simulate") else "backbeat"
+                ]
+                before = broker_cpu(pid)
+                with console.status(f"round {n}, {mode}: {args.events:,} events…"):
+                    r = run_child(mode, servers, prefix, args)
+                after = broker_cpu(pid)
+                r["broker_cpu_s"] = None if before is None or after is None else after - before
+                rounds[mode].append(r)
+                console.print(
+                    f"  round {n} {mode:<17} {r['events']:>10,} events {r['seconds']:>7.1f} s "
+                    f"{r['events_per_s']:>10,.0f} ev/s  CPU {r['cpu_s']:.1f} s"
+                )
+    results = {mode: median_run(runs) for mode, runs in rounds.items()}
+    for mode, (base, target) in TARGETS.items():
+        if len(rounds.get(mode, ())) > 1 and len(rounds.get(base, ())) > 1:
+            ratios = [
+                r["events_per_s"] / b["events_per_s"]
+                for r, b in zip(rounds[mode], rounds[base], strict=True)
             ]
-            before = broker_cpu(pid)
-            with console.status(f"{mode}: {args.events:,} events…"):
-                r = run_child(mode, servers, prefix, args)
-            after = broker_cpu(pid)
-            r["broker_cpu_s"] = None if before is None or after is None else after - before
-            results[mode] = r
-            console.print(
-                f"  {mode:<17} {r['events']:>10,} events {r['seconds']:>7.1f} s "
-                f"{r['events_per_s']:>10,.0f} ev/s  CPU {r['cpu_s']:.1f} s"
-            )
-    table = Table(title="events per second (higher is better)", header_style="bold magenta")
+            parts = ", ".join(f"{x:.0%}" for x in ratios)
+            console.print(f"  {mode} vs {base}, round by round: {parts} (target ≥ {target:.0%})")
+    table = Table(
+        title="events per second (higher is better; median of the rounds)",
+        header_style="bold magenta",
+    )
     for col in (
         "path",
         "events",
@@ -380,7 +410,8 @@ def main() -> None:
             parts = " · ".join(f"{k} {v:.1f}" for k, v in sorted(r["threads"].items()))
             console.print(f"  {mode} CPU seconds by thread: {parts}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+        figures = {"machine": machine(), "results": results, "rounds": rounds}
+        args.json.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

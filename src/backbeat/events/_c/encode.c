@@ -76,7 +76,7 @@ static char *put_string(char *o, const unsigned char *s, Py_ssize_t n,
     Py_ssize_t i = 0;
     for (;;) {
         Py_ssize_t run = i;
-        i = plain_run(s, i, n, 0);
+        i = plain_run(s, i, n, limit, 0);
         if (i - run <= 16 && limit - (s + run) >= 16)
             memcpy(o, s + run, 16); /* one fixed-size move instead of a call; room is kept */
         else

@@ -65,12 +65,19 @@ static inline uint64_t load8(const void *p) {
     return v;
 }
 
-/* Index of the first byte from s[i] on that needs a second look, or n. */
-static inline Py_ssize_t plain_run(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, int ascii) {
+/* Index of the first byte from s[i] on that needs a second look, or n. The buffer must be
+ * readable up to limit: a short tail is then read as one word too, its bytes past n masked
+ * off (the lowest flagged byte is exact, and borrows only run upwards). */
+static inline Py_ssize_t plain_run(const unsigned char *s, Py_ssize_t i, Py_ssize_t n,
+                                   const unsigned char *limit, int ascii) {
     for (; n - i >= 8; i += 8) {
         uint64_t m = special8(load8(s + i), ascii);
         if (m)
             return i + (__builtin_ctzll(m) >> 3);
+    }
+    if (i < n && limit - (s + i) >= 8) {
+        uint64_t m = special8(load8(s + i), ascii) & ((1ULL << (8 * (n - i))) - 1);
+        return m ? i + (__builtin_ctzll(m) >> 3) : n;
     }
     for (; i < n; i++)
         if (s[i] < 0x20 || s[i] == '"' || s[i] == '\\' || (ascii && s[i] >= 0x80))
@@ -94,16 +101,29 @@ static inline int bit_at(const void *bits, Py_ssize_t j) {
     return ((const uint8_t *)bits)[j >> 3] >> (j & 7) & 1;
 }
 
+/* "00" to "99": two digits per division. */
+static const char DIGIT_PAIRS[] = "0001020304050607080910111213141516171819"
+                                  "2021222324252627282930313233343536373839"
+                                  "4041424344454647484950515253545556575859"
+                                  "6061626364656667686970717273747576777879"
+                                  "8081828384858687888990919293949596979899";
+
 static inline char *put_u64(char *o, uint64_t v) {
     char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *o++ = tmp[--n];
-    return o;
+    int n = 20;
+    while (v >= 100) {
+        n -= 2;
+        memcpy(tmp + n, DIGIT_PAIRS + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        n -= 2;
+        memcpy(tmp + n, DIGIT_PAIRS + 2 * v, 2);
+    } else {
+        tmp[--n] = (char)('0' + v);
+    }
+    memcpy(o, tmp + n, (size_t)(20 - n));
+    return o + 20 - n;
 }
 
 static inline char *put_i64(char *o, int64_t v) {

@@ -105,7 +105,7 @@ static const char *read_string(const char *p, const char *end, Buf *out) {
         return NULL;
     for (;;) {
         const char *run = p;
-        p += plain_run((const unsigned char *)p, 0, end - p, 1);
+        p += plain_run((const unsigned char *)p, 0, end - p, (const unsigned char *)end, 1);
         if (out && p > run) {
             memcpy(out->p + out->len, run, (size_t)(p - run));
             out->len += (size_t)(p - run);

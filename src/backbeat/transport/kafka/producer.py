@@ -2,8 +2,10 @@
 
 A chunk of simulated tables is encoded per topic with the contract's codec
 (:func:`~backbeat.events.codec.encode_values`: one record each, the bytes of a JSONL line) by
-:meth:`EventProducer.encode` (safe on a read-ahead thread), then queued in a tight loop by
-:meth:`EventProducer.queue`. The key is ``u<userId>`` for known users and ``s<sessionId>``
+:meth:`EventProducer.encode` (safe on a read-ahead thread), then queued by
+:meth:`EventProducer.queue`, which calls ``Producer.produce`` once per record from a C loop
+(``_c/produce.c``; ``_produce_each`` is the same loop in Python for a build without a C
+compiler). The key is ``u<userId>`` for known users and ``s<sessionId>``
 for guests (a guest has no user id, and a session is the device's stable
 identity), so a user's (or device's) events land in one partition in order. ``eventId`` rides
 in a header. The producer is idempotent with ``acks=all``, lz4 and large batches; every
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -32,6 +35,8 @@ from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+SLICE = 8192
+"""Records per ``produce_each`` call: Ctrl-C and the encode thread get their turn between."""
 Records = tuple[str, list[bytes], list[bytes], list[bytes]]
 """Records of one cluster topic: the topic, then values, keys and ``eventId`` headers."""
 PRODUCER_DEFAULTS = {
@@ -58,6 +63,34 @@ class DeliveryReport:
     @property
     def pending(self) -> int:
         return self.produced - self.delivered - self.failed
+
+
+def _produce_each(
+    produce: Callable[..., None],
+    topic: str,
+    values: list[bytes],
+    keys: list[bytes],
+    header: str,
+    header_values: list[bytes],
+    start: int,
+    stop: int,
+) -> tuple[int, BaseException | None]:
+    """``produce(topic, values[i], keys[i], headers=[(header, header_values[i])])`` for i in
+    [start, stop); stops at the first exception: (i, exception), else (stop, None). The C
+    core (``_c/produce.c``) runs this loop without the interpreter's work per record; this
+    is the same loop for a build without a C compiler."""
+    for i in range(start, stop):
+        try:
+            produce(topic, values[i], keys[i], headers=[(header, header_values[i])])
+        except BaseException as error:  # handed back: the caller counts, then re-raises
+            return i, error
+    return stop, None
+
+
+try:
+    from backbeat.transport.kafka._produce import produce_each
+except ImportError:  # built without a C compiler
+    produce_each = _produce_each
 
 
 def producer_config(settings: KafkaSettings) -> dict[str, str]:
@@ -116,30 +149,33 @@ class EventProducer:
         ]
 
     def queue(self, batches: list[Records]) -> int:
-        """Queue encoded records to the broker; returns how many were queued."""
+        """Queue encoded records to the broker; returns how many were queued.
+
+        Raises:
+            ValueError: a batch's values, keys and eventIds differ in length.
+            KafkaException: librdkafka refused a record (the ones before it are queued and
+                counted).
+        """
         produce = self._producer.produce
         queued = 0
-        try:
-            for name, values, keys, event_ids in batches:
-                for value, key, event_id in zip(values, keys, event_ids, strict=True):
-                    try:
-                        produce(name, value, key, headers=[("eventId", event_id)])
-                    except BufferError:  # local queue full: wait for deliveries, then retry
-                        self._retry(name, value, key, event_id)
-                    queued += 1
-        finally:
-            self.report.produced += queued
+        for name, values, keys, event_ids in batches:
+            if not len(values) == len(keys) == len(event_ids):
+                raise ValueError(f"{name}: values, keys and eventIds differ in length")
+            done = 0
+            while done < len(values):
+                stop = min(done + SLICE, len(values))
+                at, error = produce_each(
+                    produce, name, values, keys, "eventId", event_ids, done, stop
+                )
+                self.report.produced += at - done
+                queued += at - done
+                done = at
+                if isinstance(error, BufferError):  # local queue full: wait for deliveries
+                    self._producer.poll(0.1)
+                elif error is not None:
+                    raise error
         self.poll()
         return queued
-
-    def _retry(self, name: str, value: bytes, key: bytes, event_id: bytes) -> None:
-        while True:
-            self._producer.poll(0.1)
-            try:
-                self._producer.produce(name, value, key, headers=[("eventId", event_id)])
-                return
-            except BufferError:
-                continue
 
     def poll(self) -> None:
         """Serve delivery callbacks that are ready; update ``report.delivered``."""

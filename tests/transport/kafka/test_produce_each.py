@@ -1,0 +1,180 @@
+"""The producer's per-record call loop: the C core (``_c/produce.c``) against its Python twin.
+
+Both loops must make the same calls, in the same order, and stop at the same record with the
+same exception; ``EventProducer.queue`` must then count exactly what was queued, wait out a
+full local queue and re-raise anything else. A fake ``produce`` records calls and fails on
+cue; one test drives the real ``confluent_kafka.Producer`` (no broker needed: a one-record
+queue fills at once) to pin the positional call the C loop makes. The integration tests
+(``test_produce_poll.py``, ``test_kcat.py``) read every key, value and header back.
+
+Next: ``backbeat.transport.kafka.producer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backbeat.transport.kafka import producer
+from backbeat.transport.kafka.producer import EventProducer, _produce_each
+from backbeat.transport.kafka.settings import KafkaSettings
+
+try:
+    from backbeat.transport.kafka._produce import produce_each as native_each
+except ImportError:  # built without a C compiler
+    native_each = None
+
+NO_C = pytest.mark.skip(reason="the C loop was not built")
+LOOPS = [
+    pytest.param(_produce_each, id="python"),
+    pytest.param(native_each, id="c", marks=[NO_C] if native_each is None else []),
+]
+Loop = Callable[..., tuple[int, BaseException | None]]
+
+
+class FakeProduce:
+    """Records each call as (topic, value, key, headers); raises ``fail[i]`` on call i."""
+
+    def __init__(self, fail: dict[int, BaseException] | None = None) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.fail = dict(fail or {})
+
+    def __call__(self, topic: str, value: Any, key: Any, *rest: Any, **kw: Any) -> None:
+        attempt = len(self.calls)  # every earlier call returned
+        if attempt in self.fail:
+            raise self.fail.pop(attempt)
+        headers = kw.get("headers", rest[-1] if rest else None)
+        self.calls.append((topic, bytes(value), bytes(key), [(h, bytes(v)) for h, v in headers]))
+
+
+def _records(n: int) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    values = [b'{"i":%d}' % i for i in range(n)]
+    return values, [b"u%d" % (i % 7) for i in range(n)], [b"e-%d" % i for i in range(n)]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_every_record_is_one_call_in_order(loop: Loop) -> None:
+    values, keys, ids = _records(50)
+    fake = FakeProduce()
+    assert loop(fake, "t", values, keys, "eventId", ids, 10, 40) == (40, None)
+    assert fake.calls == [("t", values[i], keys[i], [("eventId", ids[i])]) for i in range(10, 40)]
+
+
+@pytest.mark.skipif(native_each is None, reason="the C loop was not built")
+@given(
+    n=st.integers(0, 40),
+    start=st.integers(0, 40),
+    fail_at=st.integers(0, 45),
+    error=st.sampled_from([BufferError("full"), ValueError("bad"), KeyboardInterrupt()]),
+)
+def test_the_c_loop_stops_where_the_python_loop_stops(
+    n: int, start: int, fail_at: int, error: BaseException
+) -> None:
+    values, keys, ids = _records(n)
+    start = min(start, n)
+    outcomes = []
+    for loop in (_produce_each, native_each):
+        fake = FakeProduce({fail_at: error})
+        at, raised = loop(fake, "t", values, keys, "h", ids, start, n)
+        outcomes.append((at, raised, fake.calls))
+    assert outcomes[0] == outcomes[1]
+    at, raised, calls = outcomes[0]
+    stops = fail_at < n - start
+    assert (at, raised) == ((start + fail_at, error) if stops else (n, None))
+    assert len(calls) == at - start
+
+
+@pytest.mark.skipif(native_each is None, reason="the C loop was not built")
+def test_the_c_loop_rejects_what_it_cannot_index() -> None:
+    values, keys, ids = _records(3)
+    with pytest.raises(IndexError):
+        native_each(FakeProduce(), "t", values, keys[:2], "h", ids, 0, 3)
+    with pytest.raises(TypeError):
+        native_each(FakeProduce(), "t", tuple(values), keys, "h", ids, 0, 3)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_real_producer_takes_the_call_and_reports_a_full_queue(loop: Loop) -> None:
+    pytest.importorskip("confluent_kafka", reason="the kafka extra (confluent-kafka) is missing")
+    from confluent_kafka import Producer
+
+    real = Producer(
+        {"bootstrap.servers": "127.0.0.1:1", "queue.buffering.max.messages": 2, "log_level": 0}
+    )
+    values, keys, ids = _records(5)
+    at, error = loop(real.produce, "t", values, keys, "eventId", ids, 0, 5)
+    assert (at, type(error)) == (2, BufferError)
+    real.purge()
+
+
+def _event_producer(monkeypatch: pytest.MonkeyPatch, loop: Loop, room: int) -> Any:
+    monkeypatch.setattr(producer, "produce_each", loop)
+    monkeypatch.setattr(producer, "SLICE", 7)
+    events = EventProducer(KafkaSettings(bootstrap_servers="127.0.0.1:1"))
+    calls: list[tuple[Any, ...]] = []
+    state = {"queued": 0}
+
+    def produce(topic: str, value: bytes, key: bytes, *rest: Any, **kw: Any) -> None:
+        if state["queued"] >= room:
+            raise BufferError("Local: Queue full")
+        state["queued"] += 1
+        calls.append((topic, value, key, rest[-1] if rest else kw["headers"]))
+
+    def poll(timeout: float = 0) -> int:
+        state["queued"] = 0
+        return 0
+
+    class Stub:
+        def __len__(self) -> int:
+            return 0
+
+    stub = Stub()
+    stub.produce = produce  # type: ignore[attr-defined]
+    stub.poll = poll  # type: ignore[attr-defined]
+    events._producer = stub
+    return events, calls
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_queue_waits_out_a_full_local_queue_and_counts_each_record_once(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events, calls = _event_producer(monkeypatch, loop, room=5)
+    values, keys, ids = _records(23)
+    batches = [("a", values[:20], keys[:20], ids[:20]), ("b", values[20:], keys[20:], ids[20:])]
+    assert events.queue(batches) == 23
+    assert events.report.produced == 23
+    expected = [("a", values[i], keys[i], [("eventId", ids[i])]) for i in range(20)]
+    expected += [("b", values[i], keys[i], [("eventId", ids[i])]) for i in range(20, 23)]
+    assert calls == expected
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_queue_counts_what_was_queued_before_an_error_and_raises_it(
+    loop: Loop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events, calls = _event_producer(monkeypatch, loop, room=100)
+    values, keys, ids = _records(10)
+    values[6] = None  # type: ignore[call-overload]
+    real_produce = events._producer.produce
+
+    def produce(topic: str, value: bytes, key: bytes, *rest: Any, **kw: Any) -> None:
+        if value is None:
+            raise ValueError("no value")
+        real_produce(topic, value, key, *rest, **kw)
+
+    events._producer.produce = produce
+    with pytest.raises(ValueError, match="no value"):
+        events.queue([("a", values, keys, ids)])
+    assert events.report.produced == len(calls) == 6
+
+
+def test_queue_refuses_batches_of_unequal_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
+    events, _ = _event_producer(monkeypatch, _produce_each, room=10)
+    values, keys, ids = _records(3)
+    with pytest.raises(ValueError, match="differ in length"):
+        events.queue([("a", values, keys[:2], ids)])
