@@ -1,0 +1,128 @@
+"""The wheel users install: built from this checkout, with and without a C compiler.
+
+The C cores (``events/_c/``, ``transport/kafka/_c/``) are optional extension modules: a
+machine without a compiler must still get a working package, on the Python paths. Each test
+builds a wheel with ``uv build`` (the build backend in ``pyproject.toml``), checks what is
+inside, and imports the package from the unpacked wheel (dependencies from this environment)
+to encode, decode and queue a few events.
+
+Next: ``pyproject.toml`` (``[[tool.setuptools.ext-modules]]``), ``test_compose.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CORES = ("backbeat/events/_jsonfast", "backbeat/transport/kafka/_produce")
+DATA = (
+    "backbeat/py.typed",
+    "backbeat/events/_jsonfast.pyi",
+    "backbeat/transport/kafka/_produce.pyi",
+    "backbeat/serve/web/index.html",
+)
+PROBE = """
+import numpy as np
+from backbeat.events import codec
+from backbeat.events.schema import Topic
+from backbeat.simulate.simulator import Simulator, SimulatorSettings
+from backbeat.transport.kafka import producer
+from datetime import UTC, datetime
+run = SimulatorSettings(users=50, seed=3, start=datetime(2026, 1, 5, tzinfo=UTC),
+                        end=datetime(2026, 1, 5, 2, tzinfo=UTC))
+table = Simulator(run).run()[Topic.LISTEN]
+values, keys, ids = producer.records(Topic.LISTEN, table)
+decoded = codec.decode_batch(Topic.LISTEN, values, np.arange(len(values), dtype=np.int64))
+assert decoded.table.num_rows == table.num_rows > 0 and not decoded.dead
+assert codec.encode_values(Topic.LISTEN, decoded.table) == values
+calls = []
+at, error = producer.produce_each(lambda *a, **k: calls.append(a), "t", values, keys,
+                                  "eventId", ids, 0, len(values))
+assert (at, error, len(calls)) == (len(values), None, len(values))
+print(codec._native is not None, producer.produce_each is not producer._produce_each)
+"""
+
+
+def _uv() -> str:
+    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+    if not Path(uv).exists():
+        pytest.skip("uv is not installed (make install puts it in .tools/)")
+    return uv
+
+
+def _build(tmp_path: Path, env: dict[str, str]) -> Path:
+    """A wheel built from a copy of the sources (none of the checkout's built modules)."""
+    source, out = tmp_path / "source", tmp_path / "dist"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    junk = shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info")
+    shutil.copytree(ROOT / "src", source / "src", ignore=junk)
+    done = subprocess.run(
+        [_uv(), "build", "--wheel", "--out-dir", str(out), str(source)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = out.glob("backbeat-*.whl")
+    return wheel
+
+
+def _probe(wheel: Path, tmp_path: Path) -> str:
+    """Import backbeat from the unpacked wheel (not the checkout) and run PROBE."""
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(site)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import backbeat; assert backbeat.__file__.startswith({str(site)!r})\n" + PROBE,
+        ],
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.strip()
+
+
+def _names(wheel: Path) -> list[str]:
+    with zipfile.ZipFile(wheel) as z:
+        return z.namelist()
+
+
+def test_the_wheel_carries_the_c_cores_and_uses_them(tmp_path: Path) -> None:
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        pytest.skip("no C compiler here")
+    wheel = _build(tmp_path, {})
+    names = _names(wheel)
+    for core in CORES:
+        assert any(n.startswith(core) and n.endswith(".so") for n in names), core
+    assert set(DATA) <= set(names)
+    assert _probe(wheel, tmp_path) == "True True"
+
+
+def test_without_a_compiler_the_wheel_still_builds_and_runs_the_python_paths(
+    tmp_path: Path,
+) -> None:
+    wheel = _build(tmp_path, {"CC": "false"})
+    names = _names(wheel)
+    assert not [n for n in names if n.endswith(".so")]
+    assert set(DATA) <= set(names)
+    assert _probe(wheel, tmp_path) == "False False"
