@@ -3,7 +3,7 @@
 Both loops must make the same calls, in the same order, and stop at the same record with the
 same exception; ``EventProducer.queue`` must then count exactly what was queued, wait out a
 full local queue and re-raise anything else. A fake ``produce`` records calls and fails on
-cue; one test drives the real ``confluent_kafka.Producer`` (no broker needed: a one-record
+cue; one test drives the real ``confluent_kafka.Producer`` (no broker needed: a two-record
 queue fills at once) to pin the positional call the C loop makes. The integration tests
 (``test_produce_poll.py``, ``test_kcat.py``) read every key, value and header back.
 
@@ -28,27 +28,40 @@ try:
 except ImportError:  # built without a C compiler
     native_each = None
 
-NO_C = pytest.mark.skip(reason="the C loop was not built")
+NEEDS_C = pytest.mark.skipif(native_each is None, reason="the C loop was not built")
 LOOPS = [
     pytest.param(_produce_each, id="python"),
-    pytest.param(native_each, id="c", marks=[NO_C] if native_each is None else []),
+    pytest.param(native_each, id="c", marks=NEEDS_C),
 ]
 Loop = Callable[..., tuple[int, BaseException | None]]
 
 
 class FakeProduce:
-    """Records each call as (topic, value, key, headers); raises ``fail[i]`` on call i."""
+    """Records each call as (topic, value, key, headers); raises ``fail[i]`` when i calls
+    have returned, and BufferError while ``room`` records wait for :meth:`poll`."""
 
-    def __init__(self, fail: dict[int, BaseException] | None = None) -> None:
+    def __init__(self, fail: dict[int, BaseException] | None = None, room: int = 10**9) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.fail = dict(fail or {})
+        self.room, self.waiting = room, 0
 
     def __call__(self, topic: str, value: Any, key: Any, *rest: Any, **kw: Any) -> None:
         attempt = len(self.calls)  # every earlier call returned
         if attempt in self.fail:
             raise self.fail.pop(attempt)
+        if self.waiting >= self.room:
+            raise BufferError("Local: Queue full")
+        self.waiting += 1
         headers = kw.get("headers", rest[-1] if rest else None)
         self.calls.append((topic, bytes(value), bytes(key), [(h, bytes(v)) for h, v in headers]))
+
+    def poll(self, timeout: float = 0) -> int:
+        """The waiting records are delivered."""
+        self.waiting = 0
+        return 0
+
+    def __len__(self) -> int:
+        return 0
 
 
 def _records(n: int) -> tuple[list[bytes], list[bytes], list[bytes]]:
@@ -64,7 +77,7 @@ def test_every_record_is_one_call_in_order(loop: Loop) -> None:
     assert fake.calls == [("t", values[i], keys[i], [("eventId", ids[i])]) for i in range(10, 40)]
 
 
-@pytest.mark.skipif(native_each is None, reason="the C loop was not built")
+@NEEDS_C
 @given(
     n=st.integers(0, 40),
     start=st.integers(0, 40),
@@ -88,7 +101,7 @@ def test_the_c_loop_stops_where_the_python_loop_stops(
     assert len(calls) == at - start
 
 
-@pytest.mark.skipif(native_each is None, reason="the C loop was not built")
+@NEEDS_C
 def test_the_c_loop_rejects_what_it_cannot_index() -> None:
     values, keys, ids = _records(3)
     with pytest.raises(IndexError):
@@ -111,70 +124,46 @@ def test_the_real_producer_takes_the_call_and_reports_a_full_queue(loop: Loop) -
     real.purge()
 
 
-def _event_producer(monkeypatch: pytest.MonkeyPatch, loop: Loop, room: int) -> Any:
+def _event_producer(
+    monkeypatch: pytest.MonkeyPatch, loop: Loop, fake: FakeProduce
+) -> EventProducer:
+    """An EventProducer that queues into ``fake`` through ``loop``, in slices of 7."""
     monkeypatch.setattr(producer, "produce_each", loop)
     monkeypatch.setattr(producer, "SLICE", 7)
     events = EventProducer(KafkaSettings(bootstrap_servers="127.0.0.1:1"))
-    calls: list[tuple[Any, ...]] = []
-    state = {"queued": 0}
-
-    def produce(topic: str, value: bytes, key: bytes, *rest: Any, **kw: Any) -> None:
-        if state["queued"] >= room:
-            raise BufferError("Local: Queue full")
-        state["queued"] += 1
-        calls.append((topic, value, key, rest[-1] if rest else kw["headers"]))
-
-    def poll(timeout: float = 0) -> int:
-        state["queued"] = 0
-        return 0
-
-    class Stub:
-        def __len__(self) -> int:
-            return 0
-
-    stub = Stub()
-    stub.produce = produce  # type: ignore[attr-defined]
-    stub.poll = poll  # type: ignore[attr-defined]
-    events._producer = stub
-    return events, calls
+    fake.produce = fake  # type: ignore[attr-defined]  # the Producer's two calls queue() makes
+    events._producer = fake  # type: ignore[assignment]
+    return events
 
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_queue_waits_out_a_full_local_queue_and_counts_each_record_once(
     loop: Loop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    events, calls = _event_producer(monkeypatch, loop, room=5)
+    fake = FakeProduce(room=5)
+    events = _event_producer(monkeypatch, loop, fake)
     values, keys, ids = _records(23)
     batches = [("a", values[:20], keys[:20], ids[:20]), ("b", values[20:], keys[20:], ids[20:])]
     assert events.queue(batches) == 23
     assert events.report.produced == 23
     expected = [("a", values[i], keys[i], [("eventId", ids[i])]) for i in range(20)]
     expected += [("b", values[i], keys[i], [("eventId", ids[i])]) for i in range(20, 23)]
-    assert calls == expected
+    assert fake.calls == expected
 
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_queue_counts_what_was_queued_before_an_error_and_raises_it(
     loop: Loop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    events, calls = _event_producer(monkeypatch, loop, room=100)
-    values, keys, ids = _records(10)
-    values[6] = None  # type: ignore[call-overload]
-    real_produce = events._producer.produce
-
-    def produce(topic: str, value: bytes, key: bytes, *rest: Any, **kw: Any) -> None:
-        if value is None:
-            raise ValueError("no value")
-        real_produce(topic, value, key, *rest, **kw)
-
-    events._producer.produce = produce
+    fake = FakeProduce({6: ValueError("no value")})
+    events = _event_producer(monkeypatch, loop, fake)
     with pytest.raises(ValueError, match="no value"):
-        events.queue([("a", values, keys, ids)])
-    assert events.report.produced == len(calls) == 6
+        events.queue([("a", *_records(10))])
+    assert events.report.produced == len(fake.calls) == 6
 
 
 def test_queue_refuses_batches_of_unequal_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
-    events, _ = _event_producer(monkeypatch, _produce_each, room=10)
+    events = _event_producer(monkeypatch, _produce_each, FakeProduce())
     values, keys, ids = _records(3)
     with pytest.raises(ValueError, match="differ in length"):
         events.queue([("a", values, keys[:2], ids)])

@@ -157,7 +157,7 @@ class EventProducer:
                 counted).
         """
         produce = self._producer.produce
-        queued = 0
+        before = self.report.produced
         for name, values, keys, event_ids in batches:
             if not len(values) == len(keys) == len(event_ids):
                 raise ValueError(f"{name}: values, keys and eventIds differ in length")
@@ -168,14 +168,13 @@ class EventProducer:
                     produce, name, values, keys, "eventId", event_ids, done, stop
                 )
                 self.report.produced += at - done
-                queued += at - done
                 done = at
                 if isinstance(error, BufferError):  # local queue full: wait for deliveries
                     self._producer.poll(0.1)
                 elif error is not None:
                     raise error
         self.poll()
-        return queued
+        return self.report.produced - before
 
     def poll(self) -> None:
         """Serve delivery callbacks that are ready; update ``report.delivered``."""
