@@ -123,7 +123,8 @@ def _bare_produce(kafka: Any, sim: Any, events: int) -> dict[str, Any]:
     for chunk in chunks:
         for topic, table in chunk.tables.items():
             if table.num_rows:
-                batches.append((kafka.topic(topic.value), *records(topic, table)))
+                arrays = records(topic, table)
+                batches.append((kafka.topic(topic.value), *(a.to_pylist() for a in arrays)))
     encode_s = time.perf_counter() - t0 - simulate_s
     size = sum(len(value) for batch in batches for value in batch[1])
     producer = Producer(producer_config(kafka))

@@ -225,24 +225,30 @@ def produce_batches(
 
     producer = EventProducer(kafka, topics)
     report = producer.report
+    started = time.monotonic()
+
+    def show(status: StatusLine) -> None:
+        rate_now = report.delivered / max(time.monotonic() - started, 1e-9)
+        away = producer.watch.unreachable_s
+        status.advance(
+            report.produced,
+            f"{report.delivered:,} delivered · {rate_now:,.0f} events/s · "
+            f"{report.failed:,} delivery errors"
+            + (f" · broker unreachable for {away:.0f}s" if away is not None else ""),
+        )
+
     try:
         line = StatusLine(Console(stderr=True), progress, total=total, description="producing")
         with line as status:
-            started = time.monotonic()
             ahead = read_ahead(producer.encode(chunk.tables) for chunk in chunks)
             with closing(ahead):  # joins the read-ahead thread however the loop ends
                 for records in ahead:
                     if stop is not None and stop.is_set():
                         break
                     producer.queue(records)
-                    rate_now = report.delivered / max(time.monotonic() - started, 1e-9)
-                    away = producer.watch.unreachable_s
-                    status.advance(
-                        report.produced,
-                        f"{report.delivered:,} delivered · {rate_now:,.0f} events/s · "
-                        f"{report.failed:,} delivery errors"
-                        + (f" · broker unreachable for {away:.0f}s" if away is not None else ""),
-                    )
+                    show(status)
+            producer.close()  # the flush, under the status line: its last frame has it all
+            show(status)
     finally:
         producer.close()
     return report

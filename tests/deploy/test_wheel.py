@@ -40,14 +40,16 @@ from datetime import UTC, datetime
 run = SimulatorSettings(users=50, seed=3, start=datetime(2026, 1, 5, tzinfo=UTC),
                         end=datetime(2026, 1, 5, 2, tzinfo=UTC))
 table = Simulator(run).run()[Topic.LISTEN]
-values, keys, ids = producer.records(Topic.LISTEN, table)
+arrays = producer.records(Topic.LISTEN, table)
+values = arrays[0].to_pylist()
 decoded = codec.decode_batch(Topic.LISTEN, values, np.arange(len(values), dtype=np.int64))
 assert decoded.table.num_rows == table.num_rows > 0 and not decoded.dead
-assert codec.encode_values(Topic.LISTEN, decoded.table) == values
+assert codec.encode_array(Topic.LISTEN, decoded.table).to_pylist() == values
 calls = []
-at, error = producer.produce_each(lambda *a, **k: calls.append(a), "t", values, keys,
-                                  "eventId", ids, 0, len(values))
-assert (at, error, len(calls)) == (len(values), None, len(values))
+specs = [producer.column(a) for a in arrays]
+at, error = producer.produce_each(lambda *a, **k: calls.append(bytes(a[1])), "t", specs[0],
+                                  specs[1], "eventId", specs[2], 0, len(values))
+assert (at, error, calls) == (len(values), None, values)
 print(codec._native is not None, producer.produce_each is not producer._produce_each)
 """
 

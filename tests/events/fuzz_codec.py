@@ -18,10 +18,9 @@ import numpy as np
 from backbeat.events import Topic
 from backbeat.events.codec import (
     decode_batch,
+    encode_array,
     encode_table,
-    encode_values,
     prefixed_ints,
-    string_values,
 )
 from tests.events.samples import record
 
@@ -72,9 +71,8 @@ def run(seconds: float, seed: int = 7) -> int:
         if out.table.num_rows:
             start = rng.randrange(out.table.num_rows)
             assert encode_table(topic, out.table).count(b"\n") == out.table.num_rows
-            assert len(encode_values(topic, out.table.slice(start))) == out.table.num_rows - start
+            assert len(encode_array(topic, out.table.slice(start))) == out.table.num_rows - start
             prefixed_ints([("u", out.table.column("userId")), ("s", out.table.column("sessionId"))])
-            string_values(out.table.column("eventId"))
         batches += 1
     return batches
 

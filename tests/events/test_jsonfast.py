@@ -23,12 +23,12 @@ from backbeat.events import Topic, arrow_schema, codec
 from backbeat.events.codec import (
     Decoded,
     decode_batch,
+    encode_array,
     encode_table,
-    encode_values,
     prefixed_ints,
-    string_values,
 )
 from tests.events.samples import record
+from tests.support.eventlog import generate
 
 pytestmark = pytest.mark.skipif(
     codec._native is None, reason="the C core (backbeat/events/_c/) was not built"
@@ -196,7 +196,9 @@ def _duckdb(table: pa.Table) -> bytes:
 def test_encode_equals_duckdb_where_the_core_writes(table: pa.Table) -> None:
     ours = encode_table(Topic.PAGE_VIEW, table)
     assert ours == _duckdb(table)
-    assert encode_values(Topic.PAGE_VIEW, table) == ours.split(b"\n")[:-1]
+    rows = encode_array(Topic.PAGE_VIEW, table)
+    assert rows.to_pylist() == ours.split(b"\n")[:-1]
+    assert rows.equals(_without_core(encode_array, Topic.PAGE_VIEW, table))
 
 
 @settings(max_examples=200, deadline=None)
@@ -205,7 +207,7 @@ def test_the_core_writes_short_decimals_itself(table: pa.Table) -> None:
     """Doubles with few decimals (what the simulator and real catalogs hold) never need
     DuckDB, so the speed-up is real where it matters."""
     assert codec._native is not None
-    ours = codec._native_encode(codec._native, Topic.PAGE_VIEW, table, split=False)
+    ours = codec._native_encode(codec._native, Topic.PAGE_VIEW, table, packed=False)
     assert ours == _duckdb(table)
 
 
@@ -222,13 +224,23 @@ def test_record_keys_equal_the_arrow_path(rows: list[tuple[int | None, int]]) ->
     session = pa.chunked_array([pa.array([s for _, s in rows], pa.int64())])
     columns = [("u", user), ("s", session)]
     keys = prefixed_ints(columns)
-    assert keys == _without_core(prefixed_ints, columns)
-    assert keys == [f"u{u}".encode() if u is not None else f"s{s}".encode() for u, s in rows]
+    assert keys.equals(_without_core(prefixed_ints, columns))
+    assert keys.to_pylist() == [
+        f"u{u}".encode() if u is not None else f"s{s}".encode() for u, s in rows
+    ]
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.none() | st.text(max_size=8), min_size=1, max_size=20), st.integers(0, 3))
-def test_string_values_equal_the_arrow_path(ids: list[str | None], cut: int) -> None:
-    column = pa.chunked_array([pa.array(ids, pa.string())]).slice(min(cut, len(ids) - 1))
-    expected = [(value or "").encode() for value in ids[min(cut, len(ids) - 1) :]]
-    assert string_values(column) == expected == _without_core(string_values, column)
+def test_packed_rows_stay_whole_while_later_encodes_reuse_freed_buffers() -> None:
+    """Big packed outputs are recycled for later encodes once nothing refers to them (not
+    before): arrays kept alive never change, whatever is encoded after them."""
+    tables = [generate(sessions=400, minutes=120, seed=seed)[Topic.PAGE_VIEW] for seed in range(6)]
+    expected = [encode_table(Topic.PAGE_VIEW, t).split(b"\n")[:-1] for t in tables]
+    assert all(sum(map(len, rows)) > 1 << 20 for rows in expected)  # big enough to be spares
+    kept = []
+    for i, table in enumerate(tables):
+        rows = encode_array(Topic.PAGE_VIEW, table)
+        if i % 2 == 0:
+            kept.append((rows, expected[i]))
+        del rows  # the odd ones' buffers become spares for the next encode
+    for rows, want in kept:
+        assert rows.to_pylist() == want

@@ -79,21 +79,30 @@ def encode_table(topic: Topic, table: pa.Table) -> bytes:
     if table.num_rows == 0:
         return b""
     if _native is not None:
-        encoded = _native_encode(_native, topic, table, split=False)
+        encoded = _native_encode(_native, topic, table, packed=False)
         if isinstance(encoded, bytes):
             return encoded
     return _duckdb_encode(topic, table)
 
 
-def encode_values(topic: Topic, table: pa.Table) -> list[bytes]:
-    """The rows of :func:`encode_table` as one JSON document each (no newline)."""
-    if table.num_rows == 0:
-        return []
-    if _native is not None:
-        encoded = _native_encode(_native, topic, table, split=True)
-        if isinstance(encoded, list):
-            return encoded
-    return _duckdb_encode(topic, table).split(b"\n")[:-1]
+def encode_array(topic: Topic, table: pa.Table) -> pa.LargeBinaryArray:
+    """The rows of :func:`encode_table` as one JSON document each (no newline), in an Arrow
+    array: the C core writes them all into one buffer, no Python object per row."""
+    if table.num_rows and _native is not None:
+        encoded = _native_encode(_native, topic, table, packed=True)
+        if isinstance(encoded, pa.Buffer):
+            return _packed(encoded, table.num_rows)
+    rows = _duckdb_encode(topic, table).split(b"\n")[:-1] if table.num_rows else []
+    return pa.array(rows, pa.large_binary())
+
+
+def _packed(buffer: pa.Buffer, n: int) -> pa.LargeBinaryArray:
+    """The C core's packed rows (n + 1 int64 ends, then the bytes) as an Arrow array, no copy."""
+    head = (n + 1) * 8
+    array: pa.LargeBinaryArray = pa.Array.from_buffers(
+        pa.large_binary(), n, [None, buffer.slice(0, head), buffer.slice(head)]
+    )
+    return array
 
 
 _KINDS: Final[dict[pa.DataType, str]] = {
@@ -118,8 +127,8 @@ def _wire(topic: Topic) -> tuple[tuple[bytes, ...], tuple[bytes, ...], str]:
 
 
 def _native_encode(
-    native: ModuleType, topic: Topic, table: pa.Table, split: bool
-) -> bytes | list[bytes] | None:
+    native: ModuleType, topic: Topic, table: pa.Table, packed: bool
+) -> bytes | pa.Buffer | None:
     """The C core's encoding, or None where DuckDB must do it (another column type, or a
     value the core does not write as DuckDB does)."""
     columns = []
@@ -135,8 +144,11 @@ def _native_encode(
         else:
             columns.append((validity, buffers[1], None, array.offset))
     _, keys, kinds = _wire(topic)
-    encoded: bytes | list[bytes] | None = native.encode(keys, kinds, columns, table.num_rows, split)
-    return encoded
+    encoded = native.encode(keys, kinds, columns, table.num_rows, packed)
+    if packed and encoded is not None:
+        return pa.py_buffer(encoded)
+    joined: bytes | None = encoded
+    return joined
 
 
 def _duckdb_encode(topic: Topic, table: pa.Table) -> bytes:
@@ -209,7 +221,7 @@ def _string_data(array: pa.Array) -> bytes:
     return bytes(memoryview(array.buffers()[2])[start:end])
 
 
-def prefixed_ints(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[bytes]:
+def prefixed_ints(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> pa.LargeBinaryArray:
     """Per row, the prefix and decimal value of the first int64 column not null there (``b""``
     if all are): message keys such as ``b"u123"`` (user 123) or ``b"s7"`` (session 7)."""
     n = len(columns[0][1]) if columns else 0
@@ -219,25 +231,13 @@ def prefixed_ints(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> list[bytes]
             (p.encode(), a.buffers()[0] if a.null_count else None, a.buffers()[1], a.offset)
             for p, a in arrays
         ]
-        keys: list[bytes] = _native.int_keys(specs, n)
-        return keys
+        return _packed(pa.py_buffer(_native.int_keys(specs, n)), n)
     joined = pa.nulls(n, pa.string())
     for prefix, array in reversed(arrays):
         text = pc.binary_join_element_wise(prefix, array.cast(pa.string()), "")
         joined = pc.if_else(pc.is_null(array), joined, text)
-    result: list[bytes] = pc.fill_null(joined, "").cast(pa.binary()).to_pylist()
-    return result
-
-
-def string_values(column: pa.ChunkedArray) -> list[bytes]:
-    """A string column's values as bytes (nulls as ``b""``)."""
-    array = _one_chunk(column)
-    if _native is not None and array.type == pa.string():
-        _, offsets, data = array.buffers()
-        values: list[bytes] = _native.string_list(offsets, data, array.offset, len(array))
-        return values
-    result: list[bytes] = pc.fill_null(array.cast(pa.binary()), b"").to_pylist()
-    return result
+    keys: pa.LargeBinaryArray = pc.fill_null(joined, "").cast(pa.large_binary())
+    return keys
 
 
 def _one_chunk(column: pa.ChunkedArray) -> pa.Array:

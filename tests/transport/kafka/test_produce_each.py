@@ -1,8 +1,10 @@
 """The producer's per-record call loop: the C core (``_c/produce.c``) against its Python twin.
 
-Both loops must make the same calls, in the same order, and stop at the same record with the
-same exception; ``EventProducer.queue`` must then count exactly what was queued, wait out a
-full local queue and re-raise anything else. A fake ``produce`` records calls and fails on
+Both loops take values, keys and headers as Arrow buffers (int64 or int32 offsets, sliced or
+not), must make the same calls, in the same order, stop at the same record with the same
+exception and refuse rows outside their buffers before any call; ``EventProducer.queue``
+must then count exactly what was queued, wait out a full local queue and re-raise anything
+else. A fake ``produce`` records calls and fails on
 cue; one test drives the real ``confluent_kafka.Producer`` (no broker needed: a two-record
 queue fills at once) to pin the positional call the C loop makes. The integration tests
 (``test_produce_poll.py``, ``test_kcat.py``) read every key, value and header back.
@@ -15,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from backbeat.transport.kafka import producer
-from backbeat.transport.kafka.producer import EventProducer, _produce_each
+from backbeat.transport.kafka.producer import Column, EventProducer, _produce_each, column
 from backbeat.transport.kafka.settings import KafkaSettings
 
 try:
@@ -69,30 +73,45 @@ def _records(n: int) -> tuple[list[bytes], list[bytes], list[bytes]]:
     return values, [b"u%d" % (i % 7) for i in range(n)], [b"e-%d" % i for i in range(n)]
 
 
+def _arrays(n: int, cut: int = 0) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """:func:`_records` as the producer hands them over: values large_binary (int64 offsets),
+    keys binary (int32), eventIds a string array sliced ``cut`` rows in (an array offset)."""
+    values, keys, ids = _records(n)
+    sliced = pa.array([b"x"] * cut + ids, pa.string()).slice(cut)
+    return pa.array(values, pa.large_binary()), pa.array(keys, pa.binary()), sliced
+
+
+def _columns(n: int, cut: int = 0) -> tuple[Column, Column, Column]:
+    values, keys, ids = _arrays(n, cut)
+    return column(values), column(keys), column(ids)
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 def test_every_record_is_one_call_in_order(loop: Loop) -> None:
     values, keys, ids = _records(50)
+    specs = _columns(50, cut=3)
     fake = FakeProduce()
-    assert loop(fake, "t", values, keys, "eventId", ids, 10, 40) == (40, None)
+    assert loop(fake, "t", specs[0], specs[1], "eventId", specs[2], 10, 40) == (40, None)
     assert fake.calls == [("t", values[i], keys[i], [("eventId", ids[i])]) for i in range(10, 40)]
 
 
 @NEEDS_C
 @given(
     n=st.integers(0, 40),
+    cut=st.integers(0, 3),
     start=st.integers(0, 40),
     fail_at=st.integers(0, 45),
     error=st.sampled_from([BufferError("full"), ValueError("bad"), KeyboardInterrupt()]),
 )
 def test_the_c_loop_stops_where_the_python_loop_stops(
-    n: int, start: int, fail_at: int, error: BaseException
+    n: int, cut: int, start: int, fail_at: int, error: BaseException
 ) -> None:
-    values, keys, ids = _records(n)
+    specs = _columns(n, cut)
     start = min(start, n)
     outcomes = []
     for loop in (_produce_each, native_each):
         fake = FakeProduce({fail_at: error})
-        at, raised = loop(fake, "t", values, keys, "h", ids, start, n)
+        at, raised = loop(fake, "t", specs[0], specs[1], "h", specs[2], start, n)
         outcomes.append((at, raised, fake.calls))
     assert outcomes[0] == outcomes[1]
     at, raised, calls = outcomes[0]
@@ -101,13 +120,32 @@ def test_the_c_loop_stops_where_the_python_loop_stops(
     assert len(calls) == at - start
 
 
+def _corrupt(ends: list[int], data: bytes) -> Column:
+    return pa.py_buffer(np.array(ends, np.int64)), pa.py_buffer(data), True, 0
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_rows_outside_their_buffers_are_refused_before_any_call(loop: Loop) -> None:
+    values, keys, ids = _columns(3)
+    short = column(pa.array([b"k0", b"k1"], pa.binary()))
+    for bad, match in [
+        (short, "offsets buffer too short"),
+        (_corrupt([0, 2, 9, 10], b"abcdef"), "row 1 lies outside its data"),
+        (_corrupt([0, 4, 2, 6], b"abcdef"), "row 1 lies outside its data"),
+    ]:
+        fake = FakeProduce()
+        with pytest.raises(ValueError, match=match):
+            loop(fake, "t", values, bad, "h", ids, 0, 3)
+        assert fake.calls == []
+    with pytest.raises(ValueError, match="start <= stop"):
+        loop(FakeProduce(), "t", values, keys, "h", ids, 2, 1)
+
+
 @NEEDS_C
-def test_the_c_loop_rejects_what_it_cannot_index() -> None:
-    values, keys, ids = _records(3)
-    with pytest.raises(IndexError):
-        native_each(FakeProduce(), "t", values, keys[:2], "h", ids, 0, 3)
+def test_the_c_loop_refuses_what_is_not_a_column() -> None:
+    _, keys, ids = _columns(3)
     with pytest.raises(TypeError):
-        native_each(FakeProduce(), "t", tuple(values), keys, "h", ids, 0, 3)
+        native_each(FakeProduce(), "t", [b"a", b"b", b"c"], keys, "h", ids, 0, 3)
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -118,7 +156,7 @@ def test_the_real_producer_takes_the_call_and_reports_a_full_queue(loop: Loop) -
     real = Producer(
         {"bootstrap.servers": "127.0.0.1:1", "queue.buffering.max.messages": 2, "log_level": 0}
     )
-    values, keys, ids = _records(5)
+    values, keys, ids = _columns(5)
     at, error = loop(real.produce, "t", values, keys, "eventId", ids, 0, 5)
     assert (at, type(error)) == (2, BufferError)
     real.purge()
@@ -143,7 +181,8 @@ def test_queue_waits_out_a_full_local_queue_and_counts_each_record_once(
     fake = FakeProduce(room=5)
     events = _event_producer(monkeypatch, loop, fake)
     values, keys, ids = _records(23)
-    batches = [("a", values[:20], keys[:20], ids[:20]), ("b", values[20:], keys[20:], ids[20:])]
+    arrays = _arrays(23)
+    batches = [("a", *(a.slice(0, 20) for a in arrays)), ("b", *(a.slice(20) for a in arrays))]
     assert events.queue(batches) == 23
     assert events.report.produced == 23
     expected = [("a", values[i], keys[i], [("eventId", ids[i])]) for i in range(20)]
@@ -158,12 +197,12 @@ def test_queue_counts_what_was_queued_before_an_error_and_raises_it(
     fake = FakeProduce({6: ValueError("no value")})
     events = _event_producer(monkeypatch, loop, fake)
     with pytest.raises(ValueError, match="no value"):
-        events.queue([("a", *_records(10))])
+        events.queue([("a", *_arrays(10))])
     assert events.report.produced == len(fake.calls) == 6
 
 
 def test_queue_refuses_batches_of_unequal_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
     events = _event_producer(monkeypatch, _produce_each, FakeProduce())
-    values, keys, ids = _records(3)
+    values, keys, ids = _arrays(3)
     with pytest.raises(ValueError, match="differ in length"):
-        events.queue([("a", values, keys[:2], ids)])
+        events.queue([("a", values, keys.slice(0, 2), ids)])

@@ -69,11 +69,13 @@ def _read_back(kafka: KafkaSettings) -> dict[Topic, list[Record]]:
 
 
 def test_produce_total_sends_the_earliest_chosen_events_once_keyed_by_user(
-    topics: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+    topics: KafkaSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(wiring, "PRODUCE_CHUNK_EVENTS", 4_000)
-    report = wiring.produce_to_kafka(RUN, topics, CHOSEN, total=TOTAL, progress=False)
+    report = wiring.produce_to_kafka(RUN, topics, CHOSEN, total=TOTAL, progress=True)
     assert (report.produced, report.delivered, report.failed) == (TOTAL, TOTAL, 0)
+    last_frame = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{TOTAL:,} delivered" in last_frame, "the status line's last frame missed the flush"
 
     tables = Simulator(RUN).run()
     lines = {

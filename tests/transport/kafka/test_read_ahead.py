@@ -98,7 +98,8 @@ def test_a_seek_drops_what_was_read_ahead(topics: KafkaSettings) -> None:
 
 def test_what_is_decoded_ahead_is_what_the_engine_would_decode(topics: KafkaSettings) -> None:
     topic = topics.topic(Topic.LISTEN.value)
-    values, _, _ = records(Topic.LISTEN, generate(sessions=40, minutes=20, seed=5)[Topic.LISTEN])
+    encoded, _, _ = records(Topic.LISTEN, generate(sessions=40, minutes=20, seed=5)[Topic.LISTEN])
+    values = encoded.to_pylist()
     bad = [b"not json", b'{"ts":"soon"}', b"", b"[1]"]
     payloads = values[:300] + bad + values[300:600]
     producer = Producer({"bootstrap.servers": topics.bootstrap_servers, "log_level": 3})

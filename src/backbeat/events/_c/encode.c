@@ -168,24 +168,29 @@ static void release_ecols(ECol *cols, int ncols) {
 }
 
 const char jf_encode_doc[] =
-"encode(keys, kinds, columns, n, split) -> bytes | list[bytes] | None\n\n"
+"encode(keys, kinds, columns, n, packed) -> bytes | Block | None\n\n"
 "Write n rows as JSON objects: keys are the '\"name\":' prefixes, columns one\n"
 "(validity or None, values, offsets or None, array offset) per key, from Arrow buffers\n"
-"(strings: values = data, offsets = int32 offsets). Null fields are left out. split: a list\n"
-"of one bytes per row; else one bytes, each row ending in a newline. None: a value this\n"
-"encoder does not write like DuckDB's to_json (the caller encodes with DuckDB).";
+"(strings: values = data, offsets = int32 offsets). Null fields are left out. packed: one\n"
+"Block of n + 1 int64 ends, then the rows (see jsonfast.h); else one bytes, each row ending\n"
+"in a newline. None: a value this encoder does not write like DuckDB's to_json (the caller\n"
+"encodes with DuckDB).";
 
 PyObject *jf_encode(PyObject *self, PyObject *args) {
     PyObject *keys, *columns;
     const char *kinds;
     Py_ssize_t nkinds, n;
-    int split;
+    int packed;
     if (!PyArg_ParseTuple(args, "O!s#O!np", &PyTuple_Type, &keys, &kinds, &nkinds,
-                          &PyList_Type, &columns, &n, &split))
+                          &PyList_Type, &columns, &n, &packed))
         return NULL;
     int ncols = (int)nkinds;
-    if (PyTuple_GET_SIZE(keys) != nkinds || PyList_GET_SIZE(columns) != nkinds || n < 0) {
+    if (PyTuple_GET_SIZE(keys) != nkinds || PyList_GET_SIZE(columns) != nkinds) {
         PyErr_SetString(PyExc_ValueError, "keys, kinds and columns differ in length");
+        return NULL;
+    }
+    if (n < 0 || n > PY_SSIZE_T_MAX / 64) {
+        PyErr_SetString(PyExc_ValueError, "encode: bad row count");
         return NULL;
     }
     ECol *cols = calloc((size_t)ncols ? (size_t)ncols : 1, sizeof(ECol));
@@ -227,16 +232,9 @@ PyObject *jf_encode(PyObject *self, PyObject *args) {
             return NULL;
         }
     }
-    /* The output buffer stays with the thread between calls: a fresh one of this size
-     * would be new pages from the kernel each time (faulted in and zeroed, a fifth of the
-     * cost). It is as big as the largest batch the thread encoded. */
-#define KEEP_AT_MOST ((size_t)256 << 20)
-    static _Thread_local Buf kept = {0};
-    Buf out = kept; /* this call's now: a nested call (Python code run below) gets its own */
-    kept = (Buf){0};
-    out.len = 0;
-    Py_ssize_t *ends = split ? malloc(((size_t)n + 1) * sizeof(Py_ssize_t)) : NULL;
-    int status = (split && !ends) ? -1 : 0;
+    /* Spare buffers (block.c): a fresh one would be new pages from the kernel each time. */
+    Buf out = jf_spare();
+    int status = 0;
     Py_BEGIN_ALLOW_THREADS
     /* Room for the usual case at once (strings rarely need escapes): growing by doubling
      * would copy and fault in the output several times over. */
@@ -251,18 +249,19 @@ PyObject *jf_encode(PyObject *self, PyObject *args) {
             room += (size_t)n * 24;
         }
     }
-    if (status == 0 && buf_reserve(&out, room) < 0)
+    if (packed ? packed_begin(&out, n, room) < 0 : buf_reserve(&out, room) < 0)
         status = -1;
     for (Py_ssize_t i = 0; i < n && status == 0; i++) {
         status = encode_row(cols, ncols, i, &out);
-        if (status == 0 && !split) {
-            if (buf_reserve(&out, 1) < 0)
-                status = -1;
-            else
-                out.p[out.len++] = '\n';
+        if (status != 0)
+            break;
+        if (packed) {
+            packed_end(&out, n, i);
+        } else if (buf_reserve(&out, 1) < 0) {
+            status = -1;
+        } else {
+            out.p[out.len++] = '\n';
         }
-        if (split)
-            ends[i] = (Py_ssize_t)out.len;
     }
     Py_END_ALLOW_THREADS
     release_ecols(cols, ncols);
@@ -270,29 +269,12 @@ PyObject *jf_encode(PyObject *self, PyObject *args) {
     if (status < 0) {
         PyErr_NoMemory();
     } else if (status > 0) {
-        result = Py_None;
-        Py_INCREF(result);
-    } else if (!split) {
+        result = Py_NewRef(Py_None);
+    } else if (packed) {
+        return jf_take_buf(&out);
+    } else {
         result = PyBytes_FromStringAndSize(out.p ? out.p : "", (Py_ssize_t)out.len);
-    } else if ((result = PyList_New(n))) {
-        Py_ssize_t start = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *one = PyBytes_FromStringAndSize(out.p + start, ends[i] - start);
-            if (!one) {
-                Py_CLEAR(result);
-                break;
-            }
-            PyList_SET_ITEM(result, i, one);
-            start = ends[i];
-        }
     }
-    free(kept.p);
-    if (out.cap <= KEEP_AT_MOST) {
-        kept = out;
-    } else { /* not a thread's whole life long */
-        free(out.p);
-        kept = (Buf){0};
-    }
-    free(ends);
+    jf_give_back(&out);
     return result;
 }

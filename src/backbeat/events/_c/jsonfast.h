@@ -146,12 +146,40 @@ static inline void jf_release(Py_buffer *view) {
 /* Block: read-only bytes that C allocated, handed to Python without a copy (block.c). */
 extern PyTypeObject jf_BlockType;
 PyObject *jf_take_block(char **data, Py_ssize_t len);
+/* A Block of b's bytes (b is emptied); big ones are kept as spares when freed. */
+PyObject *jf_take_buf(Buf *b);
+/* The biggest spare buffer (empty, len 0), or an empty Buf; jf_give_back keeps or frees one.
+ * Both with the GIL held. */
+Buf jf_spare(void);
+void jf_give_back(Buf *b);
+
+/* ------------------------------------------------------------------ packed rows */
+
+/* A packed column: one Block of n + 1 int64 ends (ends[0] = 0), then the rows' bytes one
+ * after another (row i is data[ends[i]:ends[i + 1]]); codec.py views it as an Arrow
+ * large_binary array without a copy. packed_begin reserves the ends (and room for the rows),
+ * packed_end closes row i; jf_take_buf hands the whole over. */
+static inline Py_ssize_t packed_header(Py_ssize_t n) {
+    return (n + 1) * (Py_ssize_t)sizeof(int64_t);
+}
+
+static inline int packed_begin(Buf *out, Py_ssize_t n, size_t room) {
+    out->len = 0;
+    if (buf_reserve(out, (size_t)packed_header(n) + room) < 0)
+        return -1;
+    out->len = (size_t)packed_header(n);
+    ((int64_t *)out->p)[0] = 0;
+    return 0;
+}
+
+static inline void packed_end(Buf *out, Py_ssize_t n, Py_ssize_t i) {
+    ((int64_t *)out->p)[i + 1] = (int64_t)out->len - packed_header(n);
+}
 
 /* The module's functions and their docstrings, one file each. */
 PyObject *jf_parse(PyObject *self, PyObject *args);
 PyObject *jf_encode(PyObject *self, PyObject *args);
 PyObject *jf_int_keys(PyObject *self, PyObject *args);
-PyObject *jf_string_list(PyObject *self, PyObject *args);
-extern const char jf_parse_doc[], jf_encode_doc[], jf_int_keys_doc[], jf_string_list_doc[];
+extern const char jf_parse_doc[], jf_encode_doc[], jf_int_keys_doc[];
 
 #endif

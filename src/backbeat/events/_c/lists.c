@@ -1,10 +1,11 @@
-/* lists.c: per-row Python objects in one C call each: Kafka keys, string columns as bytes. */
+/* lists.c: Kafka record keys such as b"u123" from int64 columns, packed (jsonfast.h). */
 #include "jsonfast.h"
 
 const char jf_int_keys_doc[] =
-"int_keys(columns, n) -> list[bytes]\n\n"
-"One key per row: the prefix and decimal value of the first of the int64 columns\n"
-"(prefix, validity or None, values, array offset) that is not null there (b'' if none).";
+"int_keys(columns, n) -> Block\n\n"
+"One key per row, packed (n + 1 int64 ends, then the keys): the prefix and decimal value of\n"
+"the first of the int64 columns (prefix, validity or None, values, array offset) that is not\n"
+"null there (b'' if none).";
 
 typedef struct {
     const char *prefix;
@@ -52,26 +53,32 @@ PyObject *jf_int_keys(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    if (!(result = PyList_New(n)))
-        goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char key[64];
-        Py_ssize_t len = 0;
+    Buf out = jf_spare();
+    int status = 0;
+    Py_BEGIN_ALLOW_THREADS
+    status = packed_begin(&out, n, (size_t)n * 24);
+    for (Py_ssize_t i = 0; i < n && status == 0; i++) {
+        if ((status = buf_reserve(&out, 64)) < 0)
+            break;
+        char *key = out.p + out.len;
         for (Py_ssize_t k = 0; k < ncols; k++) {
             KCol *c = cols + k;
             Py_ssize_t j = i + c->offset;
             if (c->validity.buf && !bit_at(c->validity.buf, j))
                 continue;
             memcpy(key, c->prefix, (size_t)c->prefix_len);
-            len = put_i64(key + c->prefix_len, ((const int64_t *)c->values.buf)[j]) - key;
+            out.len = (size_t)(put_i64(key + c->prefix_len, ((const int64_t *)c->values.buf)[j]) -
+                               out.p);
             break;
         }
-        PyObject *one = PyBytes_FromStringAndSize(key, len);
-        if (!one) {
-            Py_CLEAR(result);
-            break;
-        }
-        PyList_SET_ITEM(result, i, one);
+        packed_end(&out, n, i);
+    }
+    Py_END_ALLOW_THREADS
+    if (status < 0) {
+        PyErr_NoMemory();
+        jf_give_back(&out);
+    } else {
+        result = jf_take_buf(&out);
     }
 done:
     for (Py_ssize_t k = 0; k < ready; k++) {
@@ -79,48 +86,5 @@ done:
         jf_release(&cols[k].values);
     }
     free(cols);
-    return result;
-}
-
-/* ------------------------------------------------------------------ string lists */
-
-const char jf_string_list_doc[] =
-"string_list(offsets, data, offset, n) -> list[bytes]\n\n"
-"The n values of an Arrow string or binary array (int32 offsets) as bytes objects, in\n"
-"one call that holds the GIL throughout (nulls come out as their empty slots: b'').";
-
-PyObject *jf_string_list(PyObject *self, PyObject *args) {
-    PyObject *offsets_obj, *data_obj;
-    Py_ssize_t offset, n;
-    if (!PyArg_ParseTuple(args, "OOnn", &offsets_obj, &data_obj, &offset, &n))
-        return NULL;
-    Py_buffer offsets, data;
-    if (jf_get_buffer(offsets_obj, &offsets) < 0)
-        return NULL;
-    if (jf_get_buffer(data_obj, &data) < 0) {
-        jf_release(&offsets);
-        return NULL;
-    }
-    PyObject *result = NULL;
-    const int32_t *off = (const int32_t *)offsets.buf;
-    if (!off || offset < 0 || n < 0 || n > PY_SSIZE_T_MAX / 8 - offset ||
-        offsets.len < (offset + n + 1) * 4 ||
-        (n && off[offset + n] > (data.buf ? data.len : 0))) {
-        PyErr_SetString(PyExc_ValueError, "string_list: buffers too small");
-    } else if ((result = PyList_New(n))) {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            int32_t a = off[offset + i], b = off[offset + i + 1];
-            int inside = a >= 0 && b > a && b <= data.len; /* else malformed or empty: b"" */
-            PyObject *one = PyBytes_FromStringAndSize(inside ? (const char *)data.buf + a : "",
-                                                      inside ? b - a : 0);
-            if (!one) {
-                Py_CLEAR(result);
-                break;
-            }
-            PyList_SET_ITEM(result, i, one);
-        }
-    }
-    jf_release(&offsets);
-    jf_release(&data);
     return result;
 }

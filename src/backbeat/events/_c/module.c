@@ -2,9 +2,8 @@
  * module; parse.c, encode.c, lists.c: its functions; block.c: memory handed to Python).
  *
  * parse(payloads, names, kinds, max_bytes)  strict JSON objects -> Arrow column buffers
- * encode(keys, kinds, columns, n, split)  Arrow column buffers -> JSON objects
- * int_keys(columns, n)  Kafka record keys such as b"u123" from int64 columns
- * string_list(offsets, data, offset, n)  a string column as a list of bytes
+ * encode(keys, kinds, columns, n, packed)  Arrow column buffers -> JSON objects
+ * int_keys(columns, n)  Kafka record keys such as b"u123" from int64 columns, packed
  *
  * Both run without the GIL and only take what they are sure of: parse hands back the indices
  * of the records it did not accept (the Python codec classifies those the slow way), encode
@@ -21,7 +20,6 @@ static PyMethodDef methods[] = {
     {"parse", jf_parse, METH_VARARGS, jf_parse_doc},
     {"encode", jf_encode, METH_VARARGS, jf_encode_doc},
     {"int_keys", jf_int_keys, METH_VARARGS, jf_int_keys_doc},
-    {"string_list", jf_string_list, METH_VARARGS, jf_string_list_doc},
     {NULL, NULL, 0, NULL},
 };
 

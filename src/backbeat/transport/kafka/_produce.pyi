@@ -2,13 +2,17 @@
 
 from collections.abc import Callable
 
+import pyarrow as pa
+
+Column = tuple[pa.Buffer, pa.Buffer, bool, int]
+
 def produce_each(
     produce: Callable[..., None],
     topic: str,
-    values: list[bytes],
-    keys: list[bytes],
+    values: Column,
+    keys: Column,
     header: str,
-    header_values: list[bytes],
+    header_values: Column,
     start: int,
     stop: int,
 ) -> tuple[int, BaseException | None]: ...

@@ -1,11 +1,13 @@
 """Simulator -> Kafka: one record per event, keyed so each user's events stay ordered.
 
 A chunk of simulated tables is encoded per topic with the contract's codec
-(:func:`~backbeat.events.codec.encode_values`: one record each, the bytes of a JSONL line) by
-:meth:`EventProducer.encode` (safe on a read-ahead thread), then queued by
-:meth:`EventProducer.queue`, which calls ``Producer.produce`` once per record from a C loop
+(:func:`~backbeat.events.codec.encode_array`: one record each, the bytes of a JSONL line, all
+in one Arrow array) by :meth:`EventProducer.encode` (safe on a read-ahead thread), then queued
+by :meth:`EventProducer.queue`, which calls ``Producer.produce`` once per record from a C loop
 (``_c/produce.c``; ``_produce_each`` is the same loop in Python for a build without a C
-compiler). The key is ``u<userId>`` for known users and ``s<sessionId>``
+compiler). Values, keys and ``eventId`` headers travel as Arrow arrays: the loop makes each
+record's bytes objects right before its call, so the encode thread never makes (and the
+produce thread never frees) a Python object per record. The key is ``u<userId>`` for known users and ``s<sessionId>``
 for guests (a guest has no user id, and a session is the device's stable
 identity), so a user's (or device's) events land in one partition in order. ``eventId`` rides
 in a header. The producer is idempotent with ``acks=all``, lz4 and large batches; every
@@ -24,12 +26,15 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka import KafkaError, Message, Producer
 
 from backbeat.errors import TransientError
-from backbeat.events.codec import encode_values, prefixed_ints, string_values
+from backbeat.events.codec import encode_array, prefixed_ints
 from backbeat.events.schema import Topic
 from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.settings import KafkaSettings
@@ -37,8 +42,11 @@ from backbeat.transport.kafka.settings import KafkaSettings
 log = logging.getLogger(__name__)
 SLICE = 8192
 """Records per ``produce_each`` call: Ctrl-C and the encode thread get their turn between."""
-Records = tuple[str, list[bytes], list[bytes], list[bytes]]
-"""Records of one cluster topic: the topic, then values, keys and ``eventId`` headers."""
+Records = tuple[str, pa.Array, pa.Array, pa.Array]
+"""Records of one cluster topic: the topic, then values, keys and ``eventId`` headers (Arrow
+binary or string arrays without nulls, equally long)."""
+Column = tuple[pa.Buffer, pa.Buffer, bool, int]
+"""A binary column as the produce loop takes it: offsets, data, int64 offsets?, first row."""
 PRODUCER_DEFAULTS = {
     "enable.idempotence": "true",
     "acks": "all",
@@ -65,23 +73,49 @@ class DeliveryReport:
         return self.produced - self.delivered - self.failed
 
 
+def column(array: pa.Array) -> Column:
+    """The buffers of an Arrow binary or string array, as ``produce_each`` takes them."""
+    _, offsets, data = array.buffers()
+    wide = array.type in (pa.large_binary(), pa.large_string())
+    return offsets, data if data is not None else pa.py_buffer(b""), wide, array.offset
+
+
+def _rows(spec: Column, start: int, stop: int) -> list[bytes]:
+    """Rows [start, stop) of a column as bytes; ValueError if they lie outside its buffers."""
+    offsets, data, wide, first = spec
+    ends = np.frombuffer(offsets, np.int64 if wide else np.int32)
+    if first < 0 or len(ends) < first + stop + 1:
+        raise ValueError("produce_each: offsets buffer too short")
+    ends = ends[first + start : first + stop + 1].tolist()
+    rows = list(pairwise(ends))
+    for i, (lo, hi) in enumerate(rows, start):
+        if lo < 0 or hi < lo or hi > data.size:
+            raise ValueError(f"produce_each: row {i} lies outside its data")
+    view = memoryview(data)
+    return [bytes(view[lo:hi]) for lo, hi in rows]
+
+
 def _produce_each(
     produce: Callable[..., None],
     topic: str,
-    values: list[bytes],
-    keys: list[bytes],
+    values: Column,
+    keys: Column,
     header: str,
-    header_values: list[bytes],
+    header_values: Column,
     start: int,
     stop: int,
 ) -> tuple[int, BaseException | None]:
     """``produce(topic, values[i], keys[i], headers=[(header, header_values[i])])`` for i in
-    [start, stop); stops at the first exception: (i, exception), else (stop, None). The C
-    core (``_c/produce.c``) runs this loop without the interpreter's work per record; this
-    is the same loop for a build without a C compiler."""
-    for i in range(start, stop):
+    [start, stop), each value as bytes; stops at the first exception: (i, exception), else
+    (stop, None). Rows outside their buffers raise ValueError before any call. The C core
+    (``_c/produce.c``) runs this loop without the interpreter's work per record; this is
+    the same loop for a build without a C compiler."""
+    if start < 0 or stop < start:
+        raise ValueError("produce_each: need 0 <= start <= stop")
+    rows = zip(*(_rows(c, start, stop) for c in (values, keys, header_values)), strict=True)
+    for i, (value, key, header_value) in enumerate(rows, start):
         try:
-            produce(topic, values[i], keys[i], headers=[(header, header_values[i])])
+            produce(topic, value, key, headers=[(header, header_value)])
         except BaseException as error:  # handed back: the caller counts, then re-raises
             return i, error
     return stop, None
@@ -98,17 +132,20 @@ def producer_config(settings: KafkaSettings) -> dict[str, str]:
     return {**PRODUCER_DEFAULTS, **settings.to_librdkafka()}
 
 
-def records(topic: Topic, table: pa.Table) -> tuple[list[bytes], list[bytes], list[bytes]]:
-    """Values (the codec's JSON), keys and ``eventId`` headers of a table's events.
+def records(topic: Topic, table: pa.Table) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Values (the codec's JSON), keys and ``eventId`` headers of a table's events, as Arrow
+    arrays (no Python object per record).
 
-    Runs on the encode thread beside the produce loop, so it makes few calls that let go of
-    the GIL (each one costs the loop a switch): one to join the table's chunks, one to
-    encode; the rest runs in single C calls that hold it.
+    Runs on the encode thread beside the produce loop, in a few C calls that let go of the
+    GIL: one to join the table's chunks, one to encode, one for the keys.
     """
     table = table.combine_chunks()
-    values = encode_values(topic, table)
+    values = encode_array(topic, table)
     keys = prefixed_ints([("u", table.column("userId")), ("s", table.column("sessionId"))])
-    return values, keys, string_values(table.column("eventId"))
+    event_ids = table.column("eventId").combine_chunks()
+    if event_ids.null_count:  # not in the contract; an empty header rather than garbage
+        event_ids = pc.fill_null(event_ids, "")
+    return values, keys, event_ids
 
 
 class EventProducer:
@@ -130,6 +167,7 @@ class EventProducer:
             }
         )
         self.report = DeliveryReport()
+        self._closed = False
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
@@ -161,11 +199,12 @@ class EventProducer:
         for name, values, keys, event_ids in batches:
             if not len(values) == len(keys) == len(event_ids):
                 raise ValueError(f"{name}: values, keys and eventIds differ in length")
+            specs = column(values), column(keys), column(event_ids)
             done = 0
             while done < len(values):
                 stop = min(done + SLICE, len(values))
                 at, error = produce_each(
-                    produce, name, values, keys, "eventId", event_ids, done, stop
+                    produce, name, specs[0], specs[1], "eventId", specs[2], done, stop
                 )
                 self.report.produced += at - done
                 done = at
@@ -185,10 +224,14 @@ class EventProducer:
 
     def close(self, timeout: float = 30.0) -> DeliveryReport:
         """Flush: wait up to ``timeout`` s for every queued record; pending ones count as failed.
+        Only the first call flushes (later ones return the report).
 
         Raises:
             TransientError: records could not be delivered before the timeout.
         """
+        if self._closed:
+            return self.report
+        self._closed = True
         left = self._producer.flush(timeout)
         self.report.delivered = self.report.produced - self.report.failed - left
         if left:

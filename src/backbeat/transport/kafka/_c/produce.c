@@ -2,21 +2,28 @@
  * loop in Python (the fallback without a C compiler) and states the contract:
  *
  * produce_each(produce, topic, values, keys, header, header_values, start, stop)
- *     calls produce(topic, values[i], keys[i], headers=[(header, header_values[i])]) for i
- *     in [start, stop) and stops at the first exception: returns (i, exception) for the
- *     record that raised, or (stop, None) when every call returned.
+ *     values, keys and header_values are binary columns (offsets, data, wide, offset): the
+ *     buffers of an Arrow binary or string array without nulls (wide: int64 offsets, else
+ *     int32; offset: the array's first row in them). For i in [start, stop) it calls
+ *     produce(topic, values[i], keys[i], headers=[(header, header_values[i])]) with each
+ *     value as bytes, and stops at the first exception: returns (i, exception) for the record
+ *     that raised, or (stop, None) when every call returned. Offsets outside the buffers
+ *     raise ValueError before any call.
  *
  * It makes the public Producer.produce call a Python loop makes, positionally (topic, value,
  * key, partition -1, on_delivery None, callback None, timestamp 0, headers: the defaults of
- * the keyword call), minus the interpreter's work per record and the keyword dictionary:
- * 2.0 -> 1.5 us a record without a broker, 3.0 -> 2.5 CPU seconds for 1 M records against
- * tansu. The caller passes slices of a few thousand records, so Ctrl-C and the encode thread
- * get their turn between slices. tests/transport/kafka/test_produce_each.py checks it
- * against the Python loop and the real Producer; the Kafka integration tests read every
- * key, value and header back.
+ * the keyword call), minus the interpreter's work per record and the keyword dictionary
+ * (2.0 -> 1.5 us a record without a broker). Each record's bytes objects are made just
+ * before its call and freed right after, on this thread: the encode thread hands over
+ * whole Arrow buffers, never a million small objects for this thread to free (which cost
+ * it a third more than the calls themselves). The caller passes slices of a few thousand
+ * records, so Ctrl-C and the encode thread get their turn between slices.
+ * tests/transport/kafka/test_produce_each.py checks it against the Python loop and the real
+ * Producer; the Kafka integration tests read every key, value and header back.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 static PyObject *any_partition, *now; /* -1 (the partitioner picks), 0 (CreateTime: now) */
 
@@ -24,7 +31,70 @@ static const char produce_each_doc[] =
 "produce_each(produce, topic, values, keys, header, header_values, start, stop)\n"
 "    -> tuple[int, BaseException | None]\n\n"
 "Call produce(topic, values[i], keys[i], headers=[(header, header_values[i])]) for i in\n"
-"[start, stop); stop at the first exception and return (i, exception), else (stop, None).";
+"[start, stop), where values, keys and header_values are binary columns (offsets, data,\n"
+"wide, offset); stop at the first exception and return (i, exception), else (stop, None).";
+
+typedef struct {
+    Py_buffer offsets, data;
+    int wide;
+    Py_ssize_t offset;
+} Column;
+
+static void release(Column *c) {
+    if (c->offsets.obj)
+        PyBuffer_Release(&c->offsets);
+    if (c->data.obj)
+        PyBuffer_Release(&c->data);
+}
+
+/* Row i's bytes: data[lo:hi]. */
+static inline void bounds(const Column *c, Py_ssize_t i, int64_t *lo, int64_t *hi) {
+    Py_ssize_t j = c->offset + i;
+    if (c->wide) {
+        *lo = ((const int64_t *)c->offsets.buf)[j];
+        *hi = ((const int64_t *)c->offsets.buf)[j + 1];
+    } else {
+        *lo = ((const int32_t *)c->offsets.buf)[j];
+        *hi = ((const int32_t *)c->offsets.buf)[j + 1];
+    }
+}
+
+/* Take a (offsets, data, wide, offset) column whose rows [start, stop) lie in its buffers. */
+static int column(PyObject *spec, Py_ssize_t start, Py_ssize_t stop, Column *c) {
+    PyObject *offsets, *data;
+    memset(c, 0, sizeof(*c));
+    if (!PyTuple_Check(spec)) {
+        PyErr_SetString(PyExc_TypeError, "produce_each: a column is (offsets, data, wide, offset)");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(spec, "OOpn", &offsets, &data, &c->wide, &c->offset))
+        return -1;
+    if (PyObject_GetBuffer(offsets, &c->offsets, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (PyObject_GetBuffer(data, &c->data, PyBUF_SIMPLE) < 0)
+        return -1;
+    Py_ssize_t width = c->wide ? 8 : 4;
+    if (c->offset < 0 || stop > PY_SSIZE_T_MAX / 8 - c->offset - 1 ||
+        c->offsets.len / width < c->offset + stop + 1) {
+        PyErr_SetString(PyExc_ValueError, "produce_each: offsets buffer too short");
+        return -1;
+    }
+    for (Py_ssize_t i = start; i < stop; i++) {
+        int64_t lo, hi;
+        bounds(c, i, &lo, &hi);
+        if (lo < 0 || hi < lo || hi > c->data.len) {
+            PyErr_Format(PyExc_ValueError, "produce_each: row %zd lies outside its data", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *item(const Column *c, Py_ssize_t i) {
+    int64_t lo, hi;
+    bounds(c, i, &lo, &hi);
+    return PyBytes_FromStringAndSize((const char *)c->data.buf + lo, (Py_ssize_t)(hi - lo));
+}
 
 /* The exception just raised, as a value (traceback attached), and the error indicator clear. */
 static PyObject *take_exception(void) {
@@ -38,20 +108,24 @@ static PyObject *take_exception(void) {
     return value ? value : Py_NewRef(Py_None);
 }
 
+/* produce(topic, value, key, headers=[(header, header_value)]) for row i, each as bytes;
+ * NULL with an exception set if the call (or making its arguments) failed. */
 static PyObject *one_call(PyObject *produce, PyObject *topic, PyObject *header,
-                          PyObject *value, PyObject *key, PyObject *header_value) {
-    PyObject *pair = PyTuple_Pack(2, header, header_value);
-    if (!pair)
-        return NULL;
-    PyObject *headers = PyList_New(1);
-    if (!headers) {
-        Py_DECREF(pair);
-        return NULL;
+                          const Column *cols, Py_ssize_t i) {
+    PyObject *value = item(cols, i), *key = item(cols + 1, i), *header_value = item(cols + 2, i);
+    PyObject *pair = value && key && header_value ? PyTuple_Pack(2, header, header_value) : NULL;
+    PyObject *headers = pair ? PyList_New(1) : NULL;
+    PyObject *result = NULL;
+    if (headers) {
+        PyList_SET_ITEM(headers, 0, Py_NewRef(pair));
+        PyObject *args[9] = {NULL, topic, value, key, any_partition, Py_None, Py_None, now, headers};
+        result = PyObject_Vectorcall(produce, args + 1, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     }
-    PyList_SET_ITEM(headers, 0, pair);
-    PyObject *args[9] = {NULL, topic, value, key, any_partition, Py_None, Py_None, now, headers};
-    PyObject *result = PyObject_Vectorcall(produce, args + 1, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    Py_DECREF(headers);
+    Py_XDECREF(headers);
+    Py_XDECREF(pair);
+    Py_XDECREF(value);
+    Py_XDECREF(key);
+    Py_XDECREF(header_value);
     return result;
 }
 
@@ -60,36 +134,32 @@ static PyObject *produce_each(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "produce_each takes 8 arguments");
         return NULL;
     }
-    PyObject *produce = args[0], *topic = args[1], *values = args[2], *keys = args[3];
-    PyObject *header = args[4], *header_values = args[5];
-    if (!PyList_Check(values) || !PyList_Check(keys) || !PyList_Check(header_values)) {
-        PyErr_SetString(PyExc_TypeError, "produce_each: values, keys and header_values are lists");
-        return NULL;
-    }
+    PyObject *produce = args[0], *topic = args[1], *header = args[4];
     Py_ssize_t i = PyLong_AsSsize_t(args[6]), stop = PyLong_AsSsize_t(args[7]);
     if ((i == -1 || stop == -1) && PyErr_Occurred())
         return NULL;
-    for (; i < stop; i++) {
-        /* Re-checked each time: a list could change size while produce runs. */
-        if (i < 0 || i >= PyList_GET_SIZE(values) || i >= PyList_GET_SIZE(keys) ||
-            i >= PyList_GET_SIZE(header_values)) {
-            PyErr_SetString(PyExc_IndexError, "produce_each: record index out of range");
-            return NULL;
-        }
-        PyObject *value = Py_NewRef(PyList_GET_ITEM(values, i));
-        PyObject *key = Py_NewRef(PyList_GET_ITEM(keys, i));
-        PyObject *header_value = Py_NewRef(PyList_GET_ITEM(header_values, i));
-        PyObject *result = one_call(produce, topic, header, value, key, header_value);
-        Py_DECREF(value);
-        Py_DECREF(key);
-        Py_DECREF(header_value);
-        if (!result) {
-            PyObject *error = take_exception();
-            return Py_BuildValue("(nN)", i, error);
-        }
-        Py_DECREF(result);
+    if (i < 0 || stop < i) {
+        PyErr_SetString(PyExc_ValueError, "produce_each: need 0 <= start <= stop");
+        return NULL;
     }
-    return Py_BuildValue("(nO)", stop, Py_None);
+    Column cols[3] = {0};
+    PyObject *result = NULL;
+    if (column(args[2], i, stop, cols) < 0 || column(args[3], i, stop, cols + 1) < 0 ||
+        column(args[5], i, stop, cols + 2) < 0)
+        goto done;
+    for (; i < stop; i++) {
+        PyObject *returned = one_call(produce, topic, header, cols, i);
+        if (!returned) {
+            result = Py_BuildValue("(nN)", i, take_exception());
+            goto done;
+        }
+        Py_DECREF(returned);
+    }
+    result = Py_BuildValue("(nO)", stop, Py_None);
+done:
+    for (int k = 0; k < 3; k++)
+        release(cols + k);
+    return result;
 }
 
 static PyMethodDef methods[] = {
