@@ -1,9 +1,11 @@
 """Broken records through the codec for a while: ``python -m tests.events.fuzz_codec 15``.
 
 Valid records of every topic, mutated (bytes flipped, cut, spliced with escapes, surrogates,
-huge numbers, stray quotes and braces), decoded in batches; what decodes is encoded again.
-Run by ``test_jsonfast_sanitized.py`` with the C core built under AddressSanitizer and UBSan,
-where any out-of-bounds read or undefined behaviour aborts the process.
+huge numbers, stray quotes and braces), decoded in batches; what decodes is encoded again
+and queued through the producer's C loop (``produce_each``), once as encoded and once with
+its offsets scrambled, against the Python loop. Run by ``test_jsonfast_sanitized.py`` with
+both C cores built under AddressSanitizer and UBSan, where any out-of-bounds read or
+undefined behaviour aborts the process.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import json
 import random
 import sys
 import time
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from backbeat.events import Topic
 from backbeat.events.codec import (
@@ -22,6 +26,7 @@ from backbeat.events.codec import (
     encode_table,
     prefixed_ints,
 )
+from backbeat.transport.kafka.producer import Column, _produce_each, column, produce_each
 from tests.events.samples import record
 
 SPLICES = [b"\\u", b"\\ud800", b"\\udc00x", b'"', b"\\", b"{", b"}", b",", b":", b"1e999",
@@ -44,6 +49,42 @@ def mutate(rng: random.Random, raw: bytes) -> bytes:
         else:
             b = b[: rng.randrange(len(b) + 1)]
     return bytes(b)
+
+
+def _calls(loop: Any, specs: tuple[Column, Column, Column], rows: int) -> Any:
+    """What ``loop`` hands to produce for every row, or the ValueError it refuses them with."""
+    calls: list[tuple[bytes, ...]] = []
+
+    def produce(topic: str, value: Any, key: Any, *rest: Any, headers: Any = None) -> None:
+        header = (headers if headers is not None else rest[-1])[0][1]
+        calls.append((bytes(value), bytes(key), bytes(header)))
+
+    try:
+        return loop(produce, "t", specs[0], specs[1], "eventId", specs[2], 0, rows), calls
+    except ValueError as error:
+        return str(error)
+
+
+def _scrambled(rng: random.Random, spec: Column) -> Column:
+    """``spec`` with some of its int64 offsets replaced by anything near the data's size."""
+    offsets, data, _, first = spec
+    ends = np.frombuffer(offsets, np.int64).copy()
+    for _ in range(rng.randint(1, 3)):
+        ends[rng.randrange(len(ends))] = rng.randint(-3, data.size + 3)
+    return pa.py_buffer(ends), data, True, first
+
+
+def _queue_both_ways(rng: random.Random, topic: Topic, table: pa.Table) -> None:
+    values = encode_array(topic, table)
+    keys = prefixed_ints([("u", table.column("userId")), ("s", table.column("sessionId"))])
+    ids = table.column("eventId").combine_chunks()
+    specs = (column(values), column(keys), column(ids))
+    ours = _calls(produce_each, specs, len(values))
+    assert ours == _calls(_produce_each, specs, len(values))
+    expected = zip(values.to_pylist(), keys.to_pylist(), ids.to_pylist(), strict=True)
+    assert ours == ((len(values), None), [(v, k, e.encode()) for v, k, e in expected])
+    bad = (_scrambled(rng, specs[0]), specs[1], specs[2])
+    assert _calls(produce_each, bad, len(values)) == _calls(_produce_each, bad, len(values))
 
 
 def run(seconds: float, seed: int = 7) -> int:
@@ -72,7 +113,7 @@ def run(seconds: float, seed: int = 7) -> int:
             start = rng.randrange(out.table.num_rows)
             assert encode_table(topic, out.table).count(b"\n") == out.table.num_rows
             assert len(encode_array(topic, out.table.slice(start))) == out.table.num_rows - start
-            prefixed_ints([("u", out.table.column("userId")), ("s", out.table.column("sessionId"))])
+            _queue_both_ways(rng, topic, out.table.slice(start))
         batches += 1
     return batches
 

@@ -1,9 +1,10 @@
-"""The C core under AddressSanitizer and UBSan, fed broken records (``fuzz_codec.py``).
+"""The C cores under AddressSanitizer and UBSan, fed broken records (``fuzz_codec.py``).
 
-The core reads untrusted bytes from Kafka, so an out-of-bounds read, a use after free or
-undefined behaviour must not hide behind a test that happens to pass: this builds the same
-source with the sanitizers into a temporary folder, loads it in a child process in place of
-the installed module, and fuzzes it for a while. Any finding aborts the child.
+The codec's core reads untrusted bytes from Kafka and the producer's loop reads rows by the
+offsets it is handed, so an out-of-bounds read, a use after free or undefined behaviour must
+not hide behind a test that happens to pass: this builds the same sources with the
+sanitizers into a temporary folder, loads them in a child process in place of the installed
+modules, and fuzzes them for a while. Any finding aborts the child.
 """
 
 from __future__ import annotations
@@ -18,18 +19,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = sorted((ROOT / "src" / "backbeat" / "events" / "_c").glob("*.c"))
+MODULES = {
+    "backbeat.events._jsonfast": ROOT / "src" / "backbeat" / "events" / "_c",
+    "backbeat.transport.kafka._produce": ROOT / "src" / "backbeat" / "transport" / "kafka" / "_c",
+}
 CHILD = """
 import importlib.util, sys
-spec = importlib.util.spec_from_file_location("backbeat.events._jsonfast", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-sys.modules["backbeat.events._jsonfast"] = module
+seconds, *paths = sys.argv[1:]
+for name, path in zip(NAMES, paths):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
 from backbeat.events import codec
-assert codec._native is module, "the sanitized build was not the one in use"
+from backbeat.transport.kafka import producer
+assert codec._native is sys.modules[NAMES[0]], "the sanitized codec was not the one in use"
+assert producer.produce_each is sys.modules[NAMES[1]].produce_each, "nor the produce loop"
 from tests.events.fuzz_codec import run
-print("fuzz batches:", run(float(sys.argv[2])))
-"""
+print("fuzz batches:", run(float(seconds)))
+""".replace("NAMES", repr(list(MODULES)))
 
 
 def _runtime(gcc: str, name: str) -> str | None:
@@ -47,13 +55,17 @@ def test_the_core_survives_broken_input_under_sanitizers(tmp_path: Path) -> None
     runtimes = [_runtime(gcc, "libasan.so"), _runtime(gcc, "libubsan.so")]
     if None in runtimes:
         pytest.skip("gcc has no AddressSanitizer/UBSan runtime here")
-    module = tmp_path / f"_jsonfast{sysconfig.get_config_var('EXT_SUFFIX')}"
-    subprocess.run(
-        [gcc, "-O1", "-g", "-std=c11", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-         "-fno-sanitize-recover=undefined", "-fPIC", "-shared",
-         f"-I{sysconfig.get_paths()['include']}", *map(str, SOURCES), "-o", str(module)],
-        check=True,
-    )  # fmt: skip
+    built = []
+    for name, folder in MODULES.items():
+        module = tmp_path / f"{name.rsplit('.', 1)[1]}{sysconfig.get_config_var('EXT_SUFFIX')}"
+        subprocess.run(
+            [gcc, "-O1", "-g", "-std=c11", "-fsanitize=address,undefined",
+             "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined", "-fPIC", "-shared",
+             f"-I{sysconfig.get_paths()['include']}", *map(str, sorted(folder.glob("*.c"))),
+             "-o", str(module)],
+            check=True,
+        )  # fmt: skip
+        built.append(str(module))
     env = {
         **os.environ,
         "LD_PRELOAD": ":".join(str(r) for r in runtimes),
@@ -62,7 +74,7 @@ def test_the_core_survives_broken_input_under_sanitizers(tmp_path: Path) -> None
         "PYTHONPATH": str(ROOT),
     }
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(module), "20"],
+        [sys.executable, "-c", CHILD, "20", *built],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False,
     )  # fmt: skip
     assert child.returncode == 0, child.stderr[-4000:]
