@@ -237,9 +237,9 @@ def produce_batches(
             + (f" · broker unreachable for {away:.0f}s" if away is not None else ""),
         )
 
-    try:
-        line = StatusLine(Console(stderr=True), progress, total=total, description="producing")
-        with line as status:
+    line = StatusLine(Console(stderr=True), progress, total=total, description="producing")
+    with line as status:
+        try:
             ahead = read_ahead(producer.encode(chunk.tables) for chunk in chunks)
             with closing(ahead):  # joins the read-ahead thread however the loop ends
                 for records in ahead:
@@ -247,10 +247,9 @@ def produce_batches(
                         break
                     producer.queue(records)
                     show(status)
+        finally:
             producer.close()  # the flush, under the status line: its last frame has it all
-            show(status)
-    finally:
-        producer.close()
+        show(status)
     return report
 
 

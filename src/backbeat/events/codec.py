@@ -136,7 +136,7 @@ def _native_encode(
         column = table.column(spec.name)
         if column.type != spec.type:
             return None
-        array = _one_chunk(column)
+        array = one_chunk(column)
         buffers = array.buffers()
         validity = buffers[0] if array.null_count else None
         if spec.type == pa.string():
@@ -225,7 +225,7 @@ def prefixed_ints(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> pa.LargeBin
     """Per row, the prefix and decimal value of the first int64 column not null there (``b""``
     if all are): message keys such as ``b"u123"`` (user 123) or ``b"s7"`` (session 7)."""
     n = len(columns[0][1]) if columns else 0
-    arrays = [(prefix, _one_chunk(c)) for prefix, c in columns]
+    arrays = [(prefix, one_chunk(c)) for prefix, c in columns]
     if _native is not None and all(a.type == pa.int64() for _, a in arrays):
         specs = [
             (p.encode(), a.buffers()[0] if a.null_count else None, a.buffers()[1], a.offset)
@@ -240,7 +240,8 @@ def prefixed_ints(columns: Sequence[tuple[str, pa.ChunkedArray]]) -> pa.LargeBin
     return keys
 
 
-def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+def one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as is (no copy), else the chunks joined."""
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 

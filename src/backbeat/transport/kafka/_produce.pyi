@@ -2,9 +2,7 @@
 
 from collections.abc import Callable
 
-import pyarrow as pa
-
-Column = tuple[pa.Buffer, pa.Buffer, bool, int]
+from backbeat.transport.kafka.producer import Column
 
 def produce_each(
     produce: Callable[..., None],

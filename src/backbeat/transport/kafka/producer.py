@@ -7,9 +7,9 @@ by :meth:`EventProducer.queue`, which calls ``Producer.produce`` once per record
 (``_c/produce.c``; ``_produce_each`` is the same loop in Python for a build without a C
 compiler). Values, keys and ``eventId`` headers travel as Arrow arrays: the loop makes each
 record's bytes objects right before its call, so the encode thread never makes (and the
-produce thread never frees) a Python object per record. The key is ``u<userId>`` for known users and ``s<sessionId>``
-for guests (a guest has no user id, and a session is the device's stable
-identity), so a user's (or device's) events land in one partition in order. ``eventId`` rides
+produce thread never frees) a Python object per record. The key is ``u<userId>`` for known
+users and ``s<sessionId>`` for guests (a guest has no user id, and a session is the device's
+stable identity), so a user's (or device's) events land in one partition in order. ``eventId`` rides
 in a header. The producer is idempotent with ``acks=all``, lz4 and large batches; every
 delivery failure is counted with its reason and reported by :meth:`EventProducer.close`, never
 dropped silently (only failures come back as callbacks: delivered = produced - failed once
@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from confluent_kafka import KafkaError, Message, Producer
 
 from backbeat.errors import TransientError
-from backbeat.events.codec import encode_array, prefixed_ints
+from backbeat.events.codec import encode_array, one_chunk, prefixed_ints
 from backbeat.events.schema import Topic
 from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.settings import KafkaSettings
@@ -142,7 +142,7 @@ def records(topic: Topic, table: pa.Table) -> tuple[pa.Array, pa.Array, pa.Array
     table = table.combine_chunks()
     values = encode_array(topic, table)
     keys = prefixed_ints([("u", table.column("userId")), ("s", table.column("sessionId"))])
-    event_ids = table.column("eventId").combine_chunks()
+    event_ids = one_chunk(table.column("eventId"))
     if event_ids.null_count:  # not in the contract; an empty header rather than garbage
         event_ids = pc.fill_null(event_ids, "")
     return values, keys, event_ids
@@ -167,7 +167,6 @@ class EventProducer:
             }
         )
         self.report = DeliveryReport()
-        self._closed = False
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
@@ -224,14 +223,10 @@ class EventProducer:
 
     def close(self, timeout: float = 30.0) -> DeliveryReport:
         """Flush: wait up to ``timeout`` s for every queued record; pending ones count as failed.
-        Only the first call flushes (later ones return the report).
 
         Raises:
             TransientError: records could not be delivered before the timeout.
         """
-        if self._closed:
-            return self.report
-        self._closed = True
         left = self._producer.flush(timeout)
         self.report.delivered = self.report.produced - self.report.failed - left
         if left:
