@@ -23,6 +23,7 @@ class Record:
     value: bytes
     headers: dict[str, str]
     timestamp_ms: int
+    key: bytes = b""
 
 
 def read_topics(servers: str, topics: Sequence[str], timeout_s: float = 60.0) -> list[Record]:
@@ -49,7 +50,14 @@ def read_topics(servers: str, topics: Sequence[str], timeout_s: float = 60.0) ->
                     continue
                 headers = {k: (v or b"").decode() for k, v in msg.headers() or []}
                 out.append(
-                    Record(*key, msg.offset() or 0, msg.value() or b"", headers, msg.timestamp()[1])
+                    Record(
+                        *key,
+                        msg.offset() or 0,
+                        msg.value() or b"",
+                        headers,
+                        msg.timestamp()[1],
+                        msg.key() or b"",
+                    )
                 )
         return out
     finally:

@@ -1,4 +1,5 @@
-"""The producer's per-record call loop: the C core (``_c/produce.c``) against its Python twin.
+"""The Python client's per-record call loop: the C core (``_c/produce.c``) against its Python
+twin (the native client, ``_c/native.c``, is ``test_native.py``'s).
 
 Both loops take values, keys and headers as Arrow buffers (int64 or int32 offsets, sliced or
 not), must make the same calls, in the same order, stop at the same record with the same
@@ -9,7 +10,7 @@ cue; one test drives the real ``confluent_kafka.Producer`` (no broker needed: a 
 queue fills at once) to pin the positional call the C loop makes. The integration tests
 (``test_produce_poll.py``, ``test_kcat.py``) read every key, value and header back.
 
-Next: ``backbeat.transport.kafka.producer``.
+Next: ``backbeat.transport.kafka.clients``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backbeat.transport.kafka import producer
-from backbeat.transport.kafka.producer import Column, EventProducer, _produce_each, column
+from backbeat.transport.kafka import clients, producer
+from backbeat.transport.kafka.clients import Column, _produce_each, column
+from backbeat.transport.kafka.producer import EventProducer
 from backbeat.transport.kafka.settings import KafkaSettings
 
 try:
@@ -165,12 +167,15 @@ def test_the_real_producer_takes_the_call_and_reports_a_full_queue(loop: Loop) -
 def _event_producer(
     monkeypatch: pytest.MonkeyPatch, loop: Loop, fake: FakeProduce
 ) -> EventProducer:
-    """An EventProducer that queues into ``fake`` through ``loop``, in slices of 7."""
-    monkeypatch.setattr(producer, "produce_each", loop)
+    """An EventProducer whose Python client queues into ``fake`` through ``loop``, in slices
+    of 7."""
+    monkeypatch.setattr(clients, "produce_each", loop)
     monkeypatch.setattr(producer, "SLICE", 7)
+    monkeypatch.setenv("BACKBEAT_KAFKA_NATIVE", "0")
     events = EventProducer(KafkaSettings(bootstrap_servers="127.0.0.1:1"))
-    fake.produce = fake  # type: ignore[attr-defined]  # the Producer's two calls queue() makes
-    events._producer = fake  # type: ignore[assignment]
+    assert isinstance(events._client, clients.PythonClient)
+    fake.produce = fake  # type: ignore[attr-defined]  # the Producer's calls queue() makes
+    events._client.producer = fake  # type: ignore[assignment]
     return events
 
 

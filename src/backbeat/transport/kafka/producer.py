@@ -3,11 +3,10 @@
 A chunk of simulated tables is encoded per topic with the contract's codec
 (:func:`~backbeat.events.codec.encode_array`: one record each, the bytes of a JSONL line, all
 in one Arrow array) by :meth:`EventProducer.encode` (safe on a read-ahead thread), then queued
-by :meth:`EventProducer.queue`, which calls ``Producer.produce`` once per record from a C loop
-(``_c/produce.c``; ``_produce_each`` is the same loop in Python for a build without a C
-compiler). Values, keys and ``eventId`` headers travel as Arrow arrays: the loop makes each
-record's bytes objects right before its call, so the encode thread never makes (and the
-produce thread never frees) a Python object per record. The key is ``u<userId>`` for known
+by :meth:`EventProducer.queue` through a client of ``clients.py``: the native one (librdkafka
+driven from C, ``_c/native.c``) where it loads, else confluent-kafka's ``Producer`` called once
+per record. Values, keys and ``eventId`` headers travel as Arrow arrays; no Python object is
+made per record on the native path. The key is ``u<userId>`` for known
 users and ``s<sessionId>`` for guests (a guest has no user id, and a session is the device's
 stable identity), so a user's (or device's) events land in one partition in order. ``eventId`` rides
 in a header. The producer is idempotent with ``acks=all``, lz4 and large batches; every
@@ -24,29 +23,24 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import pairwise
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from confluent_kafka import KafkaError, Message, Producer
 
 from backbeat.errors import TransientError
 from backbeat.events.codec import encode_array, one_chunk, prefixed_ints
 from backbeat.events.schema import Topic
+from backbeat.transport.kafka.clients import column, open_client
 from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 SLICE = 8192
-"""Records per ``produce_each`` call: Ctrl-C and the encode thread get their turn between."""
+"""Records per client ``produce`` call: Ctrl-C and the encode thread get their turn between."""
 Records = tuple[str, pa.Array, pa.Array, pa.Array]
 """Records of one cluster topic: the topic, then values, keys and ``eventId`` headers (Arrow
 binary or string arrays without nulls, equally long)."""
-Column = tuple[pa.Buffer, pa.Buffer, bool, int]
-"""A binary column as the produce loop takes it: offsets, data, int64 offsets?, first row."""
 PRODUCER_DEFAULTS = {
     "enable.idempotence": "true",
     "acks": "all",
@@ -71,60 +65,6 @@ class DeliveryReport:
     @property
     def pending(self) -> int:
         return self.produced - self.delivered - self.failed
-
-
-def column(array: pa.Array) -> Column:
-    """The buffers of an Arrow binary or string array, as ``produce_each`` takes them."""
-    _, offsets, data = array.buffers()
-    wide = array.type in (pa.large_binary(), pa.large_string())
-    return offsets, data if data is not None else pa.py_buffer(b""), wide, array.offset
-
-
-def _rows(spec: Column, start: int, stop: int) -> list[bytes]:
-    """Rows [start, stop) of a column as bytes; ValueError if they lie outside its buffers."""
-    offsets, data, wide, first = spec
-    ends = np.frombuffer(offsets, np.int64 if wide else np.int32)
-    if first < 0 or len(ends) < first + stop + 1:
-        raise ValueError("produce_each: offsets buffer too short")
-    ends = ends[first + start : first + stop + 1].tolist()
-    rows = list(pairwise(ends))
-    for i, (lo, hi) in enumerate(rows, start):
-        if lo < 0 or hi < lo or hi > data.size:
-            raise ValueError(f"produce_each: row {i} lies outside its data")
-    view = memoryview(data)
-    return [bytes(view[lo:hi]) for lo, hi in rows]
-
-
-def _produce_each(
-    produce: Callable[..., None],
-    topic: str,
-    values: Column,
-    keys: Column,
-    header: str,
-    header_values: Column,
-    start: int,
-    stop: int,
-) -> tuple[int, BaseException | None]:
-    """``produce(topic, values[i], keys[i], headers=[(header, header_values[i])])`` for i in
-    [start, stop), each value as bytes; stops at the first exception: (i, exception), else
-    (stop, None). Rows outside their buffers raise ValueError before any call. The C core
-    (``_c/produce.c``) runs this loop without the interpreter's work per record; this is
-    the same loop for a build without a C compiler."""
-    if start < 0 or stop < start:
-        raise ValueError("produce_each: need 0 <= start <= stop")
-    rows = zip(*(_rows(c, start, stop) for c in (values, keys, header_values)), strict=True)
-    for i, (value, key, header_value) in enumerate(rows, start):
-        try:
-            produce(topic, value, key, headers=[(header, header_value)])
-        except BaseException as error:  # handed back: the caller counts, then re-raises
-            return i, error
-    return stop, None
-
-
-try:
-    from backbeat.transport.kafka._produce import produce_each
-except ImportError:  # built without a C compiler
-    produce_each = _produce_each
 
 
 def producer_config(settings: KafkaSettings) -> dict[str, str]:
@@ -156,25 +96,15 @@ class EventProducer:
         self._settings = settings
         self._topics = topics or set(Topic)
         self.watch = BrokerWatch("producer", settings.bootstrap_servers)
-        # Only failures come back as callbacks (no Python call per delivered record):
-        # delivered = produced - failed - still queued.
-        self._producer = Producer(
-            {
-                **self.watch.config(),
-                **producer_config(settings),
-                "on_delivery": self._on_delivery,
-                "delivery.report.only.error": True,
-            }
-        )
         self.report = DeliveryReport()
+        # Only failures are reported: delivered = produced - failed - still queued.
+        self._client = open_client(producer_config(settings), self.watch, self._on_failure)
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            return
-        self.report.failed += 1
-        self.report.reasons[err.str()] += 1
-        if self.report.reasons[err.str()] == 1:
-            log.error("delivery to %s failed: %s", msg.topic(), err.str())
+    def _on_failure(self, reason: str, count: int) -> None:
+        if not self.report.reasons[reason]:
+            log.error("delivery to Kafka failed: %s", reason)
+        self.report.failed += count
+        self.report.reasons[reason] += count
 
     def encode(self, tables: dict[Topic, pa.Table]) -> list[Records]:
         """The records of ``tables`` (the chosen topics), ready for :meth:`queue`. Touches no
@@ -193,7 +123,6 @@ class EventProducer:
             KafkaException: librdkafka refused a record (the ones before it are queued and
                 counted).
         """
-        produce = self._producer.produce
         before = self.report.produced
         for name, values, keys, event_ids in batches:
             if not len(values) == len(keys) == len(event_ids):
@@ -202,13 +131,13 @@ class EventProducer:
             done = 0
             while done < len(values):
                 stop = min(done + SLICE, len(values))
-                at, error = produce_each(
-                    produce, name, specs[0], specs[1], "eventId", specs[2], done, stop
+                at, error = self._client.produce(
+                    name, specs[0], specs[1], "eventId", specs[2], done, stop
                 )
                 self.report.produced += at - done
                 done = at
                 if isinstance(error, BufferError):  # local queue full: wait for deliveries
-                    self._producer.poll(0.1)
+                    self._client.poll(0.1)
                 elif error is not None:
                     raise error
         self.poll()
@@ -216,9 +145,9 @@ class EventProducer:
 
     def poll(self) -> None:
         """Serve delivery callbacks that are ready; update ``report.delivered``."""
-        self._producer.poll(0)
+        self._client.poll(0)
         self.report.delivered = max(
-            0, self.report.produced - self.report.failed - len(self._producer)
+            0, self.report.produced - self.report.failed - len(self._client)
         )
 
     def close(self, timeout: float = 30.0) -> DeliveryReport:
@@ -227,7 +156,7 @@ class EventProducer:
         Raises:
             TransientError: records could not be delivered before the timeout.
         """
-        left = self._producer.flush(timeout)
+        left = self._client.flush(timeout)
         self.report.delivered = self.report.produced - self.report.failed - left
         if left:
             self.report.failed += left

@@ -21,9 +21,7 @@
  * tests/transport/kafka/test_produce_each.py checks it against the Python loop and the real
  * Producer; the Kafka integration tests read every key, value and header back.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
+#include "columns.h"
 
 static PyObject *any_partition, *now; /* -1 (the partitioner picks), 0 (CreateTime: now) */
 
@@ -33,62 +31,6 @@ static const char produce_each_doc[] =
 "Call produce(topic, values[i], keys[i], headers=[(header, header_values[i])]) for i in\n"
 "[start, stop), where values, keys and header_values are binary columns (offsets, data,\n"
 "wide, offset); stop at the first exception and return (i, exception), else (stop, None).";
-
-typedef struct {
-    Py_buffer offsets, data;
-    int wide;
-    Py_ssize_t offset;
-} Column;
-
-static void release(Column *c) {
-    if (c->offsets.obj)
-        PyBuffer_Release(&c->offsets);
-    if (c->data.obj)
-        PyBuffer_Release(&c->data);
-}
-
-/* Row i's bytes: data[lo:hi]. */
-static inline void bounds(const Column *c, Py_ssize_t i, int64_t *lo, int64_t *hi) {
-    Py_ssize_t j = c->offset + i;
-    if (c->wide) {
-        *lo = ((const int64_t *)c->offsets.buf)[j];
-        *hi = ((const int64_t *)c->offsets.buf)[j + 1];
-    } else {
-        *lo = ((const int32_t *)c->offsets.buf)[j];
-        *hi = ((const int32_t *)c->offsets.buf)[j + 1];
-    }
-}
-
-/* Take a (offsets, data, wide, offset) column whose rows [start, stop) lie in its buffers. */
-static int column(PyObject *spec, Py_ssize_t start, Py_ssize_t stop, Column *c) {
-    PyObject *offsets, *data;
-    memset(c, 0, sizeof(*c));
-    if (!PyTuple_Check(spec)) {
-        PyErr_SetString(PyExc_TypeError, "produce_each: a column is (offsets, data, wide, offset)");
-        return -1;
-    }
-    if (!PyArg_ParseTuple(spec, "OOpn", &offsets, &data, &c->wide, &c->offset))
-        return -1;
-    if (PyObject_GetBuffer(offsets, &c->offsets, PyBUF_SIMPLE) < 0)
-        return -1;
-    if (PyObject_GetBuffer(data, &c->data, PyBUF_SIMPLE) < 0)
-        return -1;
-    Py_ssize_t width = c->wide ? 8 : 4;
-    if (c->offset < 0 || stop > PY_SSIZE_T_MAX / 8 - c->offset - 1 ||
-        c->offsets.len / width < c->offset + stop + 1) {
-        PyErr_SetString(PyExc_ValueError, "produce_each: offsets buffer too short");
-        return -1;
-    }
-    for (Py_ssize_t i = start; i < stop; i++) {
-        int64_t lo, hi;
-        bounds(c, i, &lo, &hi);
-        if (lo < 0 || hi < lo || hi > c->data.len) {
-            PyErr_Format(PyExc_ValueError, "produce_each: row %zd lies outside its data", i);
-            return -1;
-        }
-    }
-    return 0;
-}
 
 static PyObject *item(const Column *c, Py_ssize_t i) {
     int64_t lo, hi;
@@ -173,10 +115,17 @@ static struct PyModuleDef module = {
     -1, methods, NULL, NULL, NULL, NULL,
 };
 
+extern PyTypeObject NativeProducerType; /* native.c */
+
 PyMODINIT_FUNC PyInit__produce(void) {
     if (!any_partition && !(any_partition = PyLong_FromLong(-1)))
         return NULL;
     if (!now && !(now = PyLong_FromLong(0)))
         return NULL;
-    return PyModule_Create(&module);
+    if (PyType_Ready(&NativeProducerType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddObjectRef(m, "NativeProducer", (PyObject *)&NativeProducerType) < 0)
+        Py_CLEAR(m);
+    return m;
 }
