@@ -35,7 +35,7 @@ import numpy as np
 from backbeat.events import codec
 from backbeat.events.schema import Topic
 from backbeat.simulate.simulator import Simulator, SimulatorSettings
-from backbeat.transport.kafka import producer
+from backbeat.transport.kafka import clients, producer
 from datetime import UTC, datetime
 run = SimulatorSettings(users=50, seed=3, start=datetime(2026, 1, 5, tzinfo=UTC),
                         end=datetime(2026, 1, 5, 2, tzinfo=UTC))
@@ -46,11 +46,11 @@ decoded = codec.decode_batch(Topic.LISTEN, values, np.arange(len(values), dtype=
 assert decoded.table.num_rows == table.num_rows > 0 and not decoded.dead
 assert codec.encode_array(Topic.LISTEN, decoded.table).to_pylist() == values
 calls = []
-specs = [producer.column(a) for a in arrays]
-at, error = producer.produce_each(lambda *a, **k: calls.append(bytes(a[1])), "t", specs[0],
-                                  specs[1], "eventId", specs[2], 0, len(values))
+specs = [clients.column(a) for a in arrays]
+at, error = clients.produce_each(lambda *a, **k: calls.append(bytes(a[1])), "t", specs[0],
+                                 specs[1], "eventId", specs[2], 0, len(values))
 assert (at, error, calls) == (len(values), None, values)
-print(codec._native is not None, producer.produce_each is not producer._produce_each)
+print(codec._native is not None, clients.produce_each is not clients._produce_each)
 """
 
 

@@ -1,6 +1,6 @@
 """The two clients :class:`~backbeat.transport.kafka.producer.EventProducer` can queue through.
 
-Both take records as binary columns (:data:`~backbeat.transport.kafka.producer.Column`) and
+Both take records as binary columns (:data:`Column`) and
 report the same way: ``produce`` returns (records done, the exception that stopped it or
 None; ``BufferError`` when the local queue is full), delivery failures go to ``on_failure``
 (reason, count) and the client's errors and statistics to a :class:`BrokerWatch`.
