@@ -3,7 +3,8 @@
  * A column is (offsets, data, wide, offset): the buffers of an Arrow binary or string array
  * without nulls (wide: int64 offsets, else int32; offset: the array's first row in them).
  * column() takes one and checks, before any row is read, that rows [start, stop) lie inside
- * its buffers; bounds() then gives row i's bytes as data[lo:hi].
+ * its buffers; bounds() then gives row i's bytes as data[lo:hi]. take_rows() does both loops'
+ * argument work: the row range, then the value, key and header columns.
  */
 #ifndef BACKBEAT_COLUMNS_H
 #define BACKBEAT_COLUMNS_H
@@ -62,6 +63,33 @@ static inline int column(PyObject *spec, Py_ssize_t start, Py_ssize_t stop, Colu
         bounds(c, i, &lo, &hi);
         if (lo < 0 || hi < lo || hi > c->data.len) {
             PyErr_Format(PyExc_ValueError, "produce_each: row %zd lies outside its data", i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static inline void release_rows(Column cols[3]) {
+    for (int k = 0; k < 3; k++)
+        release(cols + k);
+}
+
+/* Rows [*start, *stop) of the value, key and header columns specs: 0, or -1 with an exception
+ * set and nothing left to release. */
+static inline int take_rows(PyObject *const specs[3], PyObject *first, PyObject *last,
+                            Py_ssize_t *start, Py_ssize_t *stop, Column cols[3]) {
+    memset(cols, 0, 3 * sizeof(Column));
+    *start = PyLong_AsSsize_t(first);
+    *stop = PyLong_AsSsize_t(last);
+    if ((*start == -1 || *stop == -1) && PyErr_Occurred())
+        return -1;
+    if (*start < 0 || *stop < *start) {
+        PyErr_SetString(PyExc_ValueError, "produce_each: need 0 <= start <= stop");
+        return -1;
+    }
+    for (int k = 0; k < 3; k++) {
+        if (column(specs[k], *start, *stop, cols + k) < 0) {
+            release_rows(cols);
             return -1;
         }
     }

@@ -289,18 +289,11 @@ static PyObject *native_produce(NativeProducer *self, PyObject *const *args, Py_
             PyErr_SetString(PyExc_TypeError, "produce: topic and header must be str");
         return NULL;
     }
-    Py_ssize_t i = PyLong_AsSsize_t(args[5]), stop = PyLong_AsSsize_t(args[6]);
-    if ((i == -1 || stop == -1) && PyErr_Occurred())
+    PyObject *const specs[3] = {args[1], args[2], args[4]};
+    Py_ssize_t i, stop;
+    Column cols[3];
+    if (take_rows(specs, args[5], args[6], &i, &stop, cols) < 0)
         return NULL;
-    if (i < 0 || stop < i) {
-        PyErr_SetString(PyExc_ValueError, "produce: need 0 <= start <= stop");
-        return NULL;
-    }
-    Column cols[3] = {0};
-    PyObject *result = NULL;
-    if (column(args[1], i, stop, cols) < 0 || column(args[2], i, stop, cols + 1) < 0 ||
-        column(args[4], i, stop, cols + 2) < 0)
-        goto done;
     int code = 0;
     Py_BEGIN_ALLOW_THREADS
     for (; i < stop; i++) {
@@ -318,11 +311,8 @@ static PyObject *native_produce(NativeProducer *self, PyObject *const *args, Py_
             break;
     }
     Py_END_ALLOW_THREADS
-    result = Py_BuildValue("(ni)", i, code);
-done:
-    for (int k = 0; k < 3; k++)
-        release(cols + k);
-    return result;
+    release_rows(cols);
+    return Py_BuildValue("(ni)", i, code);
 }
 
 /* Milliseconds of a timeout in seconds (negative: wait without end). */

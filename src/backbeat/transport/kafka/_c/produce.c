@@ -77,18 +77,12 @@ static PyObject *produce_each(PyObject *self, PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     PyObject *produce = args[0], *topic = args[1], *header = args[4];
-    Py_ssize_t i = PyLong_AsSsize_t(args[6]), stop = PyLong_AsSsize_t(args[7]);
-    if ((i == -1 || stop == -1) && PyErr_Occurred())
+    PyObject *const specs[3] = {args[2], args[3], args[5]};
+    Py_ssize_t i, stop;
+    Column cols[3];
+    if (take_rows(specs, args[6], args[7], &i, &stop, cols) < 0)
         return NULL;
-    if (i < 0 || stop < i) {
-        PyErr_SetString(PyExc_ValueError, "produce_each: need 0 <= start <= stop");
-        return NULL;
-    }
-    Column cols[3] = {0};
     PyObject *result = NULL;
-    if (column(args[2], i, stop, cols) < 0 || column(args[3], i, stop, cols + 1) < 0 ||
-        column(args[5], i, stop, cols + 2) < 0)
-        goto done;
     for (; i < stop; i++) {
         PyObject *returned = one_call(produce, topic, header, cols, i);
         if (!returned) {
@@ -99,8 +93,7 @@ static PyObject *produce_each(PyObject *self, PyObject *const *args, Py_ssize_t 
     }
     result = Py_BuildValue("(nO)", stop, Py_None);
 done:
-    for (int k = 0; k < 3; k++)
-        release(cols + k);
+    release_rows(cols);
     return result;
 }
 
