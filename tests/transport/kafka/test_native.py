@@ -13,6 +13,7 @@ Next: ``backbeat.transport.kafka.clients``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,9 @@ def test_undeliverable_records_are_counted_with_their_reason_and_errors_reach_th
     at, error = client.produce("t", column(values), column(keys), "eventId", column(ids), 0, 5)
     assert (at, error) == (5, None)
     assert client.flush(10) == 0  # every record timed out: none waits
+    deadline = time.monotonic() + 5  # statistics come every second, maybe after the flush
+    while not (watch.stats and watch.errors) and time.monotonic() < deadline:
+        client.poll(0.1)
     assert sum(n for _, n in failures) == 5
     assert {why for why, _ in failures} == {"Local: Message timed out"}
     assert watch.errors, "the refused connections never reached the watch"
