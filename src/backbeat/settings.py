@@ -9,8 +9,6 @@ Next: ``cli.py`` (where flags are merged in).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,7 +17,7 @@ class Settings(BaseSettings):
     """Process-wide settings.
 
     Attributes:
-        store: folder of the embedded store (``backbeat.duckdb`` inside).
+        store: where results go: a folder (the embedded DuckDB store) or a store URL.
         lateness_ms: allowed lateness of events behind a partition's event time.
         max_batch_events: messages per micro-batch at most.
         log_level: Python logging level name.
@@ -28,7 +26,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="BACKBEAT_", extra="ignore")
 
-    store: Path = Path("backbeat-data")
+    store: str = "backbeat-data"
     lateness_ms: int = Field(default=120_000, ge=0)
     max_batch_events: int = Field(default=500_000, ge=1)
     log_level: str = "WARNING"

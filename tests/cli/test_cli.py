@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from backbeat.cli import _start_from, app
+from backbeat.commands import app
+from backbeat.commands.common import start_from as _start_from
 from tests.support.demo import demo_terminal
 
 runner = CliRunner()
@@ -160,7 +161,7 @@ def test_json_flag_works_after_the_command(events: Path, tmp_path: Path) -> None
     assert _run("stream", "--input", str(events), "--store", str(store))[0] == 0
     command = ["query", "top-artists", "--store", str(store), "--limit", "3", "--json"]
     done = subprocess.run(
-        [sys.executable, "-m", "backbeat.cli", *command],
+        [sys.executable, "-m", "backbeat", *command],
         capture_output=True,
         text=True,
         check=False,
@@ -183,7 +184,7 @@ def test_stream_serve_answers_while_it_streams_and_stops_with_it(
     """``stream --follow --serve``: the API in its own process answers with every event the
     stream committed; Ctrl-C stops both."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backbeat.cli", "stream", "--input", str(events), "--follow",
+        [sys.executable, "-m", "backbeat", "stream", "--input", str(events), "--follow",
          "--store", str(tmp_path / "s"), "--serve", "--port", "0"],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

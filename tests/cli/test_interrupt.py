@@ -6,14 +6,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from backbeat.analytics.metrics import METRICS
-from backbeat.sinks.duckdb_store import DuckDBStore
 from tests.cli.test_cli import _run
+from tests.support.stores import all_metrics
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +26,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _metrics(folder: Path) -> dict[str, list[dict[str, object]]]:
-    store = DuckDBStore.in_dir(folder, read_only=True)
-    try:
-        return {m.name: store.metric(m.name).to_pylist() for m in METRICS}
-    finally:
-        store.close()
+    return all_metrics(folder)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -41,13 +35,18 @@ def test_a_signal_commits_the_batch_in_flight_and_exits_0(
 ) -> None:
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert _run("stream", "--input", str(day), "--store", str(whole))[0] == 0
-    command = [sys.executable, "-m", "backbeat.cli", "--json", "stream", "--input", str(day),
-               "--store", str(parts), "--batch-size", "2000"]  # fmt: skip
+    command = [sys.executable, "-m", "backbeat", "--json", "--log-level", "INFO", "stream",
+               "--input", str(day), "--store", str(parts), "--batch-size", "2000"]  # fmt: skip
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # ready: the stream has committed a batch and goes on
+        seen.append(line)
+        if "committed batch 2:" in line:
+            break
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, "".join(seen) + err
     report = json.loads(out.strip().splitlines()[-1])
     assert report["stopped_by"] == "interrupted"
     assert report["events_in"] > 0

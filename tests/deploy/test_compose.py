@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from typer.testing import CliRunner
 
-from backbeat.cli import app
+from backbeat.commands import app
 
 COMPOSE = Path(__file__).parents[2] / "deploy" / "compose.yaml"
 

@@ -17,11 +17,18 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from backbeat.engine.dedup import SEEN_SCHEMA
-from backbeat.engine.pipeline import EngineSettings, Pipeline
+from backbeat.engine.base import EngineSettings
+from backbeat.engine.pipeline import Pipeline
 from backbeat.errors import FencedError
-from backbeat.sinks.base import DEAD_LETTER_SCHEMA, BatchStats, Commit, PartitionState
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.base import (
+    DEAD_LETTER_SCHEMA,
+    SEEN_SCHEMA,
+    BatchStats,
+    Commit,
+    PartitionState,
+    SinkBatch,
+)
+from backbeat.sinks.duckdb.store import DuckDBStore
 from backbeat.transport.jsonl import JsonlSource, discover
 from tests.support.eventlog import generate, write_log
 from tests.support.harness import metric_mismatches
@@ -34,8 +41,7 @@ def _commit(expected: dict[str, int | None], position: int, seen_partition: str)
          "partition": [seen_partition]},
     ).cast(SEEN_SCHEMA)  # fmt: skip
     return Commit(
-        partials={},
-        dead_letters=DEAD_LETTER_SCHEMA.empty_table(),
+        batch=SinkBatch(partials={}, events={}, dead_letters=DEAD_LETTER_SCHEMA.empty_table()),
         partitions={name: PartitionState("t", position, 5) for name in expected},
         expected=expected,
         seen=seen,
@@ -68,8 +74,8 @@ def test_two_processes_taking_turns_on_one_store_stay_exact(tmp_path: Path) -> N
     settings = EngineSettings(max_batch_events=300)
 
     def member() -> Pipeline:
-        store = DuckDBStore.in_dir(store_dir, shared=True)
-        return Pipeline(JsonlSource(discover([log.directory])), store, settings)
+        store = DuckDBStore.at(str(store_dir), shared=True)
+        return Pipeline(JsonlSource(discover([log.directory])), store, settings=settings)
 
     a, b = member(), member()  # both start from the empty store
     first = a.run(max_events=800)

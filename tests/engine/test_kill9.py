@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.errors import StoreNotReadyError
+from backbeat.sinks.queries import BatchTotals
 from tests.support.eventlog import EventLog, Trouble, generate, write_log
 from tests.support.harness import (
     STREAM_CLI,
@@ -32,6 +33,7 @@ from tests.support.harness import (
 )
 from tests.support.malformed import STANDARD
 from tests.support.oracle import Expected, compute
+from tests.support.stores import ask, duck_sql
 
 pytestmark = pytest.mark.slow
 
@@ -78,19 +80,16 @@ def _command(log: EventLog, store: Path, csv_path: Path) -> list[str]:
 
 
 def _progress(store_dir: Path) -> tuple[int, int, int]:
-    """(batches committed, events committed, bytes consumed) according to the store."""
+    """(batches committed, events committed, bytes consumed) according to the store (zeros
+    while it has no file, or a file killed before its tables were created)."""
     if not (store_dir / "backbeat.duckdb").exists():
         return 0, 0, 0
-    store = DuckDBStore.in_dir(store_dir, read_only=True)
     try:
-        row = store.sql(
-            "SELECT (SELECT count(*) FROM meta_batches) AS b, "
-            "(SELECT coalesce(sum(events_in), 0) FROM meta_batches) AS e, "
-            "(SELECT coalesce(sum(position), 0) FROM meta_partitions) AS p"
-        ).to_pylist()[0]
-    finally:
-        store.close()
-    return int(row["b"]), int(row["e"]), int(row["p"])
+        totals = ask(store_dir, BatchTotals())[0]
+    except StoreNotReadyError:
+        return 0, 0, 0
+    consumed = duck_sql(store_dir, "SELECT coalesce(sum(position), 0) AS p FROM meta_partitions")
+    return int(totals["batches"]), int(totals["events_in"]), int(consumed[0]["p"])
 
 
 def test_kill9_loses_nothing_and_doubles_nothing(

@@ -14,15 +14,22 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from backbeat.engine.pipeline import EngineSettings, Pipeline, RunReport
+from backbeat.engine.base import EngineSettings, RunReport
+from backbeat.engine.pipeline import Pipeline
 from backbeat.sinks.base import BatchStats
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.duckdb.store import DuckDBStore
 from backbeat.transport.jsonl import JsonlSource, discover
 from tests.support.eventlog import generate, write_log
 from tests.support.harness import metric_mismatches
 from tests.support.oracle import compute
 
 _COLUMNS = "topic, event_id, session_id, item, ts, partition"
+
+
+def _seen(store: DuckDBStore) -> pa.Table:
+    seen = store.load_state().seen
+    assert seen is not None
+    return seen
 
 
 def _rows(table: pa.Table) -> list[tuple[object, ...]]:
@@ -33,24 +40,26 @@ def test_stored_keys_equal_the_full_set_after_every_commit(tmp_path: Path) -> No
     log = write_log(tmp_path / "in", generate(150, 40, seed=11), seed=12)
     expected = compute(log.directory, log.malformed_offsets())
     store_dir = tmp_path / "store"
-    settings = EngineSettings(max_batch_events=400)
-    store = DuckDBStore.in_dir(store_dir)
+    # Inline commits: the check compares the store with the engine's keys right after each
+    # commit, before the next batch changes them.
+    settings = EngineSettings(max_batch_events=400, overlap_commit=False)
+    store = DuckDBStore.at(str(store_dir))
     sizes: list[int] = []
     mismatches: list[int] = []
 
     def check(stats: BatchStats, report: RunReport) -> None:
-        stored = _rows(store.sql(f"SELECT {_COLUMNS} FROM meta_seen"))
+        stored = _rows(_seen(store))
         sizes.append(len(stored))
         if stored != _rows(pipeline._dedup.snapshot()):
             mismatches.append(report.batches)
 
-    pipeline = Pipeline(JsonlSource(discover([log.directory])), store, settings, on_batch=check)
+    source = JsonlSource(discover([log.directory]))
+    pipeline = Pipeline(source, store, settings=settings, on_batch=check)
     first = pipeline.run(max_events=3000)
     pipeline.close()
-    pipeline = Pipeline(JsonlSource(discover([log.directory])), store, settings, on_batch=check)
-    assert _rows(pipeline._dedup.snapshot()) == _rows(
-        store.sql(f"SELECT {_COLUMNS} FROM meta_seen")
-    )
+    source = JsonlSource(discover([log.directory]))
+    pipeline = Pipeline(source, store, settings=settings, on_batch=check)
+    assert _rows(pipeline._dedup.snapshot()) == _rows(_seen(store))
     rest = pipeline.run()
     pipeline.close()
     store.close()

@@ -18,12 +18,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from backbeat.engine.pipeline import EngineSettings, Pipeline
+from backbeat.engine.base import EngineSettings
+from backbeat.engine.pipeline import Pipeline
 from backbeat.serve.app import create_app
 from backbeat.serve.hub import CommitHub, latest_batch
-from backbeat.serve.reader import LocalReader
 from backbeat.simulate.simulator import SimulatorSettings
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.duckdb.store import DuckDBStore
+from backbeat.sinks.queries import Reader
 from backbeat.transport.jsonl import JsonlSource, discover
 from backbeat.wiring import write_jsonl_run
 
@@ -33,7 +34,7 @@ START = datetime(2026, 3, 2, 22, tzinfo=UTC)
 @dataclass
 class Served:
     store: DuckDBStore
-    store_reader: LocalReader
+    store_reader: Reader
     hub: CommitHub
     app: FastAPI
     oracle: duckdb.DuckDBPyConnection
@@ -51,14 +52,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     events = root / "events"
     settings = SimulatorSettings(users=400, seed=11, start=START, end=START + timedelta(hours=3))
     write_jsonl_run(settings, events, progress=False)
-    store = DuckDBStore.in_dir(root / "store")
+    store = DuckDBStore.at(str(root / "store"))
     report = Pipeline(
-        JsonlSource(discover([events])), store, EngineSettings(max_future_ms=None)
+        JsonlSource(discover([events])), store, settings=EngineSettings(max_future_ms=None)
     ).run()
     assert report.dead == 0
     assert report.duplicates == 0
     assert report.late == 0
-    reader = LocalReader(store)
+    reader = store.reader()
     hub = CommitHub(latest_batch(reader))
     oracle = duckdb.connect()
     for topic in ("listen_events", "page_view_events", "auth_events"):

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from backbeat.engine.pipeline import EngineSettings, Pipeline
+from backbeat.engine.base import EngineSettings
+from backbeat.engine.pipeline import Pipeline
 from backbeat.serve.app import create_app
 from backbeat.serve.hub import CommitHub, latest_batch
-from backbeat.serve.reader import LocalReader
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.duckdb.store import DuckDBStore
 from backbeat.transport.jsonl import JsonlSource, discover
 from tests.serve.conftest import Served
 
@@ -116,10 +116,10 @@ def test_open_minutes_start_at_the_listen_partition_furthest_behind(
     with (ahead_dir / "listen_events.jsonl").open("rb") as lines:
         kept = [line for line in lines if json.loads(line)["ts"] <= behind]
     (behind_dir / "listen_events.jsonl").write_bytes(b"".join(kept))
-    store = DuckDBStore.in_dir(tmp_path / "store")
+    store = DuckDBStore.at(str(tmp_path / "store"))
     source = JsonlSource(discover([ahead_dir, behind_dir]))
-    Pipeline(source, store, EngineSettings(max_future_ms=None)).run()
-    reader = LocalReader(store)
+    Pipeline(source, store, settings=EngineSettings(max_future_ms=None)).run()
+    reader = store.reader()
     with TestClient(create_app(reader, CommitHub(latest_batch(reader)))) as two:
         body = get(two, "/api/genres/windows")
     store.close()

@@ -21,13 +21,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
-from backbeat.engine.pipeline import BatchStats, EngineSettings, Pipeline, RunReport
-from backbeat.serve.app import WebServer, local_server
-from backbeat.serve.hub import CommitHub
+from backbeat.engine.base import EngineSettings, RunReport
+from backbeat.engine.pipeline import Pipeline
+from backbeat.serve.app import WebServer, create_app
+from backbeat.serve.hub import CommitHub, latest_batch
 from backbeat.simulate.simulator import SimulatorSettings
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.base import BatchStats
+from backbeat.sinks.duckdb.store import DuckDBStore
 from backbeat.transport.jsonl import JsonlSource, discover
 from backbeat.wiring import write_jsonl_run
 from tests.serve.conftest import START
@@ -84,8 +87,10 @@ def live(tmp_path: Path) -> Iterator[Live]:
         events,
         progress=False,
     )
-    store = DuckDBStore.in_dir(tmp_path / "store")
-    web, hub = local_server(store, "127.0.0.1", 0, None)
+    store = DuckDBStore.at(str(tmp_path / "store"))
+    reader = store.reader()
+    hub = CommitHub(latest_batch(reader))
+    web = WebServer(create_app(reader, hub), "127.0.0.1", 0)
     web.start()
     yield Live(store, web, hub, events)
     web.stop()
@@ -99,14 +104,14 @@ def _run_pipeline(live: Live) -> RunReport:
     return Pipeline(
         JsonlSource(discover([live.events])),
         live.store,
-        EngineSettings(max_future_ms=None, max_batch_events=200),
+        settings=EngineSettings(max_future_ms=None, max_batch_events=200),
         on_batch=publish,
     ).run()
 
 
 def _stored(live: Live, after: int, upto: int, where: str) -> list[dict[str, Any]]:
     """The newest 50 listens committed by batches ``after < id <= upto`` (plain SQL)."""
-    cursor = live.store.cursor()
+    cursor = duckdb.connect(str(live.store.path))  # this process's instance of the open file
     rel = cursor.execute(
         "SELECT ts, artist, song, genre, platform, skipped FROM listens "
         f"WHERE batch_id > ? AND batch_id <= ? {where} ORDER BY ts DESC, session_id, item LIMIT 50",

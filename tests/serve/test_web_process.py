@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,7 @@ from backbeat.serve.app import WebServer, create_app
 from backbeat.serve.hub import CommitHub
 from backbeat.serve.remote import ReadService, RemoteReader
 from backbeat.serve.web_process import process_server
+from backbeat.sinks import queries as q
 from tests.serve.conftest import Served
 
 ROUTES = ("/api/top-songs?window=all&limit=5", "/api/summary", "/api/engagement?by=mood",
@@ -51,11 +53,9 @@ def test_remote_reader_answers_like_the_store(served: Served, tmp_path: Path) ->
     service.start()
     try:
         remote = RemoteReader(tmp_path / "r.sock")
-        query = "SELECT * FROM listens WHERE platform = ? ORDER BY ts, user_id LIMIT ?"
-        assert remote.sql(query, ("web", 100)) == served.store_reader.sql(query, ("web", 100))
-        with pytest.raises(StoreError, match="no_such_table"):
-            remote.sql("SELECT * FROM no_such_table")
-        assert remote.sql("SELECT 1 AS one")["one"].to_pylist() == [1]  # still usable
+        query = q.Events(keep=q.ListenFilter(platform="web"), limit=100)
+        assert remote.run(query) == served.store_reader.run(query)
+        assert remote.answers() == served.store_reader.answers()
         local = TestClient(create_app(served.store_reader, served.hub))
         over_socket = TestClient(create_app(remote, CommitHub(served.hub.version)))
         for route in ROUTES:
@@ -64,18 +64,37 @@ def test_remote_reader_answers_like_the_store(served: Served, tmp_path: Path) ->
     finally:
         service.stop()
     with pytest.raises(StoreError, match="not answering"):
-        RemoteReader(tmp_path / "r.sock").sql("SELECT 1")
+        RemoteReader(tmp_path / "r.sock").run(q.LatestBatch())
 
 
-def test_connections_end_with_their_threads_and_only_select_runs(
+def _frame(path: Path, kind: bytes, payload: bytes) -> tuple[bytes, bytes]:
+    """One raw request to a read service, and its answer (b"", b"" if it hung up)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        try:
+            sock.sendall(struct.pack("!cI", kind, len(payload)) + payload)
+            head = sock.recv(5, socket.MSG_WAITALL)
+        except (BrokenPipeError, ConnectionResetError):
+            return b"", b""
+        if len(head) < 5:
+            return b"", b""
+        answer_kind, length = struct.unpack("!cI", head)
+        return answer_kind, sock.recv(length, socket.MSG_WAITALL)
+
+
+def test_connections_end_with_their_threads_and_only_named_queries_run(
     served: Served, tmp_path: Path
 ) -> None:
-    service = ReadService(served.store_reader, served.hub, tmp_path / "r.sock")
+    path = tmp_path / "r.sock"
+    service = ReadService(served.store_reader, served.hub, path)
     service.start()
-    remote = RemoteReader(tmp_path / "r.sock")
+    remote = RemoteReader(path)
     try:
         for _ in range(3):  # thread pools come and go: their connections must not pile up
-            threads = [threading.Thread(target=remote.sql, args=("SELECT 1",)) for _ in range(10)]
+            threads = [
+                threading.Thread(target=remote.run, args=(q.LatestBatch(),)) for _ in range(10)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -85,26 +104,33 @@ def test_connections_end_with_their_threads_and_only_select_runs(
         while service.connections and time.monotonic() < deadline:
             time.sleep(0.05)
         assert service.connections == 0
-        rows = remote.sql("SELECT count(*) AS n FROM listens")["n"][0].as_py()
-        for statement in (
-            "DELETE FROM listens",
-            "SELECT 1; DROP TABLE listens",
-            "COPY listens TO 'x.csv'",
+        count = q.Events(limit=500)
+        rows = remote.run(count).num_rows
+        for request in (
+            b'{"q": "WITH d AS (DELETE FROM listens RETURNING *) SELECT * FROM d", "p": []}',
+            b'{"query": "SELECT read_text(\'/etc/passwd\')"}',
+            b'{"query": "top-songs", "limit": 0}',
+            b'{"query": "top-songs", "span": {"last": "1; DROP TABLE listens"}}',
+            b'{"query": "metric-rows", "name": "listens; DELETE FROM listens"}',
+            b"not json",
         ):
-            with pytest.raises(StoreError, match="SELECT statements only"):
-                remote.sql(statement)
-        with pytest.raises(StoreError, match=r"Parser Error|syntax"):
-            remote.sql("SELEKT 1")
-        assert remote.sql("SELECT count(*) AS n FROM listens")["n"][0].as_py() == rows > 0
+            kind, answer = _frame(path, b"Q", request)
+            assert kind == b"E", request
+            assert answer.startswith(b"not a named query"), answer
+        assert _frame(path, b"Q", b"x" * (1 << 20)) == (b"", b"")  # over the cap: hung up
+        assert remote.run(count).num_rows == rows > 0
     finally:
         remote.close()
         service.stop()
 
 
-class _Broken:
+class _Broken(q.Reader):
     """A store that cannot answer."""
 
-    def sql(self, query: str, params: tuple[object, ...] = ()) -> pa.Table:
+    def answers(self) -> frozenset[str]:
+        return frozenset(q.name_of(kind) for kind in q.QUERIES)
+
+    def run(self, query: q.Query) -> pa.Table:
         raise StoreError("the store is busy")
 
 
@@ -126,7 +152,7 @@ def test_a_failing_store_is_an_error_event_and_the_server_still_stops_at_once() 
 
 
 def test_the_child_serves_and_follows_the_parents_commits(served: Served) -> None:
-    web, hub = process_server(served.store, "127.0.0.1", 0, None)
+    web, hub = process_server(served.store_reader, "127.0.0.1", 0, None)
     web.start()
     try:
         local = TestClient(create_app(served.store_reader, served.hub))
@@ -153,7 +179,7 @@ def test_a_taken_port_is_a_clear_error(served: Served) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        web, _ = process_server(served.store, "127.0.0.1", taken.getsockname()[1], None)
+        web, _ = process_server(served.store_reader, "127.0.0.1", taken.getsockname()[1], None)
         with pytest.raises(ConfigError, match="port in use"):
             web.start()
 
@@ -163,11 +189,11 @@ def test_the_child_never_outlives_its_parent(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from backbeat.sinks.duckdb_store import DuckDBStore
+        from backbeat.sinks.duckdb.store import DuckDBStore
         from backbeat.serve.web_process import process_server
         if __name__ == "__main__":
-            store = DuckDBStore.in_dir(Path({str(tmp_path / "store")!r}))
-            web, hub = process_server(store, "127.0.0.1", 0, None)
+            store = DuckDBStore.at({str(tmp_path / "store")!r})
+            web, hub = process_server(store.reader(), "127.0.0.1", 0, None)
             web.start()
             print(web.url, web._process.pid, flush=True)
             time.sleep(600)
@@ -195,7 +221,7 @@ def test_a_child_that_cannot_start_is_one_clear_line(tmp_path: Path) -> None:
     script = (
         "import os, sys\n"
         f"os.chdir({str(gone)!r}); os.rmdir({str(gone)!r})\n"
-        "from backbeat.cli import main\n"
+        "from backbeat.commands import main\n"
         f"main(['demo', '--duration', '2', '--port', '0', '--store', {str(tmp_path / 's')!r}])\n"
     )
     done = subprocess.run(

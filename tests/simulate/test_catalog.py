@@ -10,8 +10,8 @@ import pytest
 
 from backbeat.errors import SourceError
 from backbeat.events.schema import MOODS
-from backbeat.simulate.catalog import KAGGLE_SCHEMA, load_kaggle_tracks, load_listen_counts
-from backbeat.simulate.synthetic import synthetic_catalog
+from backbeat.simulate.catalog import KAGGLE_SCHEMA, load_kaggle_tracks
+from backbeat.simulate.synthetic import load_listen_counts, synthetic_catalog
 
 LISTEN_COUNTS = Path("/work/shared/data/catalog/msd10k_listen_counts.txt.gz")
 

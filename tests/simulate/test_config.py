@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from backbeat.errors import ConfigError
-from backbeat.simulate.config import EventsimConfig, default_config, load_config
-from backbeat.simulate.defaults import PAGES
+from backbeat.simulate.config import EventsimConfig, load_config
+from backbeat.simulate.defaults import PAGES, default_config
 from backbeat.simulate.machine import compile_machine
 
 EVENTSIM = Path("/work/shared/data/eventsim")

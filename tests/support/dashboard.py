@@ -70,7 +70,7 @@ def free_port() -> int:
 def running_demo(store: Path, *, users: int = 2000, duration: int = 120) -> Iterator[str]:
     """Run ``backbeat demo`` with its web server; yield the dashboard URL; stop it with Ctrl-C."""
     command = [
-        sys.executable, "-m", "backbeat.cli", "demo",
+        sys.executable, "-m", "backbeat", "demo",
         "--host", "127.0.0.1", "--port", str(free_port()), "--store", str(store),
         "--users", str(users), "--duration", str(duration),
     ]  # fmt: skip

@@ -36,7 +36,7 @@ def demo_terminal(store: Path, *args: str) -> DemoRun:
     """Run ``backbeat demo --store store *args`` to its end, watching its terminal output."""
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "backbeat.cli", "demo", "--store", str(store), *args],
+        [sys.executable, "-m", "backbeat", "demo", "--store", str(store), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=os.environ | TERMINAL_ENV,

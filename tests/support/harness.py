@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from backbeat.sinks.duckdb_store import DuckDBStore
 from tests.support.eventlog import EventLog
 from tests.support.malformed import CATEGORIES, UNKNOWN_TOPIC
 from tests.support.oracle import WINDOW_MS, Expected
+from tests.support.stores import duck_sql, metric_rows
 
-STREAM_CLI = (sys.executable, "-X", "faulthandler", "-m", "backbeat.cli", "--json", "stream")
+STREAM_CLI = (sys.executable, "-X", "faulthandler", "-m", "backbeat", "--json", "stream")
 """``backbeat --json stream`` in a child process: an engine crash fails one test, not pytest."""
 CSV_HEADER = ["window_start", "window_end", "genre", "count"]
 
@@ -85,27 +85,19 @@ def _diff(name: str, got: list[dict[str, Any]], want: list[dict[str, Any]]) -> s
 
 def metric_mismatches(store_dir: Path, expected: Expected) -> list[str]:
     """One line per metric whose stored rows differ from the oracle's (empty: all equal)."""
-    store = DuckDBStore.in_dir(store_dir, read_only=True)
-    try:
-        problems = []
-        for name, want in expected.metrics.items():
-            got = store.metric(name).to_pylist()
-            if got != want:
-                problems.append(_diff(name, got, want))
-        return problems
-    finally:
-        store.close()
+    problems = []
+    for name, want in expected.metrics.items():
+        got = metric_rows(store_dir, name)
+        if got != want:
+            problems.append(_diff(name, got, want))
+    return problems
 
 
 def dead_letters(store_dir: Path) -> list[dict[str, Any]]:
     """All dead letters as (file, offset, reason, batch_id) rows."""
-    store = DuckDBStore.in_dir(store_dir, read_only=True)
-    try:
-        rows = store.sql(
-            'SELECT partition, "offset", reason, batch_id FROM dead_letters ORDER BY 1, 2'
-        ).to_pylist()
-    finally:
-        store.close()
+    rows = duck_sql(
+        store_dir, 'SELECT partition, "offset", reason, batch_id FROM dead_letters ORDER BY 1, 2'
+    )
     return [
         {
             "file": Path(r["partition"]).name,

@@ -28,10 +28,12 @@ from pathlib import Path
 
 import pytest
 
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.errors import StoreNotReadyError
+from backbeat.sinks.queries import BatchTotals
 from backbeat.transport.kafka.admin import TopicSpec, backbeat_topics, create_topics
 from backbeat.transport.kafka.settings import KafkaSettings
 from tests.support.harness import STREAM_CLI
+from tests.support.stores import ask
 
 STARTUP_TIMEOUT_S = 20.0
 THIS_RUN = re.compile(rb"committed batch \d+: .*\((\d+) this run\)")
@@ -173,13 +175,8 @@ def committed(store_dir: Path) -> tuple[int, int]:
     """(events, accepted) committed in the store so far (0, 0 before the first batch)."""
     if not (store_dir / "backbeat.duckdb").exists():
         return 0, 0
-    # shared: a consumer group's members hold the file only while they commit
-    store = DuckDBStore.in_dir(store_dir, read_only=True, shared=True)
-    try:
-        row = store.sql(
-            "SELECT coalesce(sum(events_in), 0) AS n, coalesce(sum(accepted), 0) AS a "
-            "FROM meta_batches"
-        ).to_pylist()[0]
-    finally:
-        store.close()
-    return int(row["n"]), int(row["a"])
+    try:  # a consumer group's members hold the file only while they commit: the reader waits
+        row = ask(store_dir, BatchTotals())[0]
+    except StoreNotReadyError:  # created, its first commit not in yet
+        return 0, 0
+    return int(row["events_in"]), int(row["accepted"])

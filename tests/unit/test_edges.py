@@ -10,15 +10,24 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from backbeat.engine.base import EngineSettings
 from backbeat.engine.dedup import Deduplicator
 from backbeat.engine.eventtime import NO_TS, Watermarks
-from backbeat.engine.pipeline import EngineSettings, Pipeline
+from backbeat.engine.pipeline import Pipeline
 from backbeat.events import Topic, arrow_schema, decode_batch, encode_records
-from backbeat.sinks.csv_sink import CsvSink
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.csv import CsvSink
+from backbeat.sinks.duckdb.store import DuckDBStore
+from backbeat.sinks.queries import DeadLetterRecords
 from backbeat.transport.base import ArrowSlice, Slice, Source
 from backbeat.transport.jsonl import JsonlSource
 from tests.events.samples import record
+
+
+def _dead(store: DuckDBStore) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = (
+        store.reader().run(DeadLetterRecords(after=0, upto=2**40)).to_pylist()
+    )
+    return rows
 
 
 def _write(path: Path, records: list[dict[str, object]], newline_at_end: bool = True) -> None:
@@ -28,7 +37,7 @@ def _write(path: Path, records: list[dict[str, object]], newline_at_end: bool = 
 
 def test_a_last_line_without_newline_is_read_and_the_run_ends(tmp_path: Path) -> None:
     _write(tmp_path / "auth_events.jsonl", [record(Topic.AUTH, i) for i in range(5)], False)
-    store = DuckDBStore.in_dir(tmp_path / "store")
+    store = DuckDBStore.at(str(tmp_path / "store"))
     source = JsonlSource([tmp_path / "auth_events.jsonl"])
     report = Pipeline(source, store).run(timeout=30)
     assert report.stopped_by == "exhausted"
@@ -78,10 +87,10 @@ def test_events_from_the_future_are_dead_letters(tmp_path: Path) -> None:
     ok = record(Topic.AUTH, 1, ts=now - 1000)
     ahead = record(Topic.AUTH, 2, ts=now + 3 * 86_400_000, eventId="a-x-2")
     _write(tmp_path / "auth_events.jsonl", [ok, ahead, record(Topic.AUTH, 3, ts=now)])
-    store = DuckDBStore.in_dir(tmp_path / "store")
+    store = DuckDBStore.at(str(tmp_path / "store"))
     report = Pipeline(JsonlSource([tmp_path / "auth_events.jsonl"]), store).run()
     assert (report.accepted, report.dead, report.late) == (2, 1, 0)
-    reasons = store.sql("SELECT reason FROM dead_letters").column(0).to_pylist()
+    reasons = [r["reason"] for r in _dead(store)]
     assert reasons == ["out_of_range: ts is more than 86400000 ms in the future"]
 
 
@@ -116,13 +125,12 @@ def test_typed_slices_with_nulls_or_missing_columns_become_dead_letters(tmp_path
         .drop_columns(["userAgent"])
         .slice(0, 4)
     )
-    store = DuckDBStore.in_dir(tmp_path / "store")
+    store = DuckDBStore.at(str(tmp_path / "store"))
     report = Pipeline(_Typed(broken), store).run()
     assert (report.accepted, report.dead) == (0, 4)
-    reasons = set(store.sql("SELECT reason FROM dead_letters").column(0).to_pylist())
-    assert reasons == {"missing_field: city", "missing_field: userAgent"}
-    raw = store.sql("SELECT raw FROM dead_letters LIMIT 1").column(0)[0].as_py()
-    assert orjson.loads(raw)["success"] in (True, False)
+    dead = _dead(store)
+    assert {r["reason"] for r in dead} == {"missing_field: city", "missing_field: userAgent"}
+    assert orjson.loads(dead[0]["raw"])["success"] in (True, False)
 
 
 def test_an_open_partition_without_events_holds_its_topic_back() -> None:
@@ -140,12 +148,12 @@ def test_a_deleted_csv_is_rebuilt_exactly(tmp_path: Path) -> None:
     records = [record(Topic.LISTEN, i) for i in range(400)]
     _write(tmp_path / "listen_events.jsonl", records)
     csv = tmp_path / "results.csv"
-    store = DuckDBStore.in_dir(tmp_path / "store")
+    store = DuckDBStore.at(str(tmp_path / "store"))
     settings = EngineSettings(max_batch_events=50)
     source = JsonlSource([tmp_path / "listen_events.jsonl"])
-    Pipeline(source, store, settings, csv=CsvSink(csv)).run()
+    Pipeline(source, store, [CsvSink(csv)], settings).run()
     before = csv.read_bytes()
     assert before.count(b"\n") > 10
     csv.unlink()
-    Pipeline(JsonlSource([tmp_path / "listen_events.jsonl"]), store, settings, CsvSink(csv))
+    Pipeline(JsonlSource([tmp_path / "listen_events.jsonl"]), store, [CsvSink(csv)], settings)
     assert csv.read_bytes() == before

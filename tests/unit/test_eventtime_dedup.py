@@ -10,8 +10,9 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backbeat.engine.dedup import SEEN_SCHEMA, Deduplicator
+from backbeat.engine.dedup import Deduplicator
 from backbeat.engine.eventtime import NO_TS, Watermarks
+from backbeat.sinks.base import SEEN_SCHEMA
 
 LATENESS = 100
 

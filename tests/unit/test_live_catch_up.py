@@ -10,7 +10,7 @@ import pyarrow as pa
 from backbeat.events.schema import Topic
 from backbeat.simulate.simulator import SimBatch
 from backbeat.transport.inprocess import SimulatorSource
-from backbeat.wiring import _WallClockSimulator
+from backbeat.wiring.simulation import _WallClockSimulator
 
 
 class _Steps:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from backbeat.analytics.metrics import METRICS
-from backbeat.engine.pipeline import EngineSettings, Pipeline
+from backbeat.engine.base import EngineSettings
+from backbeat.engine.pipeline import Pipeline
 from backbeat.simulate.simulator import Simulator, SimulatorSettings
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.duckdb.store import DuckDBStore
+from backbeat.sinks.queries import MetricRows
 from backbeat.transport.inprocess import SimulatorSource
 from backbeat.transport.prefetch import Prefetching
 
@@ -27,20 +29,21 @@ def _source(read_ahead: bool) -> SimulatorSource | Prefetching:
 
 
 def _snapshot(store: DuckDBStore) -> dict[str, list[dict[str, object]]]:
-    return {m.name: store.metric(m.name).to_pylist() for m in METRICS}
+    reader = store.reader()
+    return {m.name: reader.run(MetricRows(name=m.name)).to_pylist() for m in METRICS}
 
 
 @pytest.mark.parametrize("read_ahead", [False, True])
 def test_stop_and_restart_equals_one_run(tmp_path: Path, read_ahead: bool) -> None:
-    whole = DuckDBStore.in_dir(tmp_path / "whole")
-    Pipeline(_source(False), whole, ENGINE).run()
+    whole = DuckDBStore.at(str(tmp_path / "whole"))
+    Pipeline(_source(False), whole, settings=ENGINE).run()
     expected = _snapshot(whole)
     assert sum(r["plays"] for r in expected["genre_minute"]) > 1000  # type: ignore[misc]
 
-    pieces = DuckDBStore.in_dir(tmp_path / "pieces")
+    pieces = DuckDBStore.at(str(tmp_path / "pieces"))
     stops = 0
     while True:
-        pipeline = Pipeline(_source(read_ahead), pieces, ENGINE)
+        pipeline = Pipeline(_source(read_ahead), pieces, settings=ENGINE)
         report = pipeline.run(max_events=4_000)
         pipeline.close()
         stops += 1

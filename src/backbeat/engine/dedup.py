@@ -30,20 +30,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from backbeat.scratch import scratch
+from backbeat.sinks.base import SEEN_KEYS, SEEN_SCHEMA
 
 I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 
-_KEYS = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("session_id", pa.int64()),
-        ("item", pa.int32()),
-        ("ts", pa.int64()),
-    ]
-)
-_STATE = pa.schema([*_KEYS, ("partition", pa.string())])
-SEEN_SCHEMA = pa.schema([("topic", pa.string()), *_STATE])
+_STATE = SEEN_KEYS
 
 _ITEM_BITS = 21
 _SESSION_LIMIT = 1 << (63 - _ITEM_BITS)

@@ -4,7 +4,7 @@
 runs it with uvicorn, in a thread of the engine's process (``backbeat demo``) or in the
 foreground (``backbeat serve``). Errors keep one shape: ``{"error": reason, "status": code}``.
 
-Next: ``api.py`` (routes), ``auth.py``, ``cache.py``, ``web/`` (the dashboard's files).
+Next: ``routes/`` (the API), ``auth.py``, ``cache.py``, ``web/`` (the dashboard's files).
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from backbeat.errors import BackbeatError, ConfigError
+from backbeat.errors import BackbeatError, ConfigError, UnsupportedQueryError
 from backbeat.serve import auth, models
-from backbeat.serve.api import build_router
 from backbeat.serve.cache import ResponseCache
-from backbeat.serve.hub import CommitHub, StoreWatcher, latest_batch
-from backbeat.serve.reader import FileReader, LocalReader, Reader
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.serve.hub import CommitHub
+from backbeat.serve.routes import build_router
+from backbeat.sinks.queries import Reader
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +38,7 @@ _ERRORS = {
         "model": models.ErrorBody,
         "description": "A parameter is invalid (the reason says which).",
     },
+    501: {"model": models.ErrorBody, "description": "This store does not answer this query."},
     503: {"model": models.ErrorBody, "description": "The store cannot answer right now."},
 }
 
@@ -77,7 +77,7 @@ def create_app(reader: Reader, hub: CommitHub, token: str | None = None) -> Fast
 
     @app.exception_handler(BackbeatError)
     async def store_error(request: Request, exc: BackbeatError) -> JSONResponse:
-        return _error(503, str(exc))
+        return _error(501 if isinstance(exc, UnsupportedQueryError) else 503, str(exc))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -160,21 +160,3 @@ class WebServer:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-
-def local_server(
-    store: DuckDBStore, host: str, port: int, token: str | None
-) -> tuple[WebServer, CommitHub]:
-    """A server over the store this process writes; publish each batch id to the hub."""
-    reader = LocalReader(store)
-    hub = CommitHub(latest_batch(reader))
-    return WebServer(create_app(reader, hub, token), host, port), hub
-
-
-def file_server(
-    folder: Path, host: str, port: int, token: str | None
-) -> tuple[WebServer, StoreWatcher]:
-    """A server over a store file another process writes (watched for new batches)."""
-    reader = FileReader(folder)
-    hub = CommitHub(latest_batch(reader))
-    return WebServer(create_app(reader, hub, token), host, port), StoreWatcher(reader, hub)

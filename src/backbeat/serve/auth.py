@@ -5,7 +5,7 @@ the login form sets (browsers' ``EventSource`` cannot send headers). ``/health``
 page and static assets stay open. Tokens are compared in constant time and never logged: the
 token is never accepted in a URL, so access logs cannot carry it.
 
-Next: ``api.py`` (the login routes), ``backbeat.settings`` (where the token comes from).
+Next: ``app.py`` (the login routes), ``backbeat.settings`` (where the token comes from).
 """
 
 from __future__ import annotations

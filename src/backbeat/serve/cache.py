@@ -9,7 +9,7 @@ not make requests queue behind a recomputation: while the first request after a 
 computes the new answer, the others get the previous batch's (stale while revalidate), so
 an answer lags the newest commit by at most one recomputation.
 
-Next: ``hub.py`` (the version), ``api.py`` (what is cached).
+Next: ``hub.py`` (the version), ``routes/`` (what is cached).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The engine (in this process) or a watcher thread (a store written by another pro
 calls :meth:`CommitHub.publish` with each new batch id. Readers take :attr:`version` as the
 key of anything they cache; the live stream awaits :meth:`wait_newer` and never polls.
 
-Next: ``api.py`` (the routes that use it), ``reader.py``.
+Next: ``routes/live.py`` (the live stream that waits on it), ``backbeat.sinks.queries``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 import threading
 
 from backbeat.errors import BackbeatError
-from backbeat.serve.reader import Reader
+from backbeat.sinks.queries import LatestBatch, Reader
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,7 @@ class CommitHub:
 
 def latest_batch(reader: Reader) -> int:
     """The id of the store's last committed batch (0: none)."""
-    return int(
-        reader.sql("SELECT coalesce(max(batch_id), 0) AS b FROM meta_batches")["b"][0].as_py()
-    )
+    return int(reader.one(LatestBatch())["b"])
 
 
 class StoreWatcher:

@@ -1,6 +1,6 @@
 """The API's response bodies: pydantic models, so the OpenAPI schema documents every field.
 
-Next: ``api.py`` (the routes returning them).
+Next: ``routes/`` (the routes returning them).
 """
 
 from __future__ import annotations

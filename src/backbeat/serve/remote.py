@@ -1,20 +1,25 @@
 """The read interface across processes: the web server in its own process (its own GIL, its
 own core) reads the store through the process that writes it.
 
-The writing process runs a :class:`ReadService` on a Unix socket (mode 0600, in the store's
-folder); the web process uses a :class:`RemoteReader`, which is a :class:`Reader` like any
-other. Two requests exist, each a frame ``kind (1 byte) | length (4 bytes) | payload``:
+The writing process runs a :class:`ReadService` on a Unix socket (mode 0600, in a private
+0700 folder); the web process uses a :class:`RemoteReader`, which is a
+:class:`~backbeat.sinks.queries.Reader` like any other. The socket carries named queries
+only, never SQL. Each frame is ``kind (1 byte) | length (4 bytes) | payload``:
 
-- ``Q`` + JSON ``{"q": sql, "p": params}`` -> ``T`` + an Arrow IPC stream, or ``E`` + the
-  error text (raised as :class:`StoreError` on the reading side);
+- ``Q`` + a query as JSON (``{"query": "top-songs", "limit": 10, ...}``, decoded and
+  validated against the named queries: an unknown name, a wrong type or an out-of-range
+  value is refused) -> ``T`` + an Arrow IPC stream, or ``E`` + the error text (``U`` when the
+  store does not answer that query), raised on the reading side;
+- ``A`` -> ``N`` + the names of the queries the store answers, as JSON;
 - ``W`` + the last batch id seen (8 bytes) -> ``V`` + the newest batch id, once it is newer
   or after ``timeout`` seconds: the web process learns of each commit without polling.
 
-Queries are answered on the service's thread per connection with its own cursor (DuckDB runs
-them without the GIL), so the engine thread is never blocked for long. When the writing
-process dies, the socket closes and the web process stops (it never outlives its engine).
+Requests larger than ``MAX_REQUEST`` bytes are refused and the connection closed. Queries
+are answered on the service's thread per connection (DuckDB runs them without the GIL), so
+the engine thread is never blocked for long. When the writing process dies, the socket
+closes and the web process stops (it never outlives its engine).
 
-Next: ``web_process.py`` (the web server in a child process), ``reader.py``.
+Next: ``web_process.py`` (the web server in a child process), ``backbeat.sinks.queries``.
 """
 
 from __future__ import annotations
@@ -29,13 +34,13 @@ import threading
 import weakref
 from pathlib import Path
 
-import duckdb
+import msgspec
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from backbeat.errors import BackbeatError, StoreError
+from backbeat.errors import BackbeatError, StoreError, UnsupportedQueryError
 from backbeat.serve.hub import CommitHub
-from backbeat.serve.reader import Reader
+from backbeat.sinks.queries import AnyQuery, Query, Reader
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,9 @@ _HEAD = struct.Struct("!cI")
 _VERSION = struct.Struct("!q")
 WAIT_S = 15.0  # the longest a ``W`` request waits before answering with the same version
 IDLE_S = 300.0  # a connection silent this long is closed (the reader reconnects on demand)
+MAX_REQUEST = 64 << 10  # a query is a few hundred bytes
+MAX_ANSWER = 1 << 30
+_DECODE = msgspec.json.Decoder(AnyQuery)
 
 
 def _send(sock: socket.socket, kind: bytes, payload: bytes) -> None:
@@ -59,8 +67,11 @@ def _receive_exactly(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def _receive(sock: socket.socket) -> tuple[bytes, bytes]:
+def _receive(sock: socket.socket, limit: int) -> tuple[bytes, bytes]:
+    """One frame; ConnectionError (the connection is dropped) when it is over ``limit``."""
     kind, length = _HEAD.unpack(_receive_exactly(sock, _HEAD.size))
+    if length > limit:
+        raise ConnectionError(f"a frame of {length:,} bytes is over the limit of {limit:,}")
     return kind, _receive_exactly(sock, length)
 
 
@@ -138,11 +149,15 @@ class ReadService:
         """Answer ``conn``'s requests, one at a time, until it closes or stays idle."""
         while not self._closed.is_set():
             try:
-                kind, payload = _receive(conn)
-            except (ConnectionError, OSError):
+                kind, payload = _receive(conn, MAX_REQUEST)
+            except (ConnectionError, OSError) as exc:
+                if isinstance(exc, ConnectionError) and "limit" in str(exc):
+                    log.warning("read service: %s; connection closed", exc)
                 return  # the web process closed it, went away, or was idle for IDLE_S
             try:
                 reply = self._reply(kind, payload)
+            except UnsupportedQueryError as exc:
+                reply = b"U", str(exc).encode()
             except BackbeatError as exc:
                 reply = b"E", str(exc).encode()
             except Exception as exc:  # a bad request must not end the service
@@ -155,13 +170,13 @@ class ReadService:
 
     def _reply(self, kind: bytes, payload: bytes) -> tuple[bytes, bytes]:
         if kind == b"Q":
-            request = json.loads(payload)
-            query = request["q"]
-            if any(
-                st.type != duckdb.StatementType.SELECT for st in duckdb.extract_statements(query)
-            ):
-                raise StoreError("the read service runs SELECT statements only")
-            return b"T", _arrow_bytes(self._reader.sql(query, tuple(request["p"])))
+            try:
+                query = _DECODE.decode(payload)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                raise StoreError(f"not a named query: {exc}") from None
+            return b"T", _arrow_bytes(self._reader.run(query))
+        if kind == b"A":
+            return b"N", json.dumps(sorted(self._reader.answers())).encode()
         if kind == b"W":
             (seen,) = _VERSION.unpack(payload)
             return b"V", _VERSION.pack(self._hub.wait_newer_blocking(seen, WAIT_S))
@@ -178,7 +193,7 @@ class _Connection:
         weakref.finalize(self, sock.close)
 
 
-class RemoteReader:
+class RemoteReader(Reader):
     """A :class:`Reader` over a :class:`ReadService`: one connection per reading thread,
     closed when the thread ends."""
 
@@ -187,6 +202,7 @@ class RemoteReader:
         self._timeout_s = timeout_s
         self._local = threading.local()
         self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._answers: frozenset[str] | None = None
 
     def close(self) -> None:
         """Close every thread's connection."""
@@ -217,7 +233,7 @@ class RemoteReader:
             try:
                 conn.sock.settimeout(timeout_s or self._timeout_s)
                 _send(conn.sock, kind, payload)
-                return _receive(conn.sock)
+                return _receive(conn.sock, MAX_ANSWER)
             except TimeoutError as exc:
                 self._drop(conn)
                 raise StoreError(
@@ -235,8 +251,18 @@ class RemoteReader:
         self._open.discard(conn)
         self._local.conn = None
 
-    def sql(self, query: str, params: tuple[object, ...] = ()) -> pa.Table:
-        kind, payload = self._ask(b"Q", json.dumps({"q": query, "p": list(params)}).encode())
+    def answers(self) -> frozenset[str]:
+        if self._answers is None:
+            kind, payload = self._ask(b"A", b"")
+            if kind != b"N":
+                raise StoreError(payload.decode())
+            self._answers = frozenset(json.loads(payload))
+        return self._answers
+
+    def run(self, query: Query) -> pa.Table:
+        kind, payload = self._ask(b"Q", msgspec.json.encode(query))
+        if kind == b"U":
+            raise UnsupportedQueryError(payload.decode())
         if kind == b"E":
             raise StoreError(payload.decode())
         return ipc.open_stream(payload).read_all()

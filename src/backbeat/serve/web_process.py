@@ -26,9 +26,8 @@ from pathlib import Path
 
 from backbeat.errors import BackbeatError, ConfigError
 from backbeat.serve.hub import CommitHub, latest_batch
-from backbeat.serve.reader import LocalReader
 from backbeat.serve.remote import ReadService, RemoteReader
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.queries import Reader
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ class WebProcess:
     """The dashboard and API over ``reader`` (this process's store), served by a child process."""
 
     def __init__(
-        self, reader: LocalReader, hub: CommitHub, host: str, port: int, token: str | None
+        self, reader: Reader, hub: CommitHub, host: str, port: int, token: str | None
     ) -> None:
         self._reader = reader
         self._hub = hub
@@ -127,11 +126,10 @@ def yield_to_web() -> None:
 
 
 def process_server(
-    store: DuckDBStore, host: str, port: int, token: str | None
+    reader: Reader, host: str, port: int, token: str | None
 ) -> tuple[WebProcess, CommitHub]:
-    """A server in a child process over the store this process writes; publish each batch id
-    to the hub."""
-    reader = LocalReader(store)
+    """A server in a child process over the store this process writes (``reader``: its named
+    queries, answered here); publish each batch id to the hub."""
     hub = CommitHub(latest_batch(reader))
     return WebProcess(reader, hub, host, port, token), hub
 

@@ -9,11 +9,12 @@ through the vectorized ``engine.py`` and ``listen.py``; ``tables.py`` builds Arr
 
 from __future__ import annotations
 
-from backbeat.simulate.catalog import Catalog, load_kaggle_tracks, load_listen_counts
-from backbeat.simulate.config import EventsimConfig, default_config, load_config
+from backbeat.simulate.catalog import Catalog, load_kaggle_tracks
+from backbeat.simulate.config import EventsimConfig, load_config
+from backbeat.simulate.defaults import default_config
 from backbeat.simulate.pacing import paced
 from backbeat.simulate.simulator import SimBatch, Simulator, SimulatorSettings
-from backbeat.simulate.synthetic import synthetic_catalog
+from backbeat.simulate.synthetic import load_listen_counts, synthetic_catalog
 
 __all__ = [
     "Catalog",

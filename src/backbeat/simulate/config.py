@@ -112,13 +112,6 @@ class EventsimConfig:
         return changed
 
 
-def default_config() -> EventsimConfig:
-    """backbeat's own site (see ``defaults.py``): Spotify-like, NextSong ~80 % of page views."""
-    from backbeat.simulate.defaults import build_default_config
-
-    return build_default_config()
-
-
 _REQUIRED = [
     "seed",
     "alpha",

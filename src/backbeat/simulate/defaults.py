@@ -153,8 +153,9 @@ def _transitions() -> list[Transition]:
     return out
 
 
-def build_default_config() -> EventsimConfig:
-    """The default site; see the module docstring for its shape."""
+def default_config() -> EventsimConfig:
+    """backbeat's own site: Spotify-like, NextSong ~80 % of page views (see the module
+    docstring for its shape)."""
     new_session = [
         (_state(page, auth, level), weight)
         for auth, pages in _NEW_SESSION.items()

@@ -25,7 +25,8 @@ import pyarrow as pa
 from backbeat.errors import ConfigError
 from backbeat.events.schema import TS_MAX_MS, TS_MIN_MS, Topic
 from backbeat.simulate.catalog import Catalog
-from backbeat.simulate.config import EventsimConfig, default_config
+from backbeat.simulate.config import EventsimConfig
+from backbeat.simulate.defaults import default_config
 from backbeat.simulate.engine import Engine, check_machine
 from backbeat.simulate.identity import identity_pool
 from backbeat.simulate.machine import Machine, compile_machine

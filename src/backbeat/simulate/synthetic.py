@@ -1,4 +1,5 @@
-"""A synthetic catalog in the Kaggle tracks schema, for runs without downloaded data.
+"""A synthetic catalog in the Kaggle tracks schema, for runs without downloaded data, and
+eventsim's own catalog (``listen_counts.txt.gz``) completed with synthetic genres and features.
 
 Artists own several tracks (a Zipf-like number each) and mostly stay in one genre; popularity
 is long-tailed (a few famous artists, many obscure ones); audio features are drawn per genre so
@@ -10,13 +11,19 @@ Next: ``catalog.py`` indexes the table for sampling.
 
 from __future__ import annotations
 
+import gzip
+import io
+import zlib
+from pathlib import Path
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.csv as pacsv
 from faker import Faker
 
+from backbeat.errors import SourceError
 from backbeat.simulate.catalog import Catalog
 from backbeat.simulate.rng import keys_for, uniforms
 
@@ -149,3 +156,63 @@ def _artist_names(fake: Faker, n: int) -> list[str]:
         seen.add(name)
         out.append(name)
     return out
+
+
+def load_listen_counts(path: str | Path, *, n_genres: int = 30) -> Catalog:
+    """Read eventsim's ``listen_counts.txt.gz`` (TSV: trackId, artist, title, seconds, count).
+
+    The file has no genre, album or audio features: the genre comes from a hash of the artist
+    name (so an artist keeps one genre), popularity from the log of the listen count, and the
+    audio features from a hash of the track id. Text is UTF-8, else ISO-8859-1 (eventsim's).
+
+    Raises:
+        SourceError: the file cannot be read or a line does not have five fields.
+    """
+    try:
+        if str(path).endswith(".gz"):
+            with gzip.open(path) as fh:
+                raw = fh.read()
+        else:
+            raw = Path(path).read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise SourceError(f"{path}: cannot read the listen counts: {exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("iso-8859-1")
+    names = ["trackId", "artist", "title", "durationSeconds", "listenCount"]
+    try:
+        t = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=names),
+            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"durationSeconds": pa.float64(), "listenCount": pa.int64()}
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise SourceError(f"{path}: not a listen_counts TSV: {exc}") from exc
+    genres = np.array(_genre_names(GENRE_NAMES, n_genres), dtype=object)
+    codes = np.array([zlib.crc32((a or "").encode()) for a in t["artist"].to_pylist()], np.uint64)
+    count = t["listenCount"].to_numpy().astype(np.float64)
+    popularity = np.rint(100 * np.log1p(count) / max(np.log1p(count.max()), 1e-9))
+    n = t.num_rows
+    table = pa.table(
+        {
+            "track_id": t["trackId"],
+            "artists": t["artist"],
+            "album_name": pa.nulls(n, pa.string()),
+            "track_name": t["title"],
+            "popularity": pa.array(popularity.astype(np.int64)),
+            "duration_ms": pa.array(
+                np.rint(t["durationSeconds"].to_numpy() * 1000).astype(np.int64)
+            ),
+            **features_from_hash(t["trackId"]),
+            "track_genre": pa.array(genres[codes % np.uint64(len(genres))], pa.string()),
+        }
+    )
+    return Catalog.from_table(table)
+
+
+def _genre_names(base: tuple[str, ...], n: int) -> list[str]:
+    return [base[i] if i < len(base) else f"genre-{i}" for i in range(n)]

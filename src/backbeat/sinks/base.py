@@ -1,29 +1,41 @@
-"""The store contract: commit a batch's results and the source position atomically.
+"""The sink contracts: a checkpoint, result sinks, and the primary store that is both.
 
-A :class:`Commit` carries everything one micro-batch changes: partial aggregates, dead
-letters, per-partition positions and maximum event times, the change to the de-duplication
-keys (added, and dropped once out of the horizon), batch statistics and the CSV sink's mark.
-A store applies it in ONE transaction, so after a crash the store is either before or after
-the batch, never in between; on start the engine reads :class:`EngineState` back and resumes
-from it.
+- A :class:`Checkpoint` keeps where each source partition stands (its position and largest
+  event time), the de-duplication keys still inside the horizon, and a *resume mark* per
+  secondary sink, and applies each batch's changes to them in the primary store's
+  transaction, so after a crash the store is either before or after a batch, never between.
+  A commit is *fenced*: it names the position it expects each of its partitions to be at and
+  is refused whole (:class:`~backbeat.errors.FencedError`) when another process moved one,
+  so a process that lost a partition without noticing can never double its events.
+- A :class:`ResultSink` receives every committed batch: the partial aggregates, the batch's
+  valid events (one table per topic) and its dead letters. The engine asks each sink for its
+  resume mark before the store commits (:meth:`ResultSink.begin`), commits the marks with the
+  batch, then calls :meth:`ResultSink.write`; on start it hands each sink its last committed
+  mark (:meth:`ResultSink.resume`) so the sink can finish or redo that write. Each sink
+  states its :class:`Guarantee`.
+- A :class:`Store` is the primary: checkpoint and results in one transaction per batch, and
+  a :class:`~backbeat.sinks.queries.Reader` for what it holds.
 
-Several engine processes may share one store (members of one Kafka consumer group, each
-owning some partitions). A commit is therefore *fenced*: it names the position it expects
-each of its partitions to be at, and the store refuses the whole commit
-(:class:`~backbeat.errors.FencedError`) when another process has moved one of them, so a
-process that lost a partition without noticing can never double its events.
-
-Next: ``duckdb_store.py`` (the embedded store), ``csv_sink.py``.
+Next: ``queries.py`` (the reader contract), ``registry.py`` (backends by name),
+``duckdb/store.py`` (the embedded store), ``csv.py`` (the simplest result sink).
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
+
+from backbeat.events.schema import Topic
+
+if TYPE_CHECKING:
+    from backbeat.sinks.queries import Reader
+    from backbeat.transport.kafka.settings import KafkaSettings
 
 DEAD_LETTER_SCHEMA = pa.schema(
     [
@@ -34,21 +46,31 @@ DEAD_LETTER_SCHEMA = pa.schema(
         ("raw", pa.binary()),
     ]
 )
+SEEN_KEYS = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("session_id", pa.int64()),
+        ("item", pa.int32()),
+        ("ts", pa.int64()),
+        ("partition", pa.string()),
+    ]
+)
+"""One remembered de-dup key: the event's keys, its time and the partition it came from."""
+SEEN_SCHEMA = pa.schema([("topic", pa.string()), *SEEN_KEYS])
+"""De-dup keys of every topic, as a checkpoint stores them."""
+
+Mark = dict[str, Any]
+"""A secondary sink's resume mark: a JSON object only the sink reads."""
 
 
-@dataclass(frozen=True, slots=True)
-class CsvMark:
-    """What the CSV file must hold: windows before ``until`` in ``size_after`` bytes.
+class Guarantee(StrEnum):
+    """What a sink promises about each batch after crashes and restarts."""
 
-    The last append covered windows in ``[until_before, until)`` starting at byte
-    ``size_before``; recovery truncates there and writes those windows again.
-    """
-
-    path: str
-    until_before: int
-    until: int
-    size_before: int
-    size_after: int
+    EXACTLY_ONCE = "exactly once"
+    """A replayed batch overwrites or is skipped: never doubled, never lost."""
+    AT_LEAST_ONCE = "at least once"
+    """Never lost; a crash at the wrong moment may repeat a batch's records (they carry the
+    batch id, so repeats can be recognized)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +108,8 @@ class BatchStats:
 
 
 @dataclass(frozen=True, slots=True)
-class EngineState:
-    """What the engine needs to resume exactly where the last commit left off.
+class CheckpointState:
+    """What the engine and the sinks need to resume exactly where the last commit left off.
 
     ``seen`` rows carry the partition they came from, so a process that takes over a
     partition can load just that partition's keys.
@@ -96,46 +118,96 @@ class EngineState:
     batch_id: int = 0
     partitions: dict[str, PartitionState] = field(default_factory=dict)
     seen: pa.Table | None = None
-    csv: dict[str, CsvMark] = field(default_factory=dict)
-    """CSV marks by file path (a store may have fed several CSV files over time)."""
+    marks: dict[str, Mark] = field(default_factory=dict)
+    """Resume marks by sink key, as committed with the sink's last batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class SinkBatch:
+    """One micro-batch's results, as every sink receives them.
+
+    Attributes:
+        partials: partial aggregate rows per metric (``backbeat.analytics.metrics``).
+        events: the batch's valid, on-time, de-duplicated events, one table per topic
+            (contract columns); topics without events are absent.
+        dead_letters: the batch's bad records (``DEAD_LETTER_SCHEMA``).
+        watermarks: per topic name, the event time up to which every 1-minute window is
+            final after this batch (None: not known yet).
+    """
+
+    partials: Mapping[str, pa.Table]
+    events: Mapping[Topic, pa.Table]
+    dead_letters: pa.Table
+    watermarks: Mapping[str, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Commit:
-    """Everything one micro-batch changes, applied atomically.
+    """Everything one micro-batch changes in the primary store, applied atomically.
 
     Attributes:
+        batch: the results.
         partitions: the committing process's partitions, where they now stand.
         expected: for each of ``partitions``, the position the process last read from or
             wrote to the store (None: no row yet); the commit is refused if one differs.
         seen: de-dup keys of ``partitions`` remembered since the last commit (``SEEN_SCHEMA``).
         seen_pruned: per topic, a time: stored keys of ``partitions`` (and keys without a
             partition) of that topic stamped before it are no longer needed.
-        listens: the batch's fresh listen events (contract columns), kept by the store for
-            filtered reads (the API's live event table, filtered top lists); None: none.
+        stats: the batch's counts and timings.
+        marks: the secondary sinks' resume marks for this batch, by sink key.
     """
 
-    partials: dict[str, pa.Table]
-    dead_letters: pa.Table
+    batch: SinkBatch
     partitions: dict[str, PartitionState]
     expected: dict[str, int | None]
     seen: pa.Table
     stats: BatchStats
-    csv: CsvMark | None = None
     seen_pruned: dict[str, int] = field(default_factory=dict)
-    listens: pa.Table | None = None
+    marks: dict[str, Mark] = field(default_factory=dict)
 
 
-class Store(ABC):
-    """A durable home for results that commits batches atomically."""
+class Checkpoint(ABC):
+    """Positions, de-dup keys, fencing and sink marks, kept by the primary store."""
 
     @abstractmethod
-    def load_state(self) -> EngineState:
+    def load_state(self) -> CheckpointState:
         """The state as of the last successful commit (empty for a new store)."""
 
     @abstractmethod
-    def load_partitions(self, partitions: Sequence[str]) -> EngineState:
+    def load_partitions(self, partitions: Sequence[str]) -> CheckpointState:
         """The stored state of just these partitions (a process taking them over)."""
+
+    @abstractmethod
+    def save_marks(self, marks: Mapping[str, Mark]) -> None:
+        """Record sinks' marks outside a batch (after their last write, at a clean stop)."""
+
+
+class Store(Checkpoint):
+    """The primary store: checkpoint and results committed in one transaction per batch,
+    exactly once (a batch whose partitions already moved on is refused, never doubled)."""
+
+    name: ClassVar[str]
+    guarantee: ClassVar[Guarantee] = Guarantee.EXACTLY_ONCE
+
+    @classmethod
+    @abstractmethod
+    def at(cls, location: str, *, shared: bool = False) -> Store:
+        """The store at a ``--store`` location, for writing (created when new); ``shared``:
+        several processes write it.
+
+        Raises:
+            ConfigError: a location this backend cannot use.
+            StoreError, StoreLockedError: it cannot be opened.
+        """
+
+    @classmethod
+    @abstractmethod
+    def reader_at(cls, location: str) -> Reader:
+        """Named queries over the store at ``location``, written by another process.
+
+        Raises:
+            StoreError: there is no store there.
+        """
 
     @abstractmethod
     def commit(self, commit: Commit) -> int:
@@ -147,9 +219,84 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def metric(self, name: str, where: str = "", params: tuple[object, ...] = ()) -> pa.Table:
-        """The merged rows of a metric (optionally filtered), sorted by its keys."""
+    def reader(self) -> Reader:
+        """Named queries over this store, from any thread of this process."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Delete every result, dead letter, position and mark (one transaction)."""
 
     @abstractmethod
     def close(self) -> None:
         """Release the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class SinkSpec:
+    """A secondary sink as the user chose it: ``--sink NAME``, its target (``--csv FILE``)
+    and its other options (``--sink-option NAME.KEY=VALUE``)."""
+
+    name: str
+    target: str | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
+    kafka: KafkaSettings | None = None
+    """The run's Kafka settings, for sinks that write to Kafka."""
+
+
+class ResultSink(ABC):
+    """Receives every committed batch, with a stated guarantee.
+
+    Order of calls: :meth:`resume` once at start, then per batch :meth:`begin` (before the
+    store commits; the mark it returns is committed with the batch) and :meth:`write` (after
+    the commit), then :meth:`settle` and :meth:`close` at a clean stop. A sink added to a
+    store that already has batches receives the batches after them.
+    """
+
+    name: ClassVar[str]
+    guarantee: ClassVar[Guarantee]
+    single_writer: ClassVar[bool] = False
+    """True when one process must write every partition (no consumer groups)."""
+
+    @property
+    @abstractmethod
+    def key(self) -> str:
+        """This sink's identity in the checkpoint (its name and target)."""
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: SinkSpec) -> ResultSink:
+        """Build the sink from the user's choice.
+
+        Raises:
+            ConfigError: a missing or bad option.
+        """
+
+    def resume(self, batch_id: int, mark: Mark | None, reader: Reader) -> None:  # noqa: B027
+        """At start: ``batch_id`` is the store's last batch and ``mark`` this sink's mark as
+        committed with it (None: a sink new to this store); finish or redo that write."""
+
+    def begin(self, batch: SinkBatch) -> Mark | None:
+        """Before the store commits ``batch``: plan the write; the mark to commit with it."""
+        return None
+
+    @abstractmethod
+    def write(
+        self,
+        batch_id: int,
+        partials: Mapping[str, pa.Table],
+        events: Mapping[Topic, pa.Table],
+        dead_letters: pa.Table,
+    ) -> None:
+        """After the store committed batch ``batch_id``: write it (as planned by :meth:`begin`).
+
+        Raises:
+            BackbeatError: the write failed; the engine stops, and :meth:`resume` redoes it
+                at the next start.
+        """
+
+    def settle(self) -> Mark | None:
+        """The mark after the last write, saved at a clean stop (None: nothing to save)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the sink holds (may be called more than once)."""

@@ -106,4 +106,4 @@ class Source(ABC):
         self.open({name: pos for name, pos in positions.items() if pos is not None})
 
     def close(self) -> None:  # noqa: B027 - optional hook
-        """Release resources."""
+        """Release resources (may be called more than once)."""

@@ -4,8 +4,12 @@ While the engine decodes, aggregates and commits batch *n*, the wrapped source a
 produces batch *n+1*. Two workers:
 
 - ``"thread"``: a background thread; enough when the source waits on I/O or releases the GIL.
-- ``"process"``: a forked child process that ships slices back as Arrow IPC streams; needed
-  for CPU-bound Python sources such as the simulator, which would otherwise share the GIL.
+- ``"process"``: a forked child process that ships slices back as Arrow IPC files in shared
+  memory (``/dev/shm`` when it has room, else the temp folder), which this process maps
+  without copying; needed for CPU-bound Python sources such as the simulator, which would
+  otherwise share the GIL. Each file is unlinked as soon as it is mapped; the folder goes at
+  :meth:`Prefetching.close`, or, when this process dies (kill -9 included), with the child,
+  or at the next start.
 
 Slices still come out in order with their positions, so the exactly-once contract is
 untouched: read-ahead that was never committed is simply produced again after a restart.
@@ -17,13 +21,19 @@ Next: ``base.py`` (the contract), ``inprocess.py`` (the usual wrapped source).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import queue
+import shutil
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Literal, TypeVar, cast
 
 import numpy as np
@@ -34,6 +44,23 @@ from backbeat.transport.base import ArrowSlice, Slice, Source
 
 Worker = Literal["thread", "process"]
 T = TypeVar("T")
+SHARED_MEMORY = Path("/dev/shm")
+SHARED_MEMORY_MIN_FREE = 2 << 30  # enough for a few batches in flight
+
+
+def _exchange_folder() -> Path:
+    """A private folder for the slices in flight, named after this process: in shared memory
+    when it has room. Folders left by processes that no longer exist are removed first."""
+    base = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        stat = os.statvfs(SHARED_MEMORY)
+        if stat.f_bavail * stat.f_frsize >= SHARED_MEMORY_MIN_FREE:
+            base = SHARED_MEMORY
+    for stale in base.glob("backbeat-prefetch-*"):
+        owner = stale.name.split("-")[2]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"backbeat-prefetch-{os.getpid()}-", dir=base))
 
 
 def read_ahead(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
@@ -102,6 +129,7 @@ class Prefetching(Source):
         self._child: mp.process.BaseProcess | None = None
         self._exhausted = False
         self._static: Mapping[str, str] | None = None
+        self._folder: Path | None = None
 
     def open(self, positions: Mapping[str, int]) -> None:
         self._static = self._inner.partitions()
@@ -109,8 +137,10 @@ class Prefetching(Source):
         if self._worker == "process":
             ctx = mp.get_context("fork")
             ours, theirs = ctx.Pipe(duplex=True)
+            self._folder = _exchange_folder()
             self._child = ctx.Process(
-                target=_child_main, args=(self._inner, dict(positions), self._batch, theirs),
+                target=_child_main,
+                args=(self._inner, dict(positions), self._batch, theirs, self._folder),
                 name="backbeat-prefetch", daemon=True,
             )  # fmt: skip
             self._child.start()
@@ -169,6 +199,8 @@ class Prefetching(Source):
             self._child.join(timeout=5)
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
         self._inner.close()
 
 
@@ -202,7 +234,7 @@ class _Header:
 
 
 class _ReceiveFromChild(_Producer):
-    """Parent side: asks the child for a poll, receives slices as Arrow IPC bytes."""
+    """Parent side: asks the child for a poll, maps the Arrow IPC files it wrote."""
 
     def __init__(self, conn: Connection, depth: int) -> None:
         self._conn = conn
@@ -215,11 +247,14 @@ class _ReceiveFromChild(_Producer):
             return None
         if isinstance(message, str):
             raise SourceError(f"the read-ahead worker failed: {message}")
-        self._conn.send("poll")
-        headers: list[_Header] = message
+        with contextlib.suppress(BrokenPipeError):  # the child already finished: "done" waits
+            self._conn.send("poll")
+        written: list[tuple[_Header, str]] = message
         slices: list[Slice] = []
-        for header in headers:
-            table = pa.ipc.open_stream(self._conn.recv_bytes()).read_all()
+        for header, path in written:
+            with pa.memory_map(path) as mapped:  # the table keeps the mapping alive
+                table = pa.ipc.open_file(mapped).read_all()
+            os.unlink(path)
             slices.append(
                 ArrowSlice(
                     topic=header.topic,
@@ -232,8 +267,10 @@ class _ReceiveFromChild(_Producer):
         return slices
 
 
-def _child_main(inner: Source, positions: dict[str, int], batch: int, conn: Connection) -> None:
-    """Child side: poll the source on request and send its slices back."""
+def _child_main(
+    inner: Source, positions: dict[str, int], batch: int, conn: Connection, folder: Path
+) -> None:
+    """Child side: poll the source on request, write its slices into ``folder``, say where."""
     try:
         inner.open(positions)
         while conn.recv() == "poll":
@@ -244,14 +281,15 @@ def _child_main(inner: Source, positions: dict[str, int], batch: int, conn: Conn
             if not slices:
                 conn.send("done")
                 return
-            conn.send([_Header(s.topic, s.partition, s.next_position) for s in slices])
+            written = []
             for piece in slices:
                 assert isinstance(piece, ArrowSlice), "process read-ahead needs typed slices"
-                sink = pa.BufferOutputStream()
-                with pa.ipc.new_stream(sink, piece.table.schema) as writer:
-                    writer.write_table(piece.table)
-                conn.send_bytes(sink.getvalue())
+                path = str(folder / f"{uuid.uuid4().hex}.arrow")
+                with pa.OSFile(path, "wb") as out, pa.ipc.new_file(out, piece.table.schema) as w:
+                    w.write_table(piece.table)
+                written.append((_Header(piece.topic, piece.partition, piece.next_position), path))
+            conn.send(written)
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        return
+        shutil.rmtree(folder, ignore_errors=True)  # the parent is gone: nobody reads them
     except Exception as exc:  # reported to the parent as one line
         conn.send(f"{type(exc).__name__}: {exc}")

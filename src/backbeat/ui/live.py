@@ -1,11 +1,11 @@
 """The live terminal view of ``backbeat demo``: charts, not tables only.
 
-It reads the store through ``backbeat.serve.queries`` (never engine internals) and renders
+It reads the store through its reader's named queries (never engine internals) and renders
 top songs, top artists, a sparkline per genre of plays per minute over the last minutes, and
 throughput. :class:`LiveView` refreshes at most once a second from the engine's per-batch
 callback.
 
-Next: ``backbeat.serve.queries`` (the reads), ``backbeat.cli`` (who shows it).
+Next: ``backbeat.sinks.queries`` (the reads), ``backbeat.commands.demo`` (who shows it).
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from backbeat.engine.pipeline import RunReport
-from backbeat.serve import queries
+from backbeat.engine.base import RunReport
+from backbeat.sinks import queries as q
 from backbeat.sinks.base import BatchStats
-from backbeat.sinks.duckdb_store import DuckDBStore
 
 _BARS = " ▁▂▃▄▅▆▇█"
 _MINUTES = 15
@@ -55,8 +54,8 @@ def _ranked(title: str, rows: pa.Table, label: str) -> Panel:
 class LiveView:
     """A refreshing terminal dashboard over a store."""
 
-    def __init__(self, store: DuckDBStore, console: Console | None = None, title: str = "") -> None:
-        self.store = store
+    def __init__(self, reader: q.Reader, console: Console | None = None, title: str = "") -> None:
+        self.reader = reader
         self.console = console or Console()
         self.title = title or "backbeat · live"
         self._live = Live(console=self.console, refresh_per_second=4, screen=False)
@@ -87,9 +86,8 @@ class LiveView:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
     def render(self, report: RunReport) -> Layout:
-        latest = (
-            self.store.sql("SELECT max(window_start) AS w FROM m_genre_minute").column(0)[0].as_py()
-        )
+        t = self.reader.one(q.LatestTime()).get("t")
+        latest = None if t is None else t // 60_000 * 60_000
         layout = Layout()
         layout.split_column(
             Layout(self._header(report, latest), size=3),
@@ -98,16 +96,12 @@ class LiveView:
         if latest is None:
             layout["body"].update(Text("waiting for the first listens…", style="dim"))
             return layout
-        span = queries.TimeRange(latest - (_MINUTES - 1) * 60_000, latest + 60_000)
+        span = q.TimeRange(latest - (_MINUTES - 1) * 60_000, latest + 60_000)
+        songs = self.reader.run(q.TopSongs(span=span, limit=10))
+        artists = self.reader.run(q.TopArtists(span=span, limit=10))
         layout["body"].split_row(
-            Layout(
-                _ranked("Top songs (last 15 min)", queries.top_songs(self.store, span, 10), "song")
-            ),
-            Layout(
-                _ranked(
-                    "Top artists (last 15 min)", queries.top_artists(self.store, span, 10), "artist"
-                )
-            ),
+            Layout(_ranked("Top songs (last 15 min)", songs, "song")),
+            Layout(_ranked("Top artists (last 15 min)", artists, "artist")),
             Layout(self._genres(span, latest)),
         )
         return layout
@@ -127,8 +121,8 @@ class LiveView:
         )
         return Panel(text, title=self.title, border_style="cyan")
 
-    def _genres(self, span: queries.TimeRange, latest: int) -> Panel:
-        rows = queries.genre_windows(self.store, span).to_pylist()
+    def _genres(self, span: q.TimeRange, latest: int) -> Panel:
+        rows = self.reader.run(q.GenreWindows(span=span)).to_pylist()
         minutes = [latest - (_MINUTES - 1 - i) * 60_000 for i in range(_MINUTES)]
         per: dict[str, dict[int, int]] = {}
         for r in rows:

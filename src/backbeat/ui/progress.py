@@ -13,7 +13,7 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from backbeat.engine.pipeline import RunReport
+from backbeat.engine.base import RunReport
 from backbeat.sinks.base import BatchStats
 
 

@@ -21,7 +21,7 @@ from backbeat.transport.kafka.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
-CLI = (sys.executable, "-m", "backbeat.cli", "--json")
+CLI = (sys.executable, "-m", "backbeat", "--json")
 
 
 def test_create_is_idempotent_and_topics_can_be_described_and_deleted(

@@ -24,14 +24,15 @@ from typing import Any
 import pytest
 
 from backbeat.events.schema import Topic
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.queries import BatchTotals
 from backbeat.transport.kafka.settings import KafkaSettings
 from backbeat.transport.kafka.source import parse_partition_name
 from tests.support.kafka_log import read_topics
+from tests.support.stores import ask, duck_sql
 
 pytestmark = pytest.mark.integration
 
-DEMO = (sys.executable, "-m", "backbeat.cli", "--json", "--log-level", "INFO", "demo", "--no-web")
+DEMO = (sys.executable, "-m", "backbeat", "--json", "--log-level", "INFO", "demo", "--no-web")
 
 
 def _command(kafka: KafkaSettings, store: Path, *extra: str) -> list[str]:
@@ -52,19 +53,11 @@ def _log_sizes(kafka: KafkaSettings) -> Counter[tuple[str, int]]:
 
 def _committed(store_dir: Path) -> tuple[int, int, dict[tuple[str, int], int]]:
     """(events, accepted, position per Kafka partition) that the store committed."""
-    store = DuckDBStore.in_dir(store_dir, read_only=True)
-    try:
-        totals = store.sql(
-            "SELECT coalesce(sum(events_in), 0) AS n, coalesce(sum(accepted), 0) AS a "
-            "FROM meta_batches"
-        ).to_pylist()[0]
-        positions = {
-            parse_partition_name(p): s.position for p, s in store.load_state().partitions.items()
-        }
-    finally:
-        store.close()
+    totals = ask(store_dir, BatchTotals())[0]
+    rows = duck_sql(store_dir, "SELECT partition, position FROM meta_partitions")
+    positions = {parse_partition_name(r["partition"]): r["position"] for r in rows}
     assert None not in positions
-    return totals["n"], totals["a"], positions
+    return totals["events_in"], totals["accepted"], positions
 
 
 def _check(summary: dict[str, Any], store: Path, before: Counter[tuple[str, int]]) -> None:

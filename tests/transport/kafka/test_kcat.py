@@ -34,14 +34,15 @@ import pytest
 from backbeat.events.codec import decode_batch, encode_table
 from backbeat.events.schema import Topic
 from backbeat.simulate.simulator import Simulator, SimulatorSettings
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.queries import DeadLetterRecords
 from backbeat.transport.kafka.settings import KafkaSettings
 from tests.support.kafka_log import read_topics
 from tests.support.malformed import CATEGORIES
+from tests.support.stores import ask, metric_rows
 
 pytestmark = pytest.mark.integration
 
-CLI = (sys.executable, "-m", "backbeat.cli", "--json")
+CLI = (sys.executable, "-m", "backbeat", "--json")
 FIELDS = ("partition", "offset", "key", "headers", "size", "value")
 FORMAT = r"%p\t%o\t%k\t%h\t%S\t%s\n"  # values are compact JSON: no tab, no newline
 
@@ -206,15 +207,11 @@ def test_records_kcat_produced_are_counted_or_dead_lettered(
             strict=True,
         )
     )  # fmt: skip
-    store = DuckDBStore.in_dir(tmp_path / "store", read_only=True)
-    try:
-        stored_plays = {
-            (r["window_start"], r["genre"]): r["plays"]
-            for r in store.metric("genre_minute").to_pylist()
-        }
-        dead = store.sql("SELECT topic, reason, raw FROM dead_letters").to_pylist()
-    finally:
-        store.close()
+    stored_plays = {
+        (r["window_start"], r["genre"]): r["plays"]
+        for r in metric_rows(tmp_path / "store", "genre_minute")
+    }
+    dead = ask(tmp_path / "store", DeadLetterRecords(after=0, upto=2**40))
     assert stored_plays == dict(plays)
     assert Counter((r["topic"], r["raw"]) for r in dead) == bad_count
     for r in dead:

@@ -61,7 +61,7 @@ def million(
     kafka = with_topics(settings_for(kafka_servers))
     started = time.monotonic()
     producer = subprocess.Popen(
-        [sys.executable, "-m", "backbeat.cli", "--json", "produce",
+        [sys.executable, "-m", "backbeat", "--json", "produce",
          "--bootstrap-servers", kafka.bootstrap_servers, "--topic-prefix", kafka.topic_prefix,
          "--users", str(RUN.users), "--seed", str(RUN.seed), "--start", RUN.start.isoformat(),
          "--end", str(RUN.end and RUN.end.isoformat())],

@@ -82,7 +82,7 @@ def test_broker_paused_during_produce(own_broker: Broker, tmp_path: Path) -> Non
     stderr = tmp_path / "produce.log"
     with stderr.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "backbeat.cli", "--json", "--log-level", "INFO", "produce",
+            [sys.executable, "-m", "backbeat", "--json", "--log-level", "INFO", "produce",
              "--bootstrap-servers", kafka.bootstrap_servers, "--topic-prefix", kafka.topic_prefix,
              "--users", "10000", "--seed", "3", "--start", "2026-01-05T00:00:00Z",
              "--end", "2026-01-06T00:00:00Z", "--rate", "4000", "--total", str(total)],

@@ -71,7 +71,7 @@ def _read_back(kafka: KafkaSettings) -> dict[Topic, list[Record]]:
 def test_produce_total_sends_the_earliest_chosen_events_once_keyed_by_user(
     topics: KafkaSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(wiring, "PRODUCE_CHUNK_EVENTS", 4_000)
+    monkeypatch.setattr(wiring.produce, "PRODUCE_CHUNK_EVENTS", 4_000)
     report = wiring.produce_to_kafka(RUN, topics, CHOSEN, total=TOTAL, progress=True)
     assert (report.produced, report.delivered, report.failed) == (TOTAL, TOTAL, 0)
     last_frame = capsys.readouterr().err.strip().splitlines()[-1]

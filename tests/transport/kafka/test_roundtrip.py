@@ -2,7 +2,7 @@
 exactly.
 
 The reference is the existing engine over the JSONL files of the same simulated run (the
-simulator is deterministic), compared metric by metric with ``store.metric(name)``. The Kafka
+simulator is deterministic), compared metric by metric through the store's reader. The Kafka
 side runs ``backbeat stream --bootstrap-servers ... --until-end`` in a child process exactly
 as a user would, reading 3 partitions per topic that the producer keyed by user. A quick
 check of the whole path; ``test_million.py`` holds the 1 M-event runs against the oracle.
@@ -22,13 +22,16 @@ import pytest
 
 from backbeat import wiring
 from backbeat.analytics.metrics import METRICS
-from backbeat.engine.pipeline import EngineSettings, Pipeline
+from backbeat.engine.base import EngineSettings
+from backbeat.engine.pipeline import Pipeline
 from backbeat.simulate.simulator import Simulator, SimulatorSettings
 from backbeat.simulate.writer import write_run
-from backbeat.sinks.duckdb_store import DuckDBStore
+from backbeat.sinks.duckdb.store import DuckDBStore
+from backbeat.sinks.queries import MetricRows
 from backbeat.transport.jsonl import JsonlSource, discover
 from backbeat.transport.kafka.settings import KafkaSettings
 from tests.support.kafka import clean_env, committed, stream_command
+from tests.support.stores import all_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +48,12 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, 
     """(events, metrics) of the run streamed from JSONL files by the same engine."""
     folder = tmp_path_factory.mktemp("jsonl")
     counts = write_run(Simulator(RUN).batches(step_ms=600_000), folder / "in")
-    store = DuckDBStore.in_dir(folder / "store")
-    pipeline = Pipeline(JsonlSource(discover([folder / "in"])), store, EngineSettings())
+    store = DuckDBStore.at(str(folder / "store"))
+    pipeline = Pipeline(JsonlSource(discover([folder / "in"])), store, settings=EngineSettings())
     try:
         report = pipeline.run()
-        metrics = {m.name: store.metric(m.name).to_pylist() for m in METRICS}
+        reader = store.reader()
+        metrics = {m.name: reader.run(MetricRows(name=m.name)).to_pylist() for m in METRICS}
     finally:
         pipeline.close()
         store.close()
@@ -76,9 +80,6 @@ def test_kafka_stream_equals_jsonl_stream(
         "exhausted",
     )
     assert committed(store) == (events, events), "lost or doubled events"
-    db = DuckDBStore.in_dir(store, read_only=True)
-    try:
-        wrong = [m.name for m in METRICS if db.metric(m.name).to_pylist() != metrics[m.name]]
-    finally:
-        db.close()
+    stored = all_metrics(store)
+    wrong = [name for name, rows in stored.items() if rows != metrics[name]]
     assert not wrong, f"metrics differ from the JSONL run: {wrong}"

@@ -28,12 +28,12 @@ from confluent_kafka import Producer
 from backbeat.events.codec import encode_table
 from backbeat.events.schema import Topic
 from backbeat.simulate.simulator import Simulator, SimulatorSettings
-from backbeat.sinks.duckdb_store import DuckDBStore
 from backbeat.transport.kafka.settings import KafkaSettings
+from tests.support.stores import metric_rows
 
 pytestmark = pytest.mark.integration
 
-STREAM = (sys.executable, "-m", "backbeat.cli", "--json", "stream")
+STREAM = (sys.executable, "-m", "backbeat", "--json", "stream")
 HOUR_MS = 3_600_000
 
 
@@ -87,12 +87,8 @@ def test_from_a_time_counts_later_records_only_and_stored_positions_win(
     second = _stream(topics, tmp_path / "store", later.isoformat(timespec="seconds"))
     assert (second["events_in"], second["accepted"]) == (c.num_rows, c.num_rows)
 
-    store = DuckDBStore.in_dir(tmp_path / "store", read_only=True)
-    try:
-        stored = {
-            (r["window_start"], r["genre"]): r["plays"]
-            for r in store.metric("genre_minute").to_pylist()
-        }
-    finally:
-        store.close()
+    stored = {
+        (r["window_start"], r["genre"]): r["plays"]
+        for r in metric_rows(tmp_path / "store", "genre_minute")
+    }
     assert stored == dict(_plays(b) + _plays(c))

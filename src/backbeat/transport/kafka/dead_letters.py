@@ -1,16 +1,13 @@
 """Dead letters to Kafka: each bad record to ``<topic>.dlq`` with why and where it came from.
 
-The engine hands every batch's dead letters (the store's ``dead_letters`` rows: topic,
-partition, offset, reason, raw bytes) to :meth:`DeadLetterProducer.publish` just before it
-commits the batch. Each record goes, with its original bytes and key-less, to the dead-letter
-topic of the Kafka topic it was read from, with headers ``reason``, ``source.topic``,
-``source.partition`` and ``source.offset``. ``publish`` waits until the broker has every
-record, and raises if it has not: then the batch is not committed and is read again, so the
-dead-letter topic gets each bad record at least once (a crash between the flush and the
-commit can repeat a record; the source headers identify repeats). Dead letters of
-partitions that are not Kafka partitions are left to the store alone.
+:meth:`DeadLetterProducer.publish` sends rows of dead letters (topic, partition, offset,
+reason, raw bytes) each, with its original bytes and key-less, to the dead-letter topic of
+the Kafka topic it was read from, with headers ``reason``, ``source.topic``,
+``source.partition``, ``source.offset`` and ``batch.id``, and waits until the broker has every
+record (or raises). Dead letters of partitions that are not Kafka partitions are skipped: the
+store keeps them. The result sink around it is ``backbeat.sinks.kafka_dlq``.
 
-Next: ``source.py`` (where the partition names come from), ``backbeat.engine.pipeline``.
+Next: ``source.py`` (where the partition names come from), ``backbeat.sinks.kafka_dlq``.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ import pyarrow as pa
 from confluent_kafka import KafkaError, Message, Producer
 
 from backbeat.errors import TransientError
-from backbeat.sinks.base import Commit
 from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.settings import DLQ_SUFFIX, KafkaSettings
 from backbeat.transport.kafka.source import parse_partition_name
@@ -31,7 +27,7 @@ Headers = list[tuple[str, str | bytes | None]]
 
 
 class DeadLetterProducer:
-    """Writes dead letters to ``<source topic>.dlq``; :meth:`before_commit` is the engine hook."""
+    """Writes dead letters to ``<source topic>.dlq``."""
 
     def __init__(self, settings: KafkaSettings, flush_timeout_s: float = 30.0) -> None:
         conf = {"enable.idempotence": "true", "acks": "all", "linger.ms": "5"}
@@ -41,19 +37,16 @@ class DeadLetterProducer:
         self._errors: list[str] = []
         self.published = 0
 
-    def before_commit(self, commit: Commit) -> None:
-        """Engine hook: publish the batch's dead letters before the store commits it."""
-        self.publish(commit.dead_letters)
-
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._errors.append(f"{msg.topic()}: {err.str()}")
 
-    def publish(self, dead: pa.Table) -> int:
-        """Send every row of ``dead`` (``DEAD_LETTER_SCHEMA``) and wait for the broker.
+    def publish(self, dead: pa.Table, batch_ids: list[int]) -> int:
+        """Send every row of ``dead`` (``DEAD_LETTER_SCHEMA`` columns), row ``i`` with the
+        header ``batch.id`` = ``batch_ids[i]``, and wait for the broker.
 
         Raises:
-            TransientError: a record was not acknowledged (the batch must not be committed).
+            TransientError: a record was not acknowledged.
         """
         sent = 0
         rows = zip(
@@ -61,9 +54,10 @@ class DeadLetterProducer:
             dead.column("offset").to_pylist(),
             dead.column("reason").to_pylist(),
             dead.column("raw").to_pylist(),
+            batch_ids,
             strict=True,
         )
-        for partition, offset, reason, raw in rows:
+        for partition, offset, reason, raw, batch_id in rows:
             source = parse_partition_name(partition)
             if source is None:
                 continue
@@ -73,6 +67,7 @@ class DeadLetterProducer:
                 ("source.topic", topic.encode()),
                 ("source.partition", str(number).encode()),
                 ("source.offset", str(offset).encode()),
+                ("batch.id", str(batch_id).encode()),
             ]
             self._send(topic + DLQ_SUFFIX, raw, headers)
             sent += 1
@@ -83,7 +78,7 @@ class DeadLetterProducer:
             problems, self._errors = self._errors, []
             raise TransientError(
                 f"{left + len(problems)} dead letters were not accepted by Kafka "
-                f"({'; '.join(problems[:3]) or 'flush timed out'}): the batch is not committed"
+                f"({'; '.join(problems[:3]) or 'flush timed out'})"
             )
         self.published += sent
         return sent

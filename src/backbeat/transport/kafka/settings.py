@@ -98,4 +98,4 @@ def require_client() -> None:
     try:
         import_module("confluent_kafka")
     except ImportError:
-        raise MissingExtraError("confluent_kafka", "kafka") from None
+        raise MissingExtraError("talking to Kafka", "kafka") from None

@@ -1,27 +1,33 @@
-"""The Kafka commands of the ``backbeat`` CLI: ``topics create|list|describe|delete`` and
-``produce`` (``stream --bootstrap-servers`` lives with ``stream`` in ``cli.py``).
+"""The Kafka commands: ``topics create|list|describe|delete`` and ``produce``
+(``stream --bootstrap-servers`` lives with ``stream``).
 
 Thin like the rest of the CLI: parse flags, build :class:`KafkaSettings` (flags >
 ``BACKBEAT_KAFKA_*`` > defaults), call one library function, render.
 
-Next: ``backbeat.transport.kafka.admin`` and ``backbeat.wiring.produce_to_kafka``.
+Next: ``backbeat.transport.kafka.admin`` and ``backbeat.wiring.produce``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from backbeat.cli import OPTS, _emit, _guard, _kafka_settings, _topic, app, simulator_settings
+from backbeat.commands.common import (
+    OPTS,
+    emit,
+    guard,
+    kafka_settings,
+    simulator_settings,
+    topic,
+)
+from backbeat.commands.simulate import Config, Seed, Users
 
 if TYPE_CHECKING:
     from backbeat.transport.kafka.settings import KafkaSettings
 
 topics_app = typer.Typer(help="Create, list, describe or delete backbeat's Kafka topics.")
-app.add_typer(topics_app, name="topics")
 
 Servers = Annotated[
     str | None,
@@ -39,7 +45,7 @@ def _names(
 ) -> tuple[KafkaSettings, list[str]]:
     from backbeat.transport.kafka.admin import backbeat_topics
 
-    kafka = _kafka_settings(bootstrap_servers, topic_prefix)
+    kafka = kafka_settings(bootstrap_servers, topic_prefix)
     return kafka, topic or backbeat_topics(kafka)
 
 
@@ -61,9 +67,9 @@ def topics_create(
         kafka, names = _names(bootstrap_servers, topic_prefix, topic)
         retention = None if retention_hours is None else int(retention_hours * 3_600_000)
         result = create_topics(kafka, names, TopicSpec(partitions, replication_factor, retention))
-        _emit(result, "\n".join(f"{n}: {state}" for n, state in result.items()))
+        emit(result, "\n".join(f"{n}: {state}" for n, state in result.items()))
 
-    _guard(body)
+    guard(body)
 
 
 @topics_app.command("list")
@@ -72,10 +78,10 @@ def topics_list(bootstrap_servers: Servers = None) -> None:
     from backbeat.transport.kafka.admin import list_topics
 
     def body() -> None:
-        result = list_topics(_kafka_settings(bootstrap_servers, None))
-        _emit(result, "\n".join(f"{n}  ({p} partitions)" for n, p in result.items()) or "no topics")
+        result = list_topics(kafka_settings(bootstrap_servers, None))
+        emit(result, "\n".join(f"{n}  ({p} partitions)" for n, p in result.items()) or "no topics")
 
-    _guard(body)
+    guard(body)
 
 
 @topics_app.command("describe")
@@ -88,7 +94,7 @@ def topics_describe(
     def body() -> None:
         kafka, names = _names(bootstrap_servers, topic_prefix, topic)
         infos = describe_topics(kafka, names)
-        _emit(
+        emit(
             {"topics": [asdict(i) for i in infos]},
             "\n".join(
                 f"{i.name}: {i.partitions} partitions × {i.replication_factor} replicas {i.config}"
@@ -96,7 +102,7 @@ def topics_describe(
             ),
         )
 
-    _guard(body)
+    guard(body)
 
 
 @topics_app.command("delete")
@@ -114,39 +120,39 @@ def topics_delete(
         if not yes and not typer.confirm(f"delete {', '.join(names)}?"):
             raise typer.Abort()
         result = delete_topics(kafka, names)
-        _emit(result, "\n".join(f"{n}: {state}" for n, state in result.items()))
+        emit(result, "\n".join(f"{n}: {state}" for n, state in result.items()))
 
-    _guard(body)
+    guard(body)
 
 
-@app.command()
 def produce(
     bootstrap_servers: Servers = None,
     topic_prefix: Prefix = None,
-    topic: Annotated[
-        list[str] | None, typer.Option(help="backbeat topic(s) to produce (default: all four).")
+    topics: Annotated[
+        list[str] | None,
+        typer.Option("--topic", help="backbeat topic(s) to produce (default: all four)."),
     ] = None,
     rate: Annotated[float | None, typer.Option(min=1, help="Events/s at most.")] = None,
     total: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
-    users: Annotated[int, typer.Option(min=1, help="Number of users at the start.")] = 10_000,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default: config's seed).")] = None,
+    users: Users = 10_000,
+    seed: Seed = None,
     start: Annotated[str | None, typer.Option(help="Event-time start, ISO.")] = None,
     end: Annotated[
         str | None, typer.Option(help="Event-time end, ISO (default start + 1 h).")
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="eventsim JSON config file.")] = None,
+    config: Config = None,
 ) -> None:
     """Simulate a music service into Kafka (idempotent producer, acks=all, lz4)."""
     from backbeat import wiring
 
     def body() -> None:
-        kafka = _kafka_settings(bootstrap_servers, topic_prefix)
-        settings = simulator_settings(users, seed, start, end, config)
-        chosen = {_topic(t) for t in topic} if topic else None
+        kafka = kafka_settings(bootstrap_servers, topic_prefix)
+        run = simulator_settings(users, seed, start, end, config)
+        chosen = {topic(t) for t in topics} if topics else None
         report = wiring.produce_to_kafka(
-            settings, kafka, chosen, rate=rate, total=total, progress=not OPTS.json
+            run, kafka, chosen, rate=rate, total=total, progress=not OPTS.json
         )
-        _emit(
+        emit(
             {
                 "produced": report.produced,
                 "delivered": report.delivered,
@@ -157,4 +163,4 @@ def produce(
             f"{kafka.bootstrap_servers} ({report.failed:,} delivery errors)",
         )
 
-    _guard(body)
+    guard(body)

@@ -1,0 +1,82 @@
+"""The ``backbeat`` command line: thin commands over the library, one module each.
+
+Each command parses flags, builds settings, calls one library function (most often in
+``backbeat.wiring``) and renders the result (rich for people, ``--json`` for machines). Any
+:class:`~backbeat.errors.BackbeatError` becomes one line on stderr and exit code 1;
+``--debug`` shows tracebacks. Ctrl-C finishes and commits the batch in flight. This module
+only assembles the app; the command modules import nothing from it.
+
+Next: ``stream.py``, ``demo.py``, ``query.py``, ``serve.py``, ``simulate.py``, ``kafka.py``,
+``common.py`` (what they share).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from backbeat import __version__
+from backbeat.commands import demo, kafka, query, serve, simulate, stream
+from backbeat.commands.common import OPTS, emit, guard, settings
+
+app = typer.Typer(
+    name="backbeat",
+    help="Real-time analytics for a music streaming service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+@app.callback()
+def _root(
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    log_level: Annotated[
+        LogLevel | None, typer.Option(help="Logging level (default WARNING).")
+    ] = None,
+) -> None:
+    """backbeat: simulate, stream, aggregate in event time, and query a music service."""
+    OPTS.json, OPTS.debug = json_output, debug
+    level = "DEBUG" if debug else (log_level or guard(settings).log_level)
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    emit({"version": __version__}, f"backbeat {__version__}")
+
+
+app.command()(simulate.simulate)
+app.command()(stream.stream)
+app.command()(query.query)
+app.command()(demo.demo)
+app.command()(serve.serve)
+app.command()(kafka.produce)
+app.add_typer(kafka.topics_app, name="topics")
+
+_GLOBAL_FLAGS = ("--json", "--debug")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point. ``--json`` and ``--debug`` work before or after the command
+    (``backbeat query top-songs --json`` = ``backbeat --json query top-songs``)."""
+    args = sys.argv[1:] if argv is None else argv
+    flags = [a for a in args if a in _GLOBAL_FLAGS]
+    app(args=flags + [a for a in args if a not in _GLOBAL_FLAGS])

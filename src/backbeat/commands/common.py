@@ -1,0 +1,183 @@
+"""What every command shares: settings from the environment, one-line errors, output.
+
+:func:`guard` runs a command's body and turns any :class:`~backbeat.errors.BackbeatError` (and
+any other failure) into one line on stderr and exit code 1 (``--debug`` shows the
+traceback); :func:`emit` and :func:`emit_table` write for people (rich) or machines
+(``--json``).
+
+Next: the command modules of this package.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import pyarrow as pa
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from backbeat.errors import BackbeatError, ConfigError
+from backbeat.events.schema import Topic, parse_topic
+from backbeat.settings import Settings
+
+if TYPE_CHECKING:
+    from backbeat.simulate.simulator import SimulatorSettings
+    from backbeat.transport.kafka.settings import KafkaSettings
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+class _Opts:
+    json: bool = False
+    debug: bool = False
+
+
+OPTS = _Opts()
+"""The global flags (``--json``, ``--debug``), set by the root callback."""
+
+
+def settings() -> Settings:
+    """Settings from the environment; a bad BACKBEAT_* value is a one-line ConfigError."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        name = "BACKBEAT_" + str(problem["loc"][0]).upper() if problem["loc"] else "BACKBEAT_*"
+        raise ConfigError(f"{name}={problem.get('input')!r}: {problem['msg']}") from None
+
+
+def api_token(current: Settings) -> str | None:
+    return current.api_token.get_secret_value() if current.api_token else None
+
+
+def kafka_settings(bootstrap_servers: str | None, topic_prefix: str | None) -> KafkaSettings:
+    """Kafka settings: flags > ``BACKBEAT_KAFKA_*`` > defaults; a bad value is one line.
+
+    Raises:
+        MissingExtraError: confluent-kafka is not installed.
+    """
+    from backbeat.transport.kafka.settings import require_client
+
+    require_client()
+    from backbeat.transport.kafka.settings import KafkaSettings
+
+    flags: dict[str, Any] = {}
+    if bootstrap_servers is not None:
+        flags["bootstrap_servers"] = bootstrap_servers
+    if topic_prefix is not None:
+        flags["topic_prefix"] = topic_prefix
+    try:
+        return KafkaSettings(**flags)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        name = "BACKBEAT_KAFKA_" + str(problem["loc"][0]).upper() if problem["loc"] else "?"
+        raise ConfigError(f"{name}: {problem['msg']}") from None
+
+
+def topic(name: str) -> Topic:
+    """A backbeat topic by name; ConfigError naming the choices otherwise."""
+    found = parse_topic(name)
+    if found is None:
+        raise ConfigError(f"unknown topic {name!r}: use one of {', '.join(t.value for t in Topic)}")
+    return found
+
+
+def guard(fn: Callable[[], T]) -> T:
+    """Run a command body; turn errors into one line and exit code 1."""
+    try:
+        return fn()
+    except BackbeatError as exc:
+        if OPTS.debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+    except (OSError, ValueError) as exc:
+        if OPTS.debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except Exception as exc:  # a bug of ours: still one line, with the way to see more
+        if OPTS.debug:
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for "
+            "the traceback, and please report it)",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
+def parse_time(value: str | None, flag: str) -> datetime | None:
+    """An ISO time flag (no zone: UTC)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"{flag} {value!r} is not an ISO time such as 2026-01-31T12:00:00Z"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def start_from(value: str) -> Literal["earliest", "latest"] | datetime:
+    """``stream --from``: earliest, latest or an ISO time (without a zone: UTC)."""
+    if value in ("earliest", "latest"):
+        return "earliest" if value == "earliest" else "latest"
+    try:
+        parsed = parse_time(value, "--from")
+    except ConfigError:
+        raise ConfigError(
+            f"--from {value!r}: use earliest, latest or an ISO time such as 2026-01-31T12:00:00Z"
+        ) from None
+    assert parsed is not None
+    return parsed
+
+
+def simulator_settings(
+    users: int, seed: int | None, start: str | None, end: str | None, config: Path | None
+) -> SimulatorSettings:
+    """Simulator settings from the flags `simulate` and `produce` share (default span: 1 h)."""
+    from backbeat import wiring
+
+    return wiring.simulator_settings(
+        users=users,
+        seed=seed,
+        start=parse_time(start, "--start"),
+        end=parse_time(end, "--end"),
+        config=config,
+        default_span=timedelta(hours=1),
+    )
+
+
+def emit_table(table: pa.Table, title: str) -> None:
+    """A result table: rich for people, a JSON list of rows with ``--json``."""
+    if OPTS.json:
+        sys.stdout.write(json.dumps(table.to_pylist(), default=str) + "\n")
+        return
+    view = Table(title=title, header_style="bold magenta")
+    for name in table.column_names:
+        view.add_column(name, overflow="fold")
+    for row in table.to_pylist():
+        view.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
+    console.print(view)
+
+
+def emit(payload: dict[str, Any], human: str) -> None:
+    """A command's result: one line for people, a JSON object with ``--json``."""
+    if OPTS.json:
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    else:
+        console.print(human)

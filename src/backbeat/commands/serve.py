@@ -1,0 +1,44 @@
+"""``backbeat serve``: the REST API and the live dashboard over a store another process writes.
+
+Next: ``backbeat.serve.app`` (the app), ``backbeat.serve.hub`` (live pushes).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from backbeat.commands.common import api_token, err_console, guard, settings
+from backbeat.commands.stream import StoreOption
+
+
+def serve(
+    store: StoreOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8000,
+) -> None:
+    """The REST API and the live dashboard over a store (Ctrl-C stops).
+
+    Reads a store that is idle or written by `backbeat stream --group` members (they hold
+    the file only while committing); `backbeat demo` serves its own store itself.
+    """
+    from backbeat.serve.app import WebServer, create_app
+    from backbeat.serve.hub import CommitHub, StoreWatcher, latest_batch
+    from backbeat.sinks.registry import open_reader
+
+    def body() -> None:
+        current = settings()
+        reader = open_reader(store or current.store)
+        hub = CommitHub(latest_batch(reader))
+        web = WebServer(create_app(reader, hub, api_token(current)), host, port)
+        watcher = StoreWatcher(reader, hub)
+        watcher.start()
+        err_console.print(f"dashboard: {web.url} (API docs: {web.url}docs)", highlight=False)
+        try:
+            web.run()
+        finally:
+            watcher.stop()
+            reader.close()
+
+    guard(body)

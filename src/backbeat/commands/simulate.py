@@ -1,0 +1,48 @@
+"""``backbeat simulate``: a simulated music service into one JSONL file per topic.
+
+Next: ``backbeat.wiring.simulation``, ``backbeat.simulate``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from backbeat.commands.common import OPTS, emit, guard, simulator_settings
+
+Users = Annotated[int, typer.Option(min=1, help="Number of users at the start.")]
+Seed = Annotated[int | None, typer.Option(help="Random seed (default: config's seed).")]
+Config = Annotated[Path | None, typer.Option(help="eventsim JSON config file.")]
+
+
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder for <topic>.jsonl files.")] = Path("events"),
+    users: Users = 10_000,
+    seed: Seed = None,
+    start: Annotated[
+        str | None, typer.Option(help="Event-time start, ISO (default: config or today-1d).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Event-time end, ISO (default: start + 1 h).")
+    ] = None,
+    config: Config = None,
+    rate: Annotated[
+        float | None, typer.Option(min=1, help="Pace output to this many events/s.")
+    ] = None,
+) -> None:
+    """Simulate a music service and write one JSONL file per topic."""
+    from backbeat import wiring
+
+    def body() -> None:
+        run = simulator_settings(users, seed, start, end, config)
+        counts = wiring.write_jsonl_run(run, out, rate=rate, progress=not OPTS.json)
+        total = sum(counts.values())
+        emit(
+            {"out": str(out), "events": total, "per_topic": counts},
+            f"wrote {total:,} events to {out}/ "
+            + ", ".join(f"{t} {n:,}" for t, n in counts.items()),
+        )
+
+    guard(body)

@@ -1,0 +1,202 @@
+"""``backbeat stream``: JSONL files or Kafka -> the engine -> the store and result sinks.
+
+Next: ``backbeat.wiring.pipeline`` (what it assembles), ``common.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from backbeat.commands.common import (
+    OPTS,
+    api_token,
+    console,
+    emit,
+    err_console,
+    guard,
+    kafka_settings,
+    settings,
+    start_from,
+    topic,
+)
+from backbeat.errors import ConfigError
+from backbeat.events.schema import Topic
+
+if TYPE_CHECKING:
+    from backbeat.serve.web_process import WebProcess
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Where results go: a folder (the embedded DuckDB store, default ./backbeat-data) "
+        "or a store URL."
+    ),
+]
+
+
+def stream(
+    input: Annotated[
+        list[Path] | None, typer.Option("--input", "-i", help="JSONL file(s) or folder(s).")
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(help="Read from Kafka at host:port instead of files.")
+    ] = None,
+    topics: Annotated[
+        list[str] | None,
+        typer.Option("--topics", help="Kafka: backbeat topics (default all four)."),
+    ] = None,
+    topic_prefix: Annotated[
+        str | None, typer.Option(help="Kafka: prefix of the cluster's topic names.")
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option(help="Kafka: join this consumer group (default: assign all).")
+    ] = None,
+    from_: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Kafka: where to start without a stored position: earliest, latest or an ISO "
+            "time (the first record stamped at or after it; no zone = UTC).",
+        ),
+    ] = "earliest",
+    until_end: Annotated[
+        bool, typer.Option(help="Kafka: stop once every partition is read to its end.")
+    ] = False,
+    store: StoreOption = None,
+    sink: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sink",
+            help="Also write results to these sinks: csv, kafka-dlq (comma-separated or "
+            "repeated; Kafka input adds kafka-dlq).",
+        ),
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="The csv sink's file (implies --sink csv).")
+    ] = None,
+    sink_option: Annotated[
+        list[str] | None,
+        typer.Option("--sink-option", help="A sink's option: NAME.KEY=VALUE (repeatable)."),
+    ] = None,
+    engine: Annotated[str, typer.Option(help="The engine: embedded.")] = "embedded",
+    max_events: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many events.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, help="Stop after this many seconds.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option(help="Keep waiting for new lines at the end of input.")
+    ] = False,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Events per micro-batch at most.")
+    ] = None,
+    lateness: Annotated[
+        float | None, typer.Option(min=0, help="Allowed lateness, seconds (default 120).")
+    ] = None,
+    serve_web: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Also serve the API and dashboard of the store (--host, --port)."
+        ),
+    ] = False,
+    host: Annotated[str, typer.Option(help="--serve: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="--serve: port.")] = 8000,
+) -> None:
+    """Stream JSONL files or Kafka into the store, exactly once (resumes where it stopped)."""
+    from backbeat import wiring
+    from backbeat.engine.base import EngineSettings, RunReport
+    from backbeat.serve.hub import CommitHub
+    from backbeat.sinks.base import BatchStats
+    from backbeat.transport.base import Source
+    from backbeat.ui.progress import StatusLine
+
+    def body() -> None:
+        current = settings()
+        if (input is None) == (bootstrap_servers is None):
+            raise ConfigError("give either --input (JSONL files) or --bootstrap-servers (Kafka)")
+        if serve_web and group is not None:
+            raise ConfigError(
+                "--serve needs the store to itself; with --group, run `backbeat serve --store` "
+                "next to the members"
+            )
+        kafka = None
+        names = list(sink or [])
+        if bootstrap_servers is not None:
+            kafka = kafka_settings(bootstrap_servers, topic_prefix)
+            names.append("kafka-dlq")  # Kafka input: dead letters also to <topic>.dlq
+        specs = wiring.sink_specs(
+            list(dict.fromkeys(names)),
+            {"csv": None if csv is None else str(csv)},
+            sink_option or [],
+            kafka,
+        )
+        plan = wiring.RunPlan(
+            store=store or current.store,
+            sinks=specs,
+            engine=engine,
+            settings=EngineSettings(
+                lateness_ms=int(lateness * 1000) if lateness is not None else current.lateness_ms,
+                max_batch_events=batch_size or current.max_batch_events,
+            ),
+            shared=group is not None,  # members of a group share one store
+        )
+        source: Source
+        if kafka is not None:
+            chosen = [kafka.topic(topic(t).value) for t in topics or list(Topic)]
+            source = wiring.kafka_source(
+                kafka, chosen, group=group, start=start_from(from_), stop_at_end=until_end
+            )
+        else:
+            assert input is not None
+            source = wiring.jsonl_source(input, follow)
+        status = StatusLine(console, enabled=not OPTS.json)
+        hubs: list[CommitHub] = []
+
+        def on_batch(stats: BatchStats, report: RunReport) -> None:
+            for hub in hubs:
+                hub.publish(stats.batch_id)
+            status.on_batch(stats, report)
+
+        with wiring.assemble(source, plan, on_batch) as run:
+            web = None
+            if serve_web:
+                web, hub = wiring.web_server(run.reader(), host, port, api_token(current))
+                hubs.append(hub)
+                start_web(web)
+            try:
+                with status:
+                    report = run.engine.run(max_events=max_events, timeout=timeout)
+            finally:
+                if web is not None:
+                    web.stop()
+        emit(
+            {
+                "batches": report.batches,
+                "events_in": report.events_in,
+                "accepted": report.accepted,
+                "duplicates": report.duplicates,
+                "late": report.late,
+                "dead": report.dead,
+                "seconds": round(report.seconds, 3),
+                "stopped_by": report.stopped_by,
+            },
+            f"{report.events_in:,} events in {report.seconds:.1f}s "
+            f"({report.events_in / max(report.seconds, 1e-9):,.0f}/s): accepted {report.accepted:,}, "
+            f"duplicates {report.duplicates:,}, late {report.late:,}, dead letters {report.dead:,} "
+            f"[{report.stopped_by}]",
+        )
+
+    guard(body)
+
+
+def start_web(web: WebProcess) -> None:
+    """Start the web process, say where it is, and let it go first when the CPU is busy."""
+    from backbeat.serve.web_process import yield_to_web
+
+    web.start()
+    err_console.print(f"dashboard: {web.url}", highlight=False, soft_wrap=True)
+    yield_to_web()

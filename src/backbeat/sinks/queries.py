@@ -1,0 +1,290 @@
+"""The reader contract: named queries with typed parameters, answered by every store.
+
+What the API, the dashboard, the terminal view and ``backbeat query`` show is asked for as a
+:class:`Query`: a small frozen struct naming one question (top songs, genre windows, the
+latest events...) and its parameters, never SQL. A :class:`Reader` answers the queries its
+backend can (:meth:`Reader.answers`) with an Arrow table; each backend writes its own dialect
+behind it (``duckdb/reader.py``), and no table name leaves the backend. Queries are msgspec
+structs, so the same value travels between processes as JSON and is validated on arrival
+(types, ranges, the query's name): the web process can ask the engine's process nothing else.
+
+Time ranges are on window starts (epoch ms): absolute ``[start, end)``, or the ``last`` N ms
+ending with the minute of the store's latest event, so replayed history reads like a live
+stream.
+
+Next: ``duckdb/reader.py`` (the embedded store's answers), ``backbeat.serve.routes`` (the
+callers).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Annotated, Any, Final
+
+import msgspec
+import pyarrow as pa
+
+from backbeat.analytics.metrics import BY_NAME, ENGAGEMENT_DIMENSIONS
+from backbeat.errors import UnsupportedQueryError
+
+Millis = Annotated[int, msgspec.Meta(ge=-(2**62), le=2**62)]
+Rows = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+BatchId = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
+LIMIT_MAX: Final = 100_000
+
+
+class TimeRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """An event-time range on window starts (epoch ms); None = unbounded.
+
+    ``last``: only the last ``last`` ms of windows, up to and including the minute of the
+    store's latest event (``last=3_600_000``: the latest minute and the 59 before it).
+    """
+
+    start: Millis | None = None
+    end: Millis | None = None
+    last: Annotated[int, msgspec.Meta(ge=60_000, le=2**40)] | None = None
+
+
+EVERYTHING: Final = TimeRange()
+
+
+class ListenFilter(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Which listen events to keep; None = any. ``artist`` is a case-insensitive substring."""
+
+    artist: Text | None = None
+    genre: Text | None = None
+    platform: Text | None = None
+    country: Text | None = None
+    mood: Text | None = None
+    level: Text | None = None
+    min_rating: Annotated[float, msgspec.Meta(ge=0, le=5)] | None = None
+    skipped: bool | None = None
+
+    @property
+    def empty(self) -> bool:
+        return all(getattr(self, name) is None for name in self.__struct_fields__)
+
+
+ANY: Final = ListenFilter()
+
+
+class Query(
+    msgspec.Struct,
+    frozen=True,
+    tag=True,
+    tag_field="query",
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+):
+    """A named question for a reader (the struct's tag is its name on the wire)."""
+
+
+class TopSongs(Query, tag="top-songs", frozen=True):
+    """Plays per song, most first (``keep``: only listens passing the filter)."""
+
+    span: TimeRange = EVERYTHING
+    limit: Rows = 10
+    keep: ListenFilter = ANY
+
+
+class TopArtists(Query, tag="top-artists", frozen=True):
+    """Plays per artist, most first (``keep``: only listens passing the filter)."""
+
+    span: TimeRange = EVERYTHING
+    limit: Rows = 10
+    keep: ListenFilter = ANY
+
+
+class GenreWindows(Query, tag="genre-windows", frozen=True):
+    """Plays per genre per minute, and (column ``open_from``, the same on every row) the first
+    minute still filling: the minute of the latest listen of the listen partition furthest
+    behind. Minutes before it are complete."""
+
+    span: TimeRange = EVERYTHING
+    limit: Rows = 10_000
+
+
+class Engagement(Query, tag="engagement", frozen=True):
+    """Listens, completion and skip rate, mean share listened and mean rating per value of
+    one dimension (genre, platform, country or mood)."""
+
+    span: TimeRange = EVERYTHING
+    by: str = "genre"
+    limit: Rows = 100
+
+    def __post_init__(self) -> None:
+        if self.by not in ENGAGEMENT_DIMENSIONS:
+            raise ValueError(f"by {self.by!r}: choose one of {', '.join(ENGAGEMENT_DIMENSIONS)}")
+
+
+class ActiveUsers(Query, tag="active-users", frozen=True):
+    """Distinct users and sessions per minute."""
+
+    span: TimeRange = EVERYTHING
+    limit: Rows = 10_000
+
+
+class Pages(Query, tag="pages", frozen=True):
+    """Page views per page, most first."""
+
+    span: TimeRange = EVERYTHING
+    limit: Rows = 100
+
+
+class States(Query, tag="states", frozen=True):
+    """Listens per US state of the listener, most first."""
+
+    span: TimeRange = EVERYTHING
+    limit: Rows = 100
+
+
+class Levels(Query, tag="levels", frozen=True):
+    """Listens per subscription level (free / paid)."""
+
+    span: TimeRange = EVERYTHING
+
+
+class LevelChanges(Query, tag="level-changes", frozen=True):
+    """Upgrades and downgrades: changes per (previous level, new level)."""
+
+    span: TimeRange = EVERYTHING
+
+
+class Genders(Query, tag="genders", frozen=True):
+    """Listens per listener gender (guests have none)."""
+
+    span: TimeRange = EVERYTHING
+
+
+class AuthMinutes(Query, tag="auth-minutes", frozen=True):
+    """Login attempts and successes per minute (epoch ms windows)."""
+
+    span: TimeRange = EVERYTHING
+    limit: Rows = 10_000
+
+
+class HourlyPlays(Query, tag="hourly-plays", frozen=True):
+    """Plays per event-time hour of the latest event's UTC day (``day`` 0) and the day
+    before (``day`` 1): rows ``(day, hour, plays)``."""
+
+
+class LatestTime(Query, tag="latest-time", frozen=True):
+    """One row ``t``: the event time (epoch ms) of the store's latest event, or null."""
+
+
+class Summary(Query, tag="summary", frozen=True):
+    """The dashboard's headline figures in one row: streams in the last hour and the hour
+    before (event time), distinct users in the last 5 minutes, paid share and skip rate in
+    the last hour, events/s committed over the last 10 s of wall-clock time, totals."""
+
+
+class BatchTotals(Query, tag="batch-totals", frozen=True):
+    """One row of counters over every committed batch, the latest batch id, the age of the
+    last commit and the last 100 batches' latency quantiles."""
+
+
+class LatestBatch(Query, tag="latest-batch", frozen=True):
+    """One row ``b``: the id of the last committed batch (0: none)."""
+
+
+class Events(Query, tag="events", frozen=True):
+    """The newest listen events (event time, newest first) passing ``keep``; with
+    ``batches = (after, upto)`` only those committed by batches ``after < id <= upto``."""
+
+    keep: ListenFilter = ANY
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
+    batches: tuple[BatchId, BatchId] | None = None
+
+
+class FilterValues(Query, tag="filter-values", frozen=True):
+    """Rows ``(dimension, value)``: the values the select filters can take, as seen."""
+
+
+class DeadLetters(Query, tag="dead-letters", frozen=True):
+    """The latest dead letters for people: reason and the raw record as it arrived
+    (shortened, bytes that are not UTF-8 escaped)."""
+
+    limit: Rows = 100
+
+
+class DeadLetterCounts(Query, tag="dead-letter-counts", frozen=True):
+    """Dead letters per topic and reason (the reason up to its first colon), most first."""
+
+
+class DeadLetterRecords(Query, tag="dead-letter-records", frozen=True):
+    """Whole dead letters (topic, partition, offset, reason, raw bytes) committed by batches
+    ``after < id <= upto``, in commit order: for sinks that re-send them."""
+
+    after: BatchId
+    upto: BatchId
+
+
+class MetricRows(Query, tag="metric-rows", frozen=True):
+    """The merged rows of one metric in ``span``, sorted by its keys (exports such as the
+    CSV sink, differential tests)."""
+
+    name: str
+    span: TimeRange = EVERYTHING
+
+    def __post_init__(self) -> None:
+        if self.name not in BY_NAME:
+            raise ValueError(f"no metric {self.name!r}; known: {', '.join(BY_NAME)}")
+
+
+QUERIES: Final[tuple[type[Query], ...]] = (
+    TopSongs, TopArtists, GenreWindows, Engagement, ActiveUsers, Pages, States, Levels,
+    LevelChanges, Genders, AuthMinutes, HourlyPlays, LatestTime, Summary, BatchTotals,
+    LatestBatch, Events, FilterValues, DeadLetters, DeadLetterCounts, DeadLetterRecords,
+    MetricRows,
+)  # fmt: skip
+AnyQuery = (
+    TopSongs | TopArtists | GenreWindows | Engagement | ActiveUsers | Pages | States | Levels
+    | LevelChanges | Genders | AuthMinutes | HourlyPlays | LatestTime | Summary | BatchTotals
+    | LatestBatch | Events | FilterValues | DeadLetters | DeadLetterCounts | DeadLetterRecords
+    | MetricRows
+)  # fmt: skip
+"""Every query, as one type: ``msgspec.json.decode(data, type=AnyQuery)`` validates a request."""
+
+
+def name_of(query: Query | type[Query]) -> str:
+    """The query's name (its tag): ``top-songs``..."""
+    cls = query if isinstance(query, type) else type(query)
+    return str(cls.__struct_config__.tag)
+
+
+class Reader(ABC):
+    """Answers named queries from one store.
+
+    Implementations answer from any thread. Failures are :class:`~backbeat.errors.StoreError`
+    (the store cannot answer now) or :class:`~backbeat.errors.UnsupportedQueryError` (this
+    store never answers that query).
+    """
+
+    @abstractmethod
+    def answers(self) -> frozenset[str]:
+        """The names of the queries this reader answers."""
+
+    @abstractmethod
+    def run(self, query: Query) -> pa.Table:
+        """The answer to ``query``.
+
+        Raises:
+            UnsupportedQueryError: not a query this reader answers.
+            StoreError: the store cannot answer right now.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the reader holds."""
+
+    def one(self, query: Query) -> dict[str, Any]:
+        """The single row of ``query``'s answer as a dict (queries answering one row)."""
+        rows: list[dict[str, Any]] = self.run(query).to_pylist()
+        return rows[0] if rows else {}
+
+    def refuse(self, query: Query) -> UnsupportedQueryError:
+        """The error for a query this reader does not answer."""
+        return UnsupportedQueryError(
+            f"this store does not answer {name_of(query)!r} "
+            f"(it answers: {', '.join(sorted(self.answers()))})"
+        )
