@@ -1,16 +1,6 @@
-"""Types of the producer's C loop (``_c/produce.c``): see ``produce_loop.py``."""
+"""Types of the producer's C loop (``_c/produce.c``): the signature of its Python twin,
+``produce_loop._produce_each``, which states the contract."""
 
-from collections.abc import Callable
+from backbeat.transport.kafka.produce_loop import _produce_each
 
-from backbeat.transport.kafka.produce_loop import Column
-
-def produce_each(
-    produce: Callable[..., None],
-    topic: str,
-    values: Column,
-    keys: Column,
-    header: str,
-    header_values: Column,
-    start: int,
-    stop: int,
-) -> tuple[int, BaseException | None]: ...
+produce_each = _produce_each
