@@ -8,7 +8,8 @@ On the SAME events (one simulated run, cut at ``--events``), each in a fresh chi
   simulator) on the same simulated chunks, simulated before the clock as the bare loop's
   are: encode, key, queue, flush;
 - ``produce+simulate``: ``wiring.produce_to_kafka``, the whole command with the simulator
-  inside the clock (no target: the bare loop simulates nothing), into the bare loop's topics;
+  inside the clock, into the bare loop's topics: what a user of ``backbeat produce`` waits
+  for (no ratio: the bare loop simulates nothing);
 - ``bare consume``: ``consume()`` until every partition reports EOF, touching each value, on
   the consumer the engine's ``KafkaSource`` builds (same configuration and assignment);
 - ``backbeat stream``: Kafka -> engine -> DuckDB store (decode, validate, event time, dedup,
@@ -352,9 +353,11 @@ def main() -> None:
                 after = broker_cpu(pid)
                 r["broker_cpu_s"] = None if before is None or after is None else after - before
                 rounds[mode].append(r)
+                r["load_average"] = os.getloadavg()[0]  # the host is shared: say how busy
                 console.print(
                     f"  round {n} {mode:<17} {r['events']:>10,} events {r['seconds']:>7.1f} s "
-                    f"{r['events_per_s']:>10,.0f} ev/s  CPU {r['cpu_s']:.1f} s"
+                    f"{r['events_per_s']:>10,.0f} ev/s  CPU {r['cpu_s']:.1f} s  "
+                    f"load {r['load_average']:.2f}"
                 )
     results = {mode: median_run(runs) for mode, runs in rounds.items()}
     for mode, (base, target) in TARGETS.items():

@@ -26,7 +26,7 @@ from backbeat.events.codec import (
     encode_table,
     prefixed_ints,
 )
-from backbeat.transport.kafka.clients import Column, _produce_each, column, produce_each
+from backbeat.transport.kafka.produce_loop import Column, _produce_each, column, produce_each
 from tests.events.samples import record
 
 SPLICES = [b"\\u", b"\\ud800", b"\\udc00x", b'"', b"\\", b"{", b"}", b",", b":", b"1e999",

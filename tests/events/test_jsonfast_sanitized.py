@@ -32,9 +32,9 @@ for name, path in zip(NAMES, paths):
     spec.loader.exec_module(module)
     sys.modules[name] = module
 from backbeat.events import codec
-from backbeat.transport.kafka import clients
+from backbeat.transport.kafka import produce_loop
 assert codec._native is sys.modules[NAMES[0]], "the sanitized codec was not the one in use"
-assert clients.produce_each is sys.modules[NAMES[1]].produce_each, "nor the produce loop"
+assert produce_loop.produce_each is sys.modules[NAMES[1]].produce_each, "nor the produce loop"
 from tests.events.fuzz_codec import run
 print("fuzz batches:", run(float(seconds)))
 """.replace("NAMES", repr(list(MODULES)))

@@ -1,5 +1,4 @@
-"""The Python client's per-record call loop: the C core (``_c/produce.c``) against its Python
-twin (the native client, ``_c/native.c``, is ``test_native.py``'s).
+"""The producer's per-record call loop: the C core (``_c/produce.c``) against its Python twin.
 
 Both loops take values, keys and headers as Arrow buffers (int64 or int32 offsets, sliced or
 not), must make the same calls, in the same order, stop at the same record with the same
@@ -10,7 +9,7 @@ cue; one test drives the real ``confluent_kafka.Producer`` (no broker needed: a 
 queue fills at once) to pin the positional call the C loop makes. The integration tests
 (``test_produce_poll.py``, ``test_kcat.py``) read every key, value and header back.
 
-Next: ``backbeat.transport.kafka.clients``.
+Next: ``backbeat.transport.kafka.produce_loop``, ``test_producer_client.py`` (the real client).
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backbeat.transport.kafka import clients, producer
-from backbeat.transport.kafka.clients import Column, _produce_each, column
+from backbeat.transport.kafka import produce_loop, producer
+from backbeat.transport.kafka.produce_loop import Column, _produce_each, column
 from backbeat.transport.kafka.producer import EventProducer
 from backbeat.transport.kafka.settings import KafkaSettings
 
@@ -167,15 +166,12 @@ def test_the_real_producer_takes_the_call_and_reports_a_full_queue(loop: Loop) -
 def _event_producer(
     monkeypatch: pytest.MonkeyPatch, loop: Loop, fake: FakeProduce
 ) -> EventProducer:
-    """An EventProducer whose Python client queues into ``fake`` through ``loop``, in slices
-    of 7."""
-    monkeypatch.setattr(clients, "produce_each", loop)
+    """An EventProducer that queues into ``fake`` through ``loop``, in slices of 7."""
+    monkeypatch.setattr(produce_loop, "produce_each", loop)
     monkeypatch.setattr(producer, "SLICE", 7)
-    monkeypatch.setenv("BACKBEAT_KAFKA_NATIVE", "0")
     events = EventProducer(KafkaSettings(bootstrap_servers="127.0.0.1:1"))
-    assert isinstance(events._client, clients.PythonClient)
     fake.produce = fake  # type: ignore[attr-defined]  # the Producer's calls queue() makes
-    events._client.producer = fake  # type: ignore[assignment]
+    events._producer = fake  # type: ignore[assignment]
     return events
 
 

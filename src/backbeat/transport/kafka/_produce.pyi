@@ -1,35 +1,6 @@
-"""Types of the producer's C parts (``_c/produce.c``, ``_c/native.c``): see ``clients.py``."""
+"""Types of the producer's C loop (``_c/produce.c``): the signature of its Python twin,
+``produce_loop._produce_each``, which states the contract."""
 
-from collections.abc import Callable
+from backbeat.transport.kafka.produce_loop import _produce_each
 
-from backbeat.transport.kafka.clients import Column
-
-def produce_each(
-    produce: Callable[..., None],
-    topic: str,
-    values: Column,
-    keys: Column,
-    header: str,
-    header_values: Column,
-    start: int,
-    stop: int,
-) -> tuple[int, BaseException | None]: ...
-
-class NativeProducer:
-    def __init__(self, config: dict[str, str]) -> None: ...
-    def produce(
-        self,
-        topic: str,
-        values: Column,
-        keys: Column,
-        header: str,
-        header_values: Column,
-        start: int,
-        stop: int,
-    ) -> tuple[int, int]: ...
-    def poll(self, timeout: float) -> int: ...
-    def flush(self, timeout: float) -> int: ...
-    def take(
-        self,
-    ) -> tuple[list[tuple[int, str, int]], list[tuple[int, str, bool]], str | None, int]: ...
-    def __len__(self) -> int: ...
+produce_each = _produce_each

@@ -3,20 +3,21 @@
 A chunk of simulated tables is encoded per topic with the contract's codec
 (:func:`~backbeat.events.codec.encode_array`: one record each, the bytes of a JSONL line, all
 in one Arrow array) by :meth:`EventProducer.encode` (safe on a read-ahead thread), then queued
-by :meth:`EventProducer.queue` through a client of ``clients.py``: the native one (librdkafka
-driven from C, ``_c/native.c``) where it loads, else confluent-kafka's ``Producer`` called once
-per record. Values, keys and ``eventId`` headers travel as Arrow arrays; no Python object is
-made per record on the native path. The key is ``u<userId>`` for known
-users and ``s<sessionId>`` for guests (a guest has no user id, and a session is the device's
-stable identity), so a user's (or device's) events land in one partition in order. ``eventId`` rides
-in a header. The producer is idempotent with ``acks=all``, lz4 and large batches; every
-delivery failure is counted with its reason and reported by :meth:`EventProducer.close`, never
-dropped silently (only failures come back as callbacks: delivered = produced - failed once
-flushed). A full local queue waits for deliveries instead of failing.
-A broker that stops answering is logged (``health.py``) while the records wait: librdkafka
-retries them, idempotently, for ``message.timeout.ms`` (5 min).
+by :meth:`EventProducer.queue` through confluent-kafka's public ``Producer``: one
+``Producer.produce`` call per record, made by ``produce_loop.produce_each`` (a C loop,
+``_c/produce.c``, or its Python twin) straight from the Arrow buffers of values, keys and
+``eventId`` headers, so the encode thread never makes a Python object per record.
+The key is ``u<userId>`` for known users and ``s<sessionId>`` for guests (a guest has no user
+id, and a session is the device's stable identity), so a user's (or device's) events land in
+one partition in order. ``eventId`` rides in a header. The producer is idempotent with
+``acks=all``, lz4 and large batches; every delivery failure is counted with its reason and
+reported by :meth:`EventProducer.close`, never dropped silently (only failures come back as
+callbacks: delivered = produced - failed once flushed). A full local queue waits for
+deliveries instead of failing. A broker that stops answering is logged (``health.py``) while
+the records wait: librdkafka retries them, idempotently, for ``message.timeout.ms`` (5 min).
 
-Next: ``dead_letters.py`` (the other producer), ``backbeat.wiring.produce_to_kafka`` (the caller).
+Next: ``produce_loop.py`` (the per-record loop), ``dead_letters.py`` (the other producer),
+``backbeat.wiring.produce_to_kafka`` (the caller).
 """
 
 from __future__ import annotations
@@ -27,17 +28,19 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from confluent_kafka import KafkaError, Message, Producer
 
 from backbeat.errors import TransientError
 from backbeat.events.codec import encode_array, one_chunk, prefixed_ints
 from backbeat.events.schema import Topic
-from backbeat.transport.kafka.clients import column, open_client
+from backbeat.transport.kafka import produce_loop
 from backbeat.transport.kafka.health import BrokerWatch
+from backbeat.transport.kafka.produce_loop import column
 from backbeat.transport.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 SLICE = 8192
-"""Records per client ``produce`` call: Ctrl-C and the encode thread get their turn between."""
+"""Records per ``produce_each`` call: Ctrl-C and the encode thread get their turn between."""
 Records = tuple[str, pa.Array, pa.Array, pa.Array]
 """Records of one cluster topic: the topic, then values, keys and ``eventId`` headers (Arrow
 binary or string arrays without nulls, equally long)."""
@@ -97,14 +100,25 @@ class EventProducer:
         self._topics = topics or set(Topic)
         self.watch = BrokerWatch("producer", settings.bootstrap_servers)
         self.report = DeliveryReport()
-        # Only failures are reported: delivered = produced - failed - still queued.
-        self._client = open_client(producer_config(settings), self.watch, self._on_failure)
+        # confluent-kafka serves every delivery report inside poll()/flush(), on the calling
+        # thread, but calls Python only for failures: delivered = produced - failed - queued.
+        self._producer = Producer(
+            {
+                **self.watch.config(),
+                **producer_config(settings),
+                "on_delivery": self._on_delivery,
+                "delivery.report.only.error": True,
+            }
+        )
 
-    def _on_failure(self, reason: str, count: int) -> None:
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            return
+        reason = err.str()
         if not self.report.reasons[reason]:
-            log.error("delivery to Kafka failed: %s", reason)
-        self.report.failed += count
-        self.report.reasons[reason] += count
+            log.error("delivery to %s failed: %s", msg.topic(), reason)
+        self.report.failed += 1
+        self.report.reasons[reason] += 1
 
     def encode(self, tables: dict[Topic, pa.Table]) -> list[Records]:
         """The records of ``tables`` (the chosen topics), ready for :meth:`queue`. Touches no
@@ -119,10 +133,12 @@ class EventProducer:
         """Queue encoded records to the broker; returns how many were queued.
 
         Raises:
-            ValueError: a batch's values, keys and eventIds differ in length.
+            ValueError: a batch's values, keys and eventIds differ in length, or a row lies
+                outside its buffers (nothing of that slice is queued).
             KafkaException: librdkafka refused a record (the ones before it are queued and
                 counted).
         """
+        produce = self._producer.produce
         before = self.report.produced
         for name, values, keys, event_ids in batches:
             if not len(values) == len(keys) == len(event_ids):
@@ -131,13 +147,13 @@ class EventProducer:
             done = 0
             while done < len(values):
                 stop = min(done + SLICE, len(values))
-                at, error = self._client.produce(
-                    name, specs[0], specs[1], "eventId", specs[2], done, stop
+                at, error = produce_loop.produce_each(
+                    produce, name, specs[0], specs[1], "eventId", specs[2], done, stop
                 )
                 self.report.produced += at - done
                 done = at
                 if isinstance(error, BufferError):  # local queue full: wait for deliveries
-                    self._client.poll(0.1)
+                    self._producer.poll(0.1)
                 elif error is not None:
                     raise error
         self.poll()
@@ -145,9 +161,9 @@ class EventProducer:
 
     def poll(self) -> None:
         """Serve delivery callbacks that are ready; update ``report.delivered``."""
-        self._client.poll(0)
+        self._producer.poll(0)
         self.report.delivered = max(
-            0, self.report.produced - self.report.failed - len(self._client)
+            0, self.report.produced - self.report.failed - len(self._producer)
         )
 
     def close(self, timeout: float = 30.0) -> DeliveryReport:
@@ -156,7 +172,7 @@ class EventProducer:
         Raises:
             TransientError: records could not be delivered before the timeout.
         """
-        left = self._client.flush(timeout)
+        left = self._producer.flush(timeout)
         self.report.delivered = self.report.produced - self.report.failed - left
         if left:
             self.report.failed += left
