@@ -5,14 +5,19 @@ Every measurement runs in a fresh child process (clean peak RSS, no warm caches 
 - ``simulator``: events/s of the simulator alone, pinned to ONE core;
 - ``embedded``: end to end (simulator -> decode/validate -> event time + dedup -> DuckDB
   aggregates -> one store commit per micro-batch), both cores, the simulator reading ahead
-  on a background thread;
+  in a second process;
 - ``embedded-1thread``: the same without read-ahead, to show what the second core buys;
 - ``engine``: the engine alone, on batches simulated before the clock starts.
 
-For each size (default 1 M and 10 M events) it prints events/s, peak RSS and where the time
-goes (seconds per engine phase), as a table and as bars.
+With ``--against REF`` the same modes also run on another commit of backbeat (a git worktree
+of REF under ``.bench/``, installed by ``uv sync --locked`` into its own environment), round
+by round in turn with this checkout, so both see the same machine load; ``--rounds`` runs
+each several times and the tables show medians and the ratio. For each size it prints
+events/s, peak RSS and where the time goes (seconds per engine phase), as a table and bars.
 
     uv run python benchmarks/bench_embedded.py [--sizes 1000000 10000000] [--users 20000]
+    uv run python benchmarks/bench_embedded.py --modes embedded --sizes 10000000 \\
+        --against bd66f36 --rounds 3
 """
 
 from __future__ import annotations
@@ -28,8 +33,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 from backbeat.transport.base import Slice, Source
 
@@ -106,14 +116,54 @@ class _Replay(Source):
         return self._batches.pop(0) if self._batches else []
 
 
-def run_child(mode: str, events: int, users: int) -> dict[str, object]:
+@dataclass(frozen=True)
+class Version:
+    """A backbeat to measure: its interpreter and its copy of this script."""
+
+    label: str
+    python: str
+    script: str
+
+
+THIS = Version("this checkout", sys.executable, __file__)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def checkout(ref: str, console: Console) -> Version:
+    """Another commit of backbeat, in a worktree of its own with its own environment."""
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    tree = ROOT / ".bench" / sha
+    if not (tree / "pyproject.toml").exists():
+        with console.status(f"checking out {ref} ({sha}) into {tree}…"):
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), sha],
+                check=True, capture_output=True,
+            )  # fmt: skip
+    uv = ROOT / ".tools" / "bin" / "uv"
+    with console.status(f"installing {sha} (uv sync --locked, C core included)…"):
+        subprocess.run(
+            [str(uv) if uv.exists() else "uv", "sync", "--locked", "--quiet"],
+            cwd=tree, check=True, env={**os.environ, "VIRTUAL_ENV": ""},
+        )  # fmt: skip
+    return Version(
+        f"{ref} ({sha})", str(tree / ".venv/bin/python"), str(tree / "benchmarks/bench_embedded.py")
+    )
+
+
+def run_child(version: Version, mode: str, events: int, users: int) -> dict[str, object]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--sizes", str(events), "--users", str(users)],
+        [version.python, version.script, "--child", mode, "--sizes", str(events),
+         "--users", str(users)],
         check=True,
         capture_output=True,
         text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    )  # fmt: skip
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["version"] = version.label
+    return result
 
 
 def machine() -> str:
@@ -129,6 +179,14 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}"
 
 
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median events/s (its phases and RSS with it), and every round's rate."""
+    ranked = sorted(runs, key=lambda r: r["events_per_s"])
+    median = dict(ranked[(len(ranked) - 1) // 2])
+    median["rounds"] = [round(r["events_per_s"]) for r in runs]
+    return median
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -138,6 +196,8 @@ def main() -> None:
     parser.add_argument(
         "--modes", nargs="+", default=["simulator", "embedded", "embedded-1thread", "engine"]
     )
+    parser.add_argument("--against", default=None, help="Also measure this git ref, in turn.")
+    parser.add_argument("--rounds", type=int, default=1, help="Runs of each (medians shown).")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     args = parser.parse_args()
@@ -145,51 +205,76 @@ def main() -> None:
         print(json.dumps(child(args.child, args.sizes[0], args.users)))
         return
 
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
+    versions = [THIS] + ([checkout(args.against, console)] if args.against else [])
     console.print(f"[bold]backbeat embedded benchmark[/] · {machine()} · {args.users:,} users")
-    results = []
+    runs: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for size in args.sizes:
         for mode in args.modes:
-            with console.status(f"{mode}: {size:,} events…"):
-                results.append(run_child(mode, size, args.users))
-            r = results[-1]
-            console.print(
-                f"  {mode:<17} {r['events']:>12,} events  {r['events_per_s']:>12,.0f} ev/s  "
-                f"peak RSS {r['peak_rss_mib']:>7,.0f} MiB"
-            )
-    table = Table(title="events per second (higher is better)", header_style="bold magenta")
-    for col in ("mode", "events", "seconds", "events/s", "peak RSS MiB", ""):
-        table.add_column(col, justify="right" if col not in ("mode", "") else "left")
-    top = max(float(r["events_per_s"]) for r in results)  # type: ignore[arg-type]
-    for r in results:
-        rate = float(r["events_per_s"])  # type: ignore[arg-type]
-        table.add_row(
-            str(r["mode"]),
-            f"{r['events']:,}",
-            f"{r['seconds']:.1f}",
-            f"{rate:,.0f}",
-            f"{r['peak_rss_mib']:,.0f}",
-            "[green]" + "█" * max(1, round(rate / top * 30)),
-        )
-    console.print(table)
-    phases = Table(
-        title="where the time goes (seconds, embedded end to end)", header_style="bold magenta"
-    )
-    phases.add_column("mode / events")
-    names = sorted({k for r in results for k in r["phases"]})  # type: ignore[attr-defined]
-    for name in names:
-        phases.add_column(name, justify="right")
-    for r in results:
-        if r["mode"] != "simulator":
-            phases.add_row(
-                f"{r['mode']} {r['events']:,}", *(f"{r['phases'].get(n, 0.0):.2f}" for n in names)
-            )  # type: ignore[attr-defined]
-    console.print(phases)
+            for round_ in range(1, args.rounds + 1):
+                for version in versions:
+                    what = f"{mode}, {size:,} events, {version.label}, round {round_}"
+                    with console.status(f"{what}…"):
+                        r = run_child(version, mode, size, args.users)
+                    runs.setdefault((version.label, size, mode), []).append(r)
+                    console.print(
+                        f"  {what:<58} {r['events_per_s']:>12,.0f} ev/s  "
+                        f"peak RSS {r['peak_rss_mib']:>7,.0f} MiB  (load {os.getloadavg()[0]:.1f})"
+                    )
+    results = [_median(rs) for rs in runs.values()]
+    _rates(console, results, versions)
+    _phases(console, results)
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "results": results}, indent=2))
+
+
+def _rates(console: Console, results: list[dict[str, Any]], versions: list[Version]) -> None:
+    table = Table(
+        title="events per second, median run (higher is better)", header_style="bold magenta"
+    )
+    for col in (
+        "mode",
+        "events",
+        "version",
+        "seconds",
+        "events/s",
+        "rounds",
+        "vs " + versions[-1].label,
+        "peak RSS MiB",
+        "",
+    ):
+        table.add_column(col, justify="left" if col in ("mode", "version", "") else "right")
+    top = max(float(r["events_per_s"]) for r in results)
+    base = {
+        (r["mode"], r["events"] // 1000): r for r in results if r["version"] == versions[-1].label
+    }
+    for r in results:
+        rate = float(r["events_per_s"])
+        other = base.get((r["mode"], r["events"] // 1000))
+        ratio = (
+            f"{rate / float(other['events_per_s']) - 1:+.0%}" if other and other is not r else ""
+        )
+        table.add_row(
+            str(r["mode"]), f"{r['events']:,}", str(r["version"]), f"{r['seconds']:.1f}",
+            f"{rate:,.0f}", " / ".join(f"{x:,}" for x in r["rounds"]), ratio,
+            f"{r['peak_rss_mib']:,.0f}", "[green]" + "█" * max(1, round(rate / top * 30)),
+        )  # fmt: skip
+    console.print(table)
+
+
+def _phases(console: Console, results: list[dict[str, Any]]) -> None:
+    table = Table(title="where the time goes (seconds, median run)", header_style="bold magenta")
+    table.add_column("mode / events / version")
+    names = sorted({k for r in results for k in r["phases"]})
+    for name in names:
+        table.add_column(name, justify="right")
+    for r in results:
+        if r["mode"] != "simulator":
+            table.add_row(
+                f"{r['mode']} {r['events']:,} {r['version']}",
+                *(f"{r['phases'].get(n, 0.0):.2f}" for n in names),
+            )
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from backbeat.errors import BackbeatError, ConfigError
 from backbeat.events.schema import Topic, parse_topic
@@ -91,6 +92,11 @@ def topic(name: str) -> Topic:
     return found
 
 
+def _fail(label: str, message: str) -> None:
+    """One line on stderr; the message is text, never markup (it may quote any value)."""
+    err_console.print(Text.assemble((f"{label}: ", "bold red"), message), soft_wrap=True)
+
+
 def guard(fn: Callable[[], T]) -> T:
     """Run a command body; turn errors into one line and exit code 1."""
     try:
@@ -98,7 +104,7 @@ def guard(fn: Callable[[], T]) -> T:
     except BackbeatError as exc:
         if OPTS.debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _fail("error", str(exc))
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -106,15 +112,15 @@ def guard(fn: Callable[[], T]) -> T:
     except (OSError, ValueError) as exc:
         if OPTS.debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _fail("error", str(exc))
         raise typer.Exit(1) from None
     except Exception as exc:  # a bug of ours: still one line, with the way to see more
         if OPTS.debug:
             raise
-        err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for "
-            "the traceback, and please report it)",
-            highlight=False,
+        _fail(
+            "internal error",
+            f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback, and please "
+            "report it)",
         )
         raise typer.Exit(1) from None
 
