@@ -45,6 +45,7 @@ values = arrays[0].to_pylist()
 decoded = codec.decode_batch(Topic.LISTEN, values, np.arange(len(values), dtype=np.int64))
 assert decoded.table.num_rows == table.num_rows > 0 and not decoded.dead
 assert codec.encode_array(Topic.LISTEN, decoded.table).to_pylist() == values
+assert codec.default is (codec.python if codec.native is None else codec.native)
 calls = []
 specs = [produce_loop.column(a) for a in arrays]
 at, error = produce_loop.produce_each(lambda *a, **k: calls.append(bytes(a[1])), "t", specs[0],
@@ -54,7 +55,7 @@ try:
     from backbeat.transport.kafka._produce import produce_each as c_loop
 except ImportError:  # no C loop in this wheel
     c_loop = None
-print(codec._native is not None, produce_loop.produce_each is c_loop)
+print(codec.native is not None, produce_loop.produce_each is c_loop)
 """
 
 

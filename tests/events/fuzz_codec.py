@@ -19,13 +19,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from backbeat.events import Topic
-from backbeat.events.codec import (
-    decode_batch,
-    encode_array,
-    encode_table,
-    prefixed_ints,
-)
+from backbeat.events import Topic, codec
+from backbeat.events.codec.c_core import NativeCodec
 from backbeat.transport.kafka.produce_loop import Column, _produce_each, column, produce_each
 from tests.events.samples import record
 
@@ -74,9 +69,11 @@ def _scrambled(rng: random.Random, spec: Column) -> Column:
     return pa.py_buffer(ends), data, True, first
 
 
-def _queue_both_ways(rng: random.Random, topic: Topic, table: pa.Table) -> None:
-    values = encode_array(topic, table)
-    keys = prefixed_ints([("u", table.column("userId")), ("s", table.column("sessionId"))])
+def _queue_both_ways(
+    rng: random.Random, native: NativeCodec, topic: Topic, table: pa.Table
+) -> None:
+    values = native.encode_array(topic, table)
+    keys = native.prefixed_ints([("u", table.column("userId")), ("s", table.column("sessionId"))])
     ids = table.column("eventId").combine_chunks()
     specs = (column(values), column(keys), column(ids))
     ours = _calls(produce_each, specs, len(values))
@@ -87,8 +84,12 @@ def _queue_both_ways(rng: random.Random, topic: Topic, table: pa.Table) -> None:
     assert _calls(produce_each, bad, len(values)) == _calls(_produce_each, bad, len(values))
 
 
-def run(seconds: float, seed: int = 7) -> int:
-    """Batches decoded (and re-encoded) in ``seconds``; raises on any broken invariant."""
+def run(seconds: float, native: NativeCodec | None = None, seed: int = 7) -> int:
+    """Batches decoded (and re-encoded) in ``seconds`` by ``native`` (default: the built
+    core); raises on any broken invariant."""
+    native = native or codec.native
+    if native is None:
+        raise SystemExit(f"the codec's C core is not built: {codec.NATIVE_MISSING}")
     rng = random.Random(seed)
     # Over 512 bytes each, so every payload is its own malloc (a sanitizer sees its end;
     # smaller bytes objects share pymalloc's pools).
@@ -107,13 +108,14 @@ def run(seconds: float, seed: int = 7) -> int:
             mutate(rng, rng.choice(base)) if rng.random() < 0.7 else rng.choice(base)
             for _ in range(rng.randint(1, 30))
         ]
-        out = decode_batch(topic, payloads, np.arange(len(payloads), dtype=np.int64))
+        out = native.decode_batch(topic, payloads, np.arange(len(payloads), dtype=np.int64))
         assert out.table.num_rows + len(out.dead) == len(payloads)
         if out.table.num_rows:
             start = rng.randrange(out.table.num_rows)
-            assert encode_table(topic, out.table).count(b"\n") == out.table.num_rows
-            assert len(encode_array(topic, out.table.slice(start))) == out.table.num_rows - start
-            _queue_both_ways(rng, topic, out.table.slice(start))
+            assert native.encode_table(topic, out.table).count(b"\n") == out.table.num_rows
+            rows = native.encode_array(topic, out.table.slice(start))
+            assert len(rows) == out.table.num_rows - start
+            _queue_both_ways(rng, native, topic, out.table.slice(start))
         batches += 1
     return batches
 

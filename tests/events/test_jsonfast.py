@@ -1,9 +1,12 @@
-"""The codec's C core against its Python paths, on the same input (Hypothesis).
+"""The codec's two implementations, ``native`` (the C core) against ``python`` (the
+reference), on the same input (Hypothesis).
 
-Whatever the core takes must come out exactly as the Python path makes it: the decoded
-table, offsets and dead letters equal ``pyarrow.json`` + msgspec's, the encoded bytes equal
-DuckDB's ``to_json``. What the core declines is the Python path's by construction, so these
+Whatever the core takes must come out exactly as the reference makes it: the decoded table,
+offsets and dead letters equal ``pyarrow.json`` + msgspec's, the encoded bytes equal
+DuckDB's ``to_json``. What the core declines is the reference's by construction, so these
 tests also check that the core takes the usual records (else they would prove nothing).
+
+Next: ``backbeat.events.codec`` (the two), ``fuzz_codec.py`` (the same, on broken input).
 """
 
 from __future__ import annotations
@@ -20,27 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backbeat.events import Topic, arrow_schema, codec
-from backbeat.events.codec import (
-    Decoded,
-    decode_batch,
-    encode_array,
-    encode_table,
-    prefixed_ints,
-)
+from backbeat.events.codec import Decoded, python
 from tests.events.samples import record
 from tests.support.eventlog import generate
 
 pytestmark = pytest.mark.skipif(
-    codec._native is None, reason="the C core (backbeat/events/_c/) was not built"
+    codec.native is None, reason="the C core (backbeat/events/_c/) was not built"
 )
-
-
-def _without_core(fn: Any, *args: Any) -> Any:
-    native, codec._native = codec._native, None
-    try:
-        return fn(*args)
-    finally:
-        codec._native = native
+native: Any = codec.native
 
 
 def _same(a: Decoded, b: Decoded) -> None:
@@ -107,8 +97,8 @@ def test_decode_equals_the_python_path(topic: Topic, data: st.DataObject) -> Non
     payloads = data.draw(st.lists(wire_records(topic), min_size=1, max_size=12))
     offsets = np.arange(len(payloads), dtype=np.int64) * 5 + 100
     _same(
-        decode_batch(topic, payloads, offsets),
-        _without_core(decode_batch, topic, payloads, offsets),
+        native.decode_batch(topic, payloads, offsets),
+        python.decode_batch(topic, payloads, offsets),
     )
 
 
@@ -119,11 +109,11 @@ def test_strings_come_back_as_written(songs: list[str], style: int) -> None:
     recs = [record(Topic.LISTEN, i, song=song, city=song[::-1]) for i, song in enumerate(songs)]
     payloads = [_dumps(r, style) for r in recs]
     offsets = np.arange(len(payloads), dtype=np.int64)
-    out = decode_batch(Topic.LISTEN, payloads, offsets)
+    out = native.decode_batch(Topic.LISTEN, payloads, offsets)
     assert out.dead == []
     assert out.table.column("song").to_pylist() == songs
     assert out.table.column("city").to_pylist() == [song[::-1] for song in songs]
-    _same(out, _without_core(decode_batch, Topic.LISTEN, payloads, offsets))
+    _same(out, python.decode_batch(Topic.LISTEN, payloads, offsets))
 
 
 def test_the_core_takes_what_writers_send() -> None:
@@ -134,11 +124,8 @@ def test_the_core_takes_what_writers_send() -> None:
     ]
     payloads = [_dumps(r, i % 4) for i, r in enumerate(recs[:6])]
     payloads += [orjson.dumps(recs[6]), msgspec.json.encode(recs[7])]
-    names, _, kinds = codec._wire(Topic.LISTEN)
-    assert codec._native is not None
-    rows, declined, _ = codec._native.parse(payloads, names, kinds, 1 << 20)
-    assert (rows, declined) == (8, [])
-    out = decode_batch(Topic.LISTEN, payloads, np.arange(8, dtype=np.int64))
+    assert native.declines(Topic.LISTEN, payloads) == []
+    out = native.decode_batch(Topic.LISTEN, payloads, np.arange(8, dtype=np.int64))
     assert out.dead == []
     assert out.table.column("song").to_pylist() == [recs[0]["song"]] * 8
 
@@ -148,14 +135,15 @@ def test_declined_records_keep_their_place_among_the_rest() -> None:
     escaped = good[1].replace(b'"city"', b'"\\u0063ity"')  # valid: the Python path takes it
     payloads = [good[0], escaped, b"nope", good[3], b"", good[5]]
     offsets = np.array([10, 11, 12, 13, 14, 15], dtype=np.int64)
-    out = decode_batch(Topic.AUTH, payloads, offsets)
+    assert native.declines(Topic.AUTH, payloads) == [1, 2, 4]
+    out = native.decode_batch(Topic.AUTH, payloads, offsets)
     assert out.offsets.tolist() == [10, 11, 13, 15]
     assert out.table.column("ts").to_pylist() == [record(Topic.AUTH, i)["ts"] for i in (0, 1, 3, 5)]
     assert [(d.offset, d.reason.split(":")[0]) for d in out.dead] == [
         (12, "not_json"),
         (14, "empty"),
     ]
-    _same(out, _without_core(decode_batch, Topic.AUTH, payloads, offsets))
+    _same(out, python.decode_batch(Topic.AUTH, payloads, offsets))
 
 
 # ------------------------------------------------------------------ encode
@@ -187,18 +175,14 @@ def tables(draw: st.DrawFn, floats: st.SearchStrategy[float]) -> pa.Table:
     return table.slice(offset)
 
 
-def _duckdb(table: pa.Table) -> bytes:
-    return codec._duckdb_encode(Topic.PAGE_VIEW, table)
-
-
 @settings(max_examples=300, deadline=None)
 @given(tables(finite | short_decimals))
 def test_encode_equals_duckdb_where_the_core_writes(table: pa.Table) -> None:
-    ours = encode_table(Topic.PAGE_VIEW, table)
-    assert ours == _duckdb(table)
-    rows = encode_array(Topic.PAGE_VIEW, table)
+    ours = native.encode_table(Topic.PAGE_VIEW, table)
+    assert ours == python.encode_table(Topic.PAGE_VIEW, table)
+    rows = native.encode_array(Topic.PAGE_VIEW, table)
     assert rows.to_pylist() == ours.split(b"\n")[:-1]
-    assert rows.equals(_without_core(encode_array, Topic.PAGE_VIEW, table))
+    assert rows.equals(python.encode_array(Topic.PAGE_VIEW, table))
 
 
 @settings(max_examples=200, deadline=None)
@@ -206,9 +190,8 @@ def test_encode_equals_duckdb_where_the_core_writes(table: pa.Table) -> None:
 def test_the_core_writes_short_decimals_itself(table: pa.Table) -> None:
     """Doubles with few decimals (what the simulator and real catalogs hold) never need
     DuckDB, so the speed-up is real where it matters."""
-    assert codec._native is not None
-    ours = codec._native_encode(codec._native, Topic.PAGE_VIEW, table, packed=False)
-    assert ours == _duckdb(table)
+    ours = native.encode_own(Topic.PAGE_VIEW, table)
+    assert ours == python.encode_table(Topic.PAGE_VIEW, table)
 
 
 @settings(max_examples=200, deadline=None)
@@ -223,8 +206,8 @@ def test_record_keys_equal_the_arrow_path(rows: list[tuple[int | None, int]]) ->
     user = pa.chunked_array([pa.array([u for u, _ in rows], pa.int64())])
     session = pa.chunked_array([pa.array([s for _, s in rows], pa.int64())])
     columns = [("u", user), ("s", session)]
-    keys = prefixed_ints(columns)
-    assert keys.equals(_without_core(prefixed_ints, columns))
+    keys = native.prefixed_ints(columns)
+    assert keys.equals(python.prefixed_ints(columns))
     assert keys.to_pylist() == [
         f"u{u}".encode() if u is not None else f"s{s}".encode() for u, s in rows
     ]
@@ -234,11 +217,11 @@ def test_packed_rows_stay_whole_while_later_encodes_reuse_freed_buffers() -> Non
     """Big packed outputs are recycled for later encodes once nothing refers to them (not
     before): arrays kept alive never change, whatever is encoded after them."""
     tables = [generate(sessions=400, minutes=120, seed=seed)[Topic.PAGE_VIEW] for seed in range(6)]
-    expected = [encode_table(Topic.PAGE_VIEW, t).split(b"\n")[:-1] for t in tables]
+    expected = [native.encode_table(Topic.PAGE_VIEW, t).split(b"\n")[:-1] for t in tables]
     assert all(sum(map(len, rows)) > 1 << 20 for rows in expected)  # big enough to be spares
     kept = []
     for i, table in enumerate(tables):
-        rows = encode_array(Topic.PAGE_VIEW, table)
+        rows = native.encode_array(Topic.PAGE_VIEW, table)
         if i % 2 == 0:
             kept.append((rows, expected[i]))
         del rows  # the odd ones' buffers become spares for the next encode

@@ -1,6 +1,6 @@
 """The event contract: topics, typed schemas, JSON codec and validation.
 
-Start with ``schema.py`` (the fields and rules), then ``codec.py`` (bytes <-> Arrow).
+Start with ``schema.py`` (the fields and rules), then ``codec/`` (bytes <-> Arrow).
 """
 
 from backbeat.events.codec import DeadLetter, Decoded, decode_batch, encode_records, encode_table

@@ -1,4 +1,4 @@
-"""Types of the C core (sources in ``_c/``): see its docstrings and ``codec.py``."""
+"""Types of the C core (sources in ``_c/``): see its docstrings and ``codec/c_core.py``."""
 
 Buffer = object
 

@@ -2,10 +2,10 @@
 
 This module is the single source of truth for what an event looks like. Field names follow
 eventsim's Kafka fork (the names Streamify consumes); backbeat's additions are listed
-separately. The JSON codec (``codec.py``) and the vectorized validator (``validate.py``) are
+separately. The JSON codec (``codec/``) and the vectorized validator (``validate.py``) are
 both derived from the tables here, so a rule is written once.
 
-Next: ``codec.py`` (bytes <-> Arrow) and ``validate.py`` (contract checks on an Arrow batch).
+Next: ``codec/`` (bytes <-> Arrow) and ``validate.py`` (contract checks on an Arrow batch).
 """
 
 from __future__ import annotations

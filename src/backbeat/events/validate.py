@@ -5,7 +5,7 @@ Every rule comes from the ``FieldSpec`` tables in ``schema.py`` plus a few cross
 song, logged-in users carry a userId). The fast path computes one combined "bad" mask with
 Arrow compute; reasons are worked out only for the (usually few) bad rows.
 
-Next: ``codec.py`` calls :func:`check` after decoding.
+Next: ``codec/results.py`` calls :func:`check` after decoding.
 """
 
 from __future__ import annotations

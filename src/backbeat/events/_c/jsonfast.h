@@ -156,7 +156,7 @@ void jf_give_back(Buf *b);
 /* ------------------------------------------------------------------ packed rows */
 
 /* A packed column: one Block of n + 1 int64 ends (ends[0] = 0), then the rows' bytes one
- * after another (row i is data[ends[i]:ends[i + 1]]); codec.py views it as an Arrow
+ * after another (row i is data[ends[i]:ends[i + 1]]); codec/c_core.py views it as an Arrow
  * large_binary array without a copy. packed_begin reserves the ends (and room for the rows),
  * packed_end closes row i; jf_take_buf hands the whole over. */
 static inline Py_ssize_t packed_header(Py_ssize_t n) {

@@ -8,9 +8,10 @@
  * Both run without the GIL and only take what they are sure of: parse hands back the indices
  * of the records it did not accept (the Python codec classifies those the slow way), encode
  * returns None when a value is outside what it writes byte for byte like DuckDB's to_json
- * (the Python codec then encodes the batch with DuckDB). codec.py is the only caller and
- * states the contract; tests/events/test_jsonfast.py checks both loops against the Python
- * paths on random input, test_jsonfast_sanitized.py fuzzes them under ASan and UBSan.
+ * (the Python codec then encodes the batch with DuckDB). codec/c_core.py is the only caller,
+ * codec/reference_*.py state the contract; tests/events/test_jsonfast.py checks both loops
+ * against the Python paths on random input, test_jsonfast_sanitized.py fuzzes them under ASan
+ * and UBSan.
  *
  * Kinds: 's' string, 'l' int64, 'i' int32, 'd' float64, 'b' bool.
  */
@@ -25,7 +26,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_jsonfast",
-    "The JSON codec's hot loops in C (see backbeat/events/codec.py).", -1, methods,
+    "The JSON codec's hot loops in C (see backbeat/events/codec/c_core.py).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
