@@ -5,8 +5,10 @@ Whatever the core takes must come out exactly as the reference makes it: the dec
 offsets and dead letters equal ``pyarrow.json`` + msgspec's, the encoded bytes equal
 DuckDB's ``to_json``. What the core declines is the reference's by construction, so these
 tests also check that the core takes the usual records (else they would prove nothing).
+Without a built core they skip, or fail where it should have been built (a C compiler runs
+here, or CI): see ``tests/support/c_build.py``.
 
-Next: ``backbeat.events.codec`` (the two), ``fuzz_codec.py`` (the same, on broken input).
+Next: ``conftest.py`` (the ``native`` fixture), ``fuzz_codec.py`` (the same, on broken input).
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ from hypothesis import strategies as st
 
 from backbeat.events import Topic, arrow_schema, codec
 from backbeat.events.codec import Decoded, python
+from backbeat.events.codec.c_core import MODULE, NativeCodec
 from tests.events.samples import record
+from tests.support import c_build
 from tests.support.eventlog import generate
 
-pytestmark = pytest.mark.skipif(
-    codec.native is None, reason="the C core (backbeat/events/_c/) was not built"
-)
-native: Any = codec.native
+
+def test_the_c_core_is_built_where_it_can_be() -> None:
+    """Where a C compiler runs, or in CI, a build without the core is broken (it would
+    silently run every batch the slow way): fail, saying how to build it. Elsewhere skip."""
+    c_build.require(MODULE, codec.NATIVE_MISSING)
+    assert codec.default is codec.native
 
 
 def _same(a: Decoded, b: Decoded) -> None:
@@ -93,7 +99,9 @@ def wire_records(draw: st.DrawFn, topic: Topic) -> bytes:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 @pytest.mark.parametrize("topic", [Topic.LISTEN, Topic.PAGE_VIEW, Topic.AUTH])
-def test_decode_equals_the_python_path(topic: Topic, data: st.DataObject) -> None:
+def test_decode_equals_the_python_path(
+    native: NativeCodec, topic: Topic, data: st.DataObject
+) -> None:
     payloads = data.draw(st.lists(wire_records(topic), min_size=1, max_size=12))
     offsets = np.arange(len(payloads), dtype=np.int64) * 5 + 100
     _same(
@@ -104,7 +112,7 @@ def test_decode_equals_the_python_path(topic: Topic, data: st.DataObject) -> Non
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(text.filter(len), min_size=1, max_size=6), st.integers(0, 3))
-def test_strings_come_back_as_written(songs: list[str], style: int) -> None:
+def test_strings_come_back_as_written(native: NativeCodec, songs: list[str], style: int) -> None:
     """Every escape and character, as each writer sends it, decodes to the text written."""
     recs = [record(Topic.LISTEN, i, song=song, city=song[::-1]) for i, song in enumerate(songs)]
     payloads = [_dumps(r, style) for r in recs]
@@ -116,7 +124,7 @@ def test_strings_come_back_as_written(songs: list[str], style: int) -> None:
     _same(out, python.decode_batch(Topic.LISTEN, payloads, offsets))
 
 
-def test_the_core_takes_what_writers_send() -> None:
+def test_the_core_takes_what_writers_send(native: NativeCodec) -> None:
     """Records as json writes them (compact, ASCII escapes, spaces, sorted keys), orjson
     and msgspec: all taken."""
     recs = [
@@ -130,7 +138,7 @@ def test_the_core_takes_what_writers_send() -> None:
     assert out.table.column("song").to_pylist() == [recs[0]["song"]] * 8
 
 
-def test_declined_records_keep_their_place_among_the_rest() -> None:
+def test_declined_records_keep_their_place_among_the_rest(native: NativeCodec) -> None:
     good = [orjson.dumps(record(Topic.AUTH, i)) for i in range(6)]
     escaped = good[1].replace(b'"city"', b'"\\u0063ity"')  # valid: the Python path takes it
     payloads = [good[0], escaped, b"nope", good[3], b"", good[5]]
@@ -177,7 +185,7 @@ def tables(draw: st.DrawFn, floats: st.SearchStrategy[float]) -> pa.Table:
 
 @settings(max_examples=300, deadline=None)
 @given(tables(finite | short_decimals))
-def test_encode_equals_duckdb_where_the_core_writes(table: pa.Table) -> None:
+def test_encode_equals_duckdb_where_the_core_writes(native: NativeCodec, table: pa.Table) -> None:
     ours = native.encode_table(Topic.PAGE_VIEW, table)
     assert ours == python.encode_table(Topic.PAGE_VIEW, table)
     rows = native.encode_array(Topic.PAGE_VIEW, table)
@@ -187,7 +195,7 @@ def test_encode_equals_duckdb_where_the_core_writes(table: pa.Table) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(tables(short_decimals))
-def test_the_core_writes_short_decimals_itself(table: pa.Table) -> None:
+def test_the_core_writes_short_decimals_itself(native: NativeCodec, table: pa.Table) -> None:
     """Doubles with few decimals (what the simulator and real catalogs hold) never need
     DuckDB, so the speed-up is real where it matters."""
     ours = native.encode_own(Topic.PAGE_VIEW, table)
@@ -202,7 +210,9 @@ def test_the_core_writes_short_decimals_itself(table: pa.Table) -> None:
         max_size=20,
     )
 )
-def test_record_keys_equal_the_arrow_path(rows: list[tuple[int | None, int]]) -> None:
+def test_record_keys_equal_the_arrow_path(
+    native: NativeCodec, rows: list[tuple[int | None, int]]
+) -> None:
     user = pa.chunked_array([pa.array([u for u, _ in rows], pa.int64())])
     session = pa.chunked_array([pa.array([s for _, s in rows], pa.int64())])
     columns = [("u", user), ("s", session)]
@@ -213,7 +223,9 @@ def test_record_keys_equal_the_arrow_path(rows: list[tuple[int | None, int]]) ->
     ]
 
 
-def test_packed_rows_stay_whole_while_later_encodes_reuse_freed_buffers() -> None:
+def test_packed_rows_stay_whole_while_later_encodes_reuse_freed_buffers(
+    native: NativeCodec,
+) -> None:
     """Big packed outputs are recycled for later encodes once nothing refers to them (not
     before): arrays kept alive never change, whatever is encoded after them."""
     tables = [generate(sessions=400, minutes=120, seed=seed)[Topic.PAGE_VIEW] for seed in range(6)]
