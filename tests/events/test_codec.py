@@ -1,4 +1,8 @@
-"""Codec: round trips, classification of bad input, and 'arbitrary bytes never raise'."""
+"""Codec: round trips, classification of bad input, and 'arbitrary bytes never raise'.
+
+Each test runs on both implementations (the ``codec`` fixture: the reference, then the C
+core; see ``conftest.py``), so the contract holds for each, not only for the default.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backbeat.events import Topic, arrow_schema, decode_batch, encode_records, encode_table
+from backbeat.events import Topic, arrow_schema, encode_records
+from backbeat.events.codec import Codec, Decoded
 from tests.events.samples import record
 
 
-def _decode(topic: Topic, payloads: list[bytes]):
-    return decode_batch(topic, payloads, np.arange(len(payloads), dtype=np.int64))
+def _decode(codec: Codec, topic: Topic, payloads: list[bytes]) -> Decoded:
+    return codec.decode_batch(topic, payloads, np.arange(len(payloads), dtype=np.int64))
 
 
 @pytest.mark.parametrize("topic", list(Topic))
-def test_valid_records_decode_to_the_topic_schema(topic: Topic) -> None:
+def test_valid_records_decode_to_the_topic_schema(codec: Codec, topic: Topic) -> None:
     raw = encode_records([record(topic, i) for i in range(40)])
-    out = _decode(topic, raw)
+    out = _decode(codec, topic, raw)
     assert out.dead == []
     assert out.table.schema == arrow_schema(topic)
     assert out.table.num_rows == 40
@@ -29,19 +34,19 @@ def test_valid_records_decode_to_the_topic_schema(topic: Topic) -> None:
 
 
 @pytest.mark.parametrize("topic", list(Topic))
-def test_encode_decode_round_trip_is_identity(topic: Topic) -> None:
-    table = _decode(topic, encode_records([record(topic, i) for i in range(25)])).table
-    again = _decode(topic, encode_table(topic, table).splitlines()).table
+def test_encode_decode_round_trip_is_identity(codec: Codec, topic: Topic) -> None:
+    table = _decode(codec, topic, encode_records([record(topic, i) for i in range(25)])).table
+    again = _decode(codec, topic, codec.encode_table(topic, table).splitlines()).table
     assert again.equals(table)
 
 
-def test_guests_carry_no_user_fields_and_are_valid() -> None:
+def test_guests_carry_no_user_fields_and_are_valid(codec: Codec) -> None:
     guest = record(Topic.PAGE_VIEW, 1, auth="Guest")
     for key in ("userId", "firstName", "lastName", "gender", "registration"):
         guest.pop(key)
-    out = _decode(Topic.PAGE_VIEW, encode_records([guest]))
+    out = _decode(codec, Topic.PAGE_VIEW, encode_records([guest]))
     assert out.dead == []
-    line = encode_table(Topic.PAGE_VIEW, out.table)
+    line = codec.encode_table(Topic.PAGE_VIEW, out.table)
     assert b"userId" not in line
     assert b"gender" not in line
     assert line.endswith(b"\n")
@@ -78,10 +83,10 @@ EXPECTED_CODE = {
 }  # fmt: skip
 
 
-def test_each_kind_of_bad_record_is_classified_and_the_rest_flows() -> None:
+def test_each_kind_of_bad_record_is_classified_and_the_rest_flows(codec: Codec) -> None:
     good = encode_records([record(Topic.LISTEN, i) for i in range(10)])
     payloads = good[:5] + list(BAD.values()) + good[5:]
-    out = _decode(Topic.LISTEN, payloads)
+    out = _decode(codec, Topic.LISTEN, payloads)
     assert out.table.num_rows == 10
     reasons = {d.offset: d.reason for d in out.dead}
     for i, name in enumerate(BAD):
@@ -93,8 +98,10 @@ def test_each_kind_of_bad_record_is_classified_and_the_rest_flows() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=8))
-def test_arbitrary_bytes_never_raise_and_are_classified(payloads: list[bytes]) -> None:
-    out = _decode(Topic.AUTH, payloads)
+def test_arbitrary_bytes_never_raise_and_are_classified(
+    codec: Codec, payloads: list[bytes]
+) -> None:
+    out = _decode(codec, Topic.AUTH, payloads)
     assert out.table.num_rows + len(out.dead) == len(payloads)
     assert all(d.reason.split(":")[0] for d in out.dead)
 
@@ -110,9 +117,11 @@ json_values = st.recursive(
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(list(record(Topic.AUTH))), json_values, max_size=6))
-def test_records_with_arbitrary_field_values_never_raise(overrides: dict[str, object]) -> None:
+def test_records_with_arbitrary_field_values_never_raise(
+    codec: Codec, overrides: dict[str, object]
+) -> None:
     rec = record(Topic.AUTH, 3) | overrides
-    out = _decode(Topic.AUTH, [msgspec.json.encode(rec)])
+    out = _decode(codec, Topic.AUTH, [msgspec.json.encode(rec)])
     assert out.table.num_rows + len(out.dead) == 1
 
 
@@ -125,7 +134,7 @@ def test_records_with_arbitrary_field_values_never_raise(overrides: dict[str, ob
     st.booleans(),
 )
 def test_listen_round_trip_property(
-    session: int, item: int, pct: float, rating: float | None, skip: bool
+    codec: Codec, session: int, item: int, pct: float, rating: float | None, skip: bool
 ) -> None:
     pct = round(pct, 4)
     completed = pct >= 0.99
@@ -134,25 +143,27 @@ def test_listen_round_trip_property(
         completed=completed, skipped=skip and not completed, rating=rating,
         eventId=f"l-{session}-{item}",
     )  # fmt: skip
-    out = _decode(Topic.LISTEN, encode_records([rec]))
+    out = _decode(codec, Topic.LISTEN, encode_records([rec]))
     assert out.dead == []
     row = out.table.to_pylist()[0]
     assert {k: v for k, v in row.items() if v is not None} == {
         k: v for k, v in rec.items() if v is not None
     }
-    back = _decode(Topic.LISTEN, encode_table(Topic.LISTEN, out.table).splitlines()).table
+    back = _decode(
+        codec, Topic.LISTEN, codec.encode_table(Topic.LISTEN, out.table).splitlines()
+    ).table
     assert back.equals(out.table)
 
 
-def test_empty_batch() -> None:
-    out = _decode(Topic.LISTEN, [])
+def test_empty_batch(codec: Codec) -> None:
+    out = _decode(codec, Topic.LISTEN, [])
     assert out.table.num_rows == 0
     assert out.dead == []
     assert isinstance(out.table, pa.Table)
 
 
 @pytest.mark.parametrize("shapes", [3, 40])
-def test_encoding_omits_null_keys_whatever_the_null_shapes(shapes: int) -> None:
+def test_encoding_omits_null_keys_whatever_the_null_shapes(codec: Codec, shapes: int) -> None:
     """Rows are encoded per null shape (few shapes) or with nulls cut out after (many):
     either way every line is the row's non-null fields, in contract order."""
     rng = np.random.default_rng(shapes)
@@ -167,7 +178,7 @@ def test_encoding_omits_null_keys_whatever_the_null_shapes(shapes: int) -> None:
                 row[name] = None
         rows.append(row)
     table = pa.Table.from_pylist(rows, schema=arrow_schema(Topic.LISTEN))
-    lines = encode_table(Topic.LISTEN, table).split(b"\n")[:-1]
+    lines = codec.encode_table(Topic.LISTEN, table).split(b"\n")[:-1]
     order = arrow_schema(Topic.LISTEN).names
     assert [list(orjson.loads(line)) for line in lines] == [
         [k for k in order if row.get(k) is not None] for row in rows
