@@ -93,6 +93,8 @@ def wire_records(draw: st.DrawFn, topic: Topic) -> bytes:
         raw = raw.replace(b'"city"', b'"\\u0063ity"')
     elif edit == 4:  # numbers the contract's integers do not take
         raw = raw.replace(b'"itemInSession":', b'"itemInSession":1.0,"x":', 1)
+    elif edit == 5:  # an unknown key's number with a big exponent
+        raw = raw[:-1] + b',"zz":' + draw(st.sampled_from([b"1e309", b"1.0e309", b"-1E+99"])) + b"}"
     return raw
 
 
@@ -152,6 +154,21 @@ def test_declined_records_keep_their_place_among_the_rest(native: NativeCodec) -
         (14, "empty"),
     ]
     _same(out, python.decode_batch(Topic.AUTH, payloads, offsets))
+
+
+@pytest.mark.parametrize("number", [b"1e309", b"-1E+999", b"1.0e309", b"1e-400", b"1e99"])
+def test_unknown_keys_numbers_decide_as_the_reference_does(
+    native: NativeCodec, number: bytes
+) -> None:
+    """pyarrow.json refuses some numbers with big exponents even under keys it ignores (1e309,
+    not 1.0e309): the core declines every such number (three exponent digits or more)."""
+    raw = orjson.dumps(record(Topic.AUTH, 1))[:-1] + b',"x":' + number + b"}"
+    offsets = np.zeros(1, dtype=np.int64)
+    _same(
+        native.decode_batch(Topic.AUTH, [raw], offsets),
+        python.decode_batch(Topic.AUTH, [raw], offsets),
+    )
+    assert native.declines(Topic.AUTH, [raw]) == ([] if number == b"1e99" else [0])
 
 
 # ------------------------------------------------------------------ encode
