@@ -1,11 +1,12 @@
 """Broken records through the codec for a while: ``python -m tests.events.fuzz_codec 15``.
 
 Valid records of every topic, mutated (bytes flipped, cut, spliced with escapes, surrogates,
-huge numbers, stray quotes and braces), decoded in batches; what decodes is encoded again
-and queued through the producer's C loop (``produce_each``), once as encoded and once with
-its offsets scrambled, against the Python loop. Run by ``test_jsonfast_sanitized.py`` with
-both C cores built under AddressSanitizer and UBSan, where any out-of-bounds read or
-undefined behaviour aborts the process.
+huge numbers, stray quotes and braces), decoded in batches by the C core's codec and by the
+reference, which must agree exactly; what decodes is encoded again by both (same bytes,
+same record keys) and queued through the producer's C loop (``produce_each``), once as
+encoded and once with its offsets scrambled, against the Python loop. Run by
+``test_jsonfast_sanitized.py`` with both C cores built under AddressSanitizer and UBSan,
+where any out-of-bounds read or undefined behaviour aborts the process.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import numpy as np
 import pyarrow as pa
 
 from backbeat.events import Topic, codec
+from backbeat.events.codec import python
 from backbeat.events.codec.c_core import NativeCodec
 from backbeat.transport.kafka.produce_loop import Column, _produce_each, column, produce_each
+from tests.events.compare import assert_same
 from tests.events.samples import record
 
 SPLICES = [b"\\u", b"\\ud800", b"\\udc00x", b'"', b"\\", b"{", b"}", b",", b":", b"1e999",
@@ -69,6 +72,15 @@ def _scrambled(rng: random.Random, spec: Column) -> Column:
     return pa.py_buffer(ends), data, True, first
 
 
+def _encode_both_ways(native: NativeCodec, topic: Topic, table: pa.Table) -> None:
+    ours = native.encode_table(topic, table)
+    assert ours == python.encode_table(topic, table)
+    assert ours.count(b"\n") == table.num_rows
+    assert native.encode_array(topic, table).equals(python.encode_array(topic, table))
+    ids = [("u", table.column("userId")), ("s", table.column("sessionId"))]
+    assert native.prefixed_ints(ids).equals(python.prefixed_ints(ids))
+
+
 def _queue_both_ways(
     rng: random.Random, native: NativeCodec, topic: Topic, table: pa.Table
 ) -> None:
@@ -86,7 +98,7 @@ def _queue_both_ways(
 
 def run(seconds: float, native: NativeCodec | None = None, seed: int = 7) -> int:
     """Batches decoded (and re-encoded) in ``seconds`` by ``native`` (default: the built
-    core); raises on any broken invariant."""
+    core) and the reference; raises on any difference or broken invariant."""
     native = native or codec.native
     if native is None:
         raise SystemExit(f"the codec's C core is not built: {codec.NATIVE_MISSING}")
@@ -108,13 +120,13 @@ def run(seconds: float, native: NativeCodec | None = None, seed: int = 7) -> int
             mutate(rng, rng.choice(base)) if rng.random() < 0.7 else rng.choice(base)
             for _ in range(rng.randint(1, 30))
         ]
-        out = native.decode_batch(topic, payloads, np.arange(len(payloads), dtype=np.int64))
+        offsets = np.arange(len(payloads), dtype=np.int64)
+        out = native.decode_batch(topic, payloads, offsets)
+        assert_same(out, python.decode_batch(topic, payloads, offsets))
         assert out.table.num_rows + len(out.dead) == len(payloads)
         if out.table.num_rows:
             start = rng.randrange(out.table.num_rows)
-            assert native.encode_table(topic, out.table).count(b"\n") == out.table.num_rows
-            rows = native.encode_array(topic, out.table.slice(start))
-            assert len(rows) == out.table.num_rows - start
+            _encode_both_ways(native, topic, out.table.slice(start))
             _queue_both_ways(rng, native, topic, out.table.slice(start))
         batches += 1
     return batches

@@ -25,8 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backbeat.events import Topic, arrow_schema, codec
-from backbeat.events.codec import Decoded, python
+from backbeat.events.codec import python
 from backbeat.events.codec.c_core import MODULE, NativeCodec
+from tests.events.compare import assert_same
 from tests.events.samples import record
 from tests.support import c_build
 from tests.support.eventlog import generate
@@ -37,14 +38,6 @@ def test_the_c_core_is_built_where_it_can_be() -> None:
     silently run every batch the slow way): fail, saying how to build it. Elsewhere skip."""
     c_build.require(MODULE, codec.NATIVE_MISSING)
     assert codec.default is codec.native
-
-
-def _same(a: Decoded, b: Decoded) -> None:
-    assert a.table.schema == b.table.schema
-    assert a.table.to_pylist() == b.table.to_pylist()
-    assert a.table.equals(b.table)
-    assert a.offsets.tolist() == b.offsets.tolist()
-    assert a.dead == b.dead
 
 
 # ------------------------------------------------------------------ decode
@@ -106,7 +99,7 @@ def test_decode_equals_the_python_path(
 ) -> None:
     payloads = data.draw(st.lists(wire_records(topic), min_size=1, max_size=12))
     offsets = np.arange(len(payloads), dtype=np.int64) * 5 + 100
-    _same(
+    assert_same(
         native.decode_batch(topic, payloads, offsets),
         python.decode_batch(topic, payloads, offsets),
     )
@@ -123,7 +116,7 @@ def test_strings_come_back_as_written(native: NativeCodec, songs: list[str], sty
     assert out.dead == []
     assert out.table.column("song").to_pylist() == songs
     assert out.table.column("city").to_pylist() == [song[::-1] for song in songs]
-    _same(out, python.decode_batch(Topic.LISTEN, payloads, offsets))
+    assert_same(out, python.decode_batch(Topic.LISTEN, payloads, offsets))
 
 
 def test_the_core_takes_what_writers_send(native: NativeCodec) -> None:
@@ -153,7 +146,7 @@ def test_declined_records_keep_their_place_among_the_rest(native: NativeCodec) -
         (12, "not_json"),
         (14, "empty"),
     ]
-    _same(out, python.decode_batch(Topic.AUTH, payloads, offsets))
+    assert_same(out, python.decode_batch(Topic.AUTH, payloads, offsets))
 
 
 @pytest.mark.parametrize("number", [b"1e309", b"-1E+999", b"1.0e309", b"1e-400", b"1e99"])
@@ -164,7 +157,7 @@ def test_unknown_keys_numbers_decide_as_the_reference_does(
     not 1.0e309): the core declines every such number (three exponent digits or more)."""
     raw = orjson.dumps(record(Topic.AUTH, 1))[:-1] + b',"x":' + number + b"}"
     offsets = np.zeros(1, dtype=np.int64)
-    _same(
+    assert_same(
         native.decode_batch(Topic.AUTH, [raw], offsets),
         python.decode_batch(Topic.AUTH, [raw], offsets),
     )
