@@ -4,7 +4,8 @@ The codec's core reads untrusted bytes from Kafka and the producer's loop reads 
 offsets it is handed, so an out-of-bounds read, a use after free or undefined behaviour must
 not hide behind a test that happens to pass: this builds the same sources with the
 sanitizers into a temporary folder, loads them in a child process in place of the installed
-modules, and fuzzes them for a while. Any finding aborts the child.
+modules, and fuzzes them for a while (the codec's core against the reference, see
+``fuzz_codec.py``). Any finding aborts the child.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ for name, path in zip(NAMES, paths):
     sys.modules[name] = module
 from backbeat.events.codec.c_core import NativeCodec
 from backbeat.transport.kafka import produce_loop
-assert produce_loop.produce_each is sys.modules[NAMES[1]].produce_each, "nor the produce loop"
+assert produce_loop.produce_each is sys.modules[NAMES[1]].produce_each, "not the sanitized loop"
 from tests.events.fuzz_codec import run
 print("fuzz batches:", run(float(seconds), NativeCodec(sys.modules[NAMES[0]])))
 """.replace("NAMES", repr(list(MODULES)))
