@@ -7,7 +7,9 @@ produces batch *n+1*. Two workers:
 - ``"process"``: a forked child process that ships slices back as Arrow IPC files in shared
   memory (``/dev/shm`` when it has room, else the temp folder), which this process maps
   without copying; needed for CPU-bound Python sources such as the simulator, which would
-  otherwise share the GIL. Each file is unlinked as soon as it is mapped; the folder goes at
+  otherwise share the GIL. The child joins each slice's chunks (one per simulated step) before
+  writing it, on its own core, so the engine's kernels then run once per column rather than
+  once per step. Each file is unlinked as soon as it is mapped; the folder goes at
   :meth:`Prefetching.close`, or, when this process dies (kill -9 included), with the child,
   or at the next start.
 
@@ -286,7 +288,7 @@ def _child_main(
                 assert isinstance(piece, ArrowSlice), "process read-ahead needs typed slices"
                 path = str(folder / f"{uuid.uuid4().hex}.arrow")
                 with pa.OSFile(path, "wb") as out, pa.ipc.new_file(out, piece.table.schema) as w:
-                    w.write_table(piece.table)
+                    w.write_table(piece.table.combine_chunks())
                 written.append((_Header(piece.topic, piece.partition, piece.next_position), path))
             conn.send(written)
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
