@@ -31,18 +31,18 @@ import duckdb
 import pyarrow as pa
 
 from backbeat.analytics.metrics import METRICS, merged_sql
-from backbeat.errors import ConfigError, FencedError, StoreError, StoreLockedError
+from backbeat.errors import ConfigError, StoreError, StoreLockedError
 from backbeat.events.schema import Topic
 from backbeat.sinks.base import (
-    SEEN_SCHEMA,
     CheckpointState,
     Commit,
     Mark,
-    PartitionState,
     Store,
 )
 from backbeat.sinks.duckdb import schema
-from backbeat.sinks.duckdb.reader import Cursors, DuckDBReader, Files
+from backbeat.sinks.duckdb.checkpoint import check_fence, partition_state, save_marks
+from backbeat.sinks.duckdb.connections import Cursors, Files
+from backbeat.sinks.duckdb.reader import DuckDBReader
 from backbeat.sinks.queries import Reader
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class DuckDBStore(Store):
 
     def load_state(self) -> CheckpointState:
         with self._session() as con:
-            state = _partition_state(con, None)
+            state = partition_state(con, None)
             # fetchall, not fetchone: DuckDB keeps a half-read result open on the connection.
             batch = con.execute("SELECT coalesce(max(batch_id), 0) FROM meta_batches").fetchall()
             marks = con.execute("SELECT key, mark FROM meta_sinks").fetchall()
@@ -190,18 +190,18 @@ class DuckDBStore(Store):
 
     def load_partitions(self, partitions: Sequence[str]) -> CheckpointState:
         with self._session() as con:
-            return _partition_state(con, list(partitions))
+            return partition_state(con, list(partitions))
 
     def save_marks(self, marks: Mapping[str, Mark]) -> None:
         if marks:
             with self._transaction() as con:
-                _save_marks(con, marks, None)
+                save_marks(con, marks, None)
 
     # ------------------------------------------------------------------ commit
 
     def commit(self, commit: Commit) -> int:
         with self._transaction() as con:
-            _check_fence(con, commit.expected)
+            check_fence(con, commit.expected)
             batch_id = int(
                 con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM meta_batches").fetchall()[
                     0
@@ -289,61 +289,13 @@ def _apply(con: duckdb.DuckDBPyConnection, batch_id: int, commit: Commit) -> Non
             commit.seen,
             [],
         )
-    _save_marks(con, commit.marks, batch_id)
+    save_marks(con, commit.marks, batch_id)
     s = commit.stats
     con.execute(
         "INSERT INTO meta_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [batch_id, datetime.now(UTC), s.events_in, s.accepted, s.duplicates, s.late,
          s.dead, s.seconds],
     )  # fmt: skip
-
-
-def _save_marks(
-    con: duckdb.DuckDBPyConnection, marks: Mapping[str, Mark], batch_id: int | None
-) -> None:
-    for key, mark in marks.items():
-        con.execute(
-            "INSERT INTO meta_sinks VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-            "mark = excluded.mark, batch_id = coalesce(excluded.batch_id, meta_sinks.batch_id)",
-            [key, json.dumps(mark), batch_id],
-        )
-
-
-def _partition_state(con: duckdb.DuckDBPyConnection, names: list[str] | None) -> CheckpointState:
-    """Positions and de-dup keys of ``names`` (None: of every partition)."""
-    where, params = ("", []) if names is None else ("WHERE list_contains(?, partition)", [names])
-    rows = con.execute(
-        f"SELECT partition, topic, position, max_ts FROM meta_partitions {where}", params
-    ).fetchall()
-    seen = con.sql(
-        f"SELECT topic, event_id, session_id, item, ts, partition FROM meta_seen {where}",
-        params=params,
-    ).to_arrow_table()
-    return CheckpointState(
-        partitions={p: PartitionState(t, pos, mts) for p, t, pos, mts in rows},
-        seen=seen.cast(SEEN_SCHEMA),
-    )
-
-
-def _check_fence(con: duckdb.DuckDBPyConnection, expected: dict[str, int | None]) -> None:
-    """Refuse the commit if a partition is no longer where the committing process saw it."""
-    if not expected:
-        return
-    stored = dict(
-        con.execute(
-            "SELECT partition, position FROM meta_partitions WHERE list_contains(?, partition)",
-            [list(expected)],
-        ).fetchall()
-    )
-    moved = sorted(p for p, pos in expected.items() if stored.get(p) != pos)
-    if moved:
-        shown = ", ".join(
-            f"{p} (expected {expected[p]}, stored {stored.get(p)})" for p in moved[:5]
-        )
-        raise FencedError(
-            f"another process committed {len(moved)} of this batch's partitions: {shown}",
-            moved,
-        )
 
 
 def _compact(con: duckdb.DuckDBPyConnection) -> None:

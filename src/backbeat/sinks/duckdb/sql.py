@@ -1,0 +1,88 @@
+"""SQL pieces the embedded store's answers share: time ranges, listen filters, metric tables.
+
+Every value is a bound parameter; only names of the store's own tables and columns are
+written into the SQL text.
+
+Next: ``answers.py`` (the queries built from them).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from backbeat.analytics.metrics import BY_NAME, Merge, merged_sql
+from backbeat.sinks import queries as q
+from backbeat.sinks.duckdb.schema import metric_table
+
+LATEST_TS: Final = "(SELECT max(max_ts) FROM meta_partitions)"
+LATEST_MINUTE: Final = f"({LATEST_TS} // 60000 * 60000)"
+EVENT_COLUMNS: Final = (
+    "ts", "user_id", "level", "gender", "state", "artist", "song", "genre", "platform",
+    "country", "mood", "listen_pct", "skipped", "rating",
+)  # fmt: skip
+_EQUAL: Final = ("genre", "platform", "country", "mood", "level")
+Params = tuple[object, ...]
+
+
+def windows(
+    span: q.TimeRange, column: str = "window_start", extra: str = ""
+) -> tuple[str, list[object]]:
+    """A WHERE clause for ``span`` on ``column`` (and ``extra``), with its parameters."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if span.last is not None:
+        clauses.append(f"{column} >= {LATEST_MINUTE} - ?")
+        params.append(span.last - 60_000)
+    if span.start is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(span.start)
+    if span.end is not None:
+        clauses.append(f"{column} < ?")
+        params.append(span.end)
+    if extra:
+        clauses.append(extra)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _kept(keep: q.ListenFilter) -> tuple[list[str], list[object]]:
+    """SQL conditions on ``listens`` for a filter (AND-ed by the caller) and their params."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if keep.artist:
+        clauses.append("contains(lower(artist), lower(?))")
+        params.append(keep.artist)
+    for name in _EQUAL:
+        value = getattr(keep, name)
+        if value is not None:
+            clauses.append(f"{name} = ?")
+            params.append(value)
+    if keep.min_rating is not None:
+        clauses.append("rating >= ?")
+        params.append(keep.min_rating)
+    if keep.skipped is not None:
+        clauses.append("skipped = ?")
+        params.append(keep.skipped)
+    return clauses, params
+
+
+def listens_where(
+    span: q.TimeRange, keep: q.ListenFilter, extra: str = "", extra_params: Params = ()
+) -> tuple[str, list[object]]:
+    clauses, params = _kept(keep)
+    found, span_params = windows(span, "ts", " AND ".join(clauses + ([extra] if extra else [])))
+    return found, [*span_params, *params, *extra_params]
+
+
+def merged(name: str, where: str = "") -> str:
+    """A subquery of a metric's final rows (of the partial rows passing ``where`` only: every
+    metric is keyed by its window, so filtering windows first merges the same rows)."""
+    metric = BY_NAME[name]
+    rows = f"(SELECT * FROM {metric_table(metric)} {where})" if where else metric_table(metric)
+    return f"({merged_sql(metric, rows)})"
+
+
+def summed(name: str) -> str:
+    """A summed metric's partial rows, for queries that sum them again anyway."""
+    metric = BY_NAME[name]
+    assert metric.merge is Merge.SUM, f"{name} is not merged by summing"
+    return metric_table(metric)
