@@ -84,8 +84,8 @@ def serve(store: Path, users: int, speed: float, seed: int, web_in: str) -> None
     from backbeat import wiring
     from backbeat.engine.base import EngineSettings, RunReport
     from backbeat.engine.pipeline import Pipeline
-    from backbeat.serve.app import WebServer, local_server
-    from backbeat.serve.hub import CommitHub
+    from backbeat.serve.app import WebServer, create_app
+    from backbeat.serve.hub import CommitHub, latest_batch
     from backbeat.serve.web_process import WebProcess, process_server, yield_to_web
     from backbeat.sinks.base import BatchStats
     from backbeat.sinks.duckdb.store import DuckDBStore
@@ -95,10 +95,12 @@ def serve(store: Path, users: int, speed: float, seed: int, web_in: str) -> None
     source = wiring.live_source(users=users, seed=seed, speed=speed, tap=ProbeTap(speed))
     web: WebServer | WebProcess
     hub: CommitHub
+    reader = db.reader()
     if web_in == "process":
-        web, hub = process_server(db, "127.0.0.1", 0, None)
+        web, hub = process_server(reader, "127.0.0.1", 0, None)
     else:
-        web, hub = local_server(db, "127.0.0.1", 0, None)
+        hub = CommitHub(latest_batch(reader))
+        web = WebServer(create_app(reader, hub), "127.0.0.1", 0)
 
     def on_batch(stats: BatchStats, report: RunReport) -> None:
         hub.publish(stats.batch_id)
