@@ -1,0 +1,43 @@
+"""The benchmarks still run: each one, at a toy size, as ``make bench`` would start it.
+
+Speed is not checked here (benchmarks measure it); this only keeps the scripts in step with the
+code they drive, which mypy does not check.
+
+Next: ``benchmarks/`` (the scripts), ``docs/performance.md`` (their figures).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.mark.parametrize("mode", ["embedded", "embedded-1thread", "engine", "simulator"])
+def test_the_embedded_benchmark_runs_each_mode(mode: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_embedded.py"), "--child", mode,
+         "--sizes", "20000", "--users", "300"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["events"] >= 20_000
+    assert result["events_per_s"] > 0
+
+
+@pytest.mark.integration
+def test_the_kafka_benchmark_runs_every_path(kafka_servers: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_kafka.py"), "--events", "20000",
+         "--users", "300", "--rounds", "1", "--bootstrap-servers", kafka_servers,
+         "--json", str(tmp_path / "kafka.json")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert (tmp_path / "kafka.json").exists()
