@@ -54,27 +54,27 @@ _COLUMNS = {
 _W = f"ts - ts % {WINDOW_MS}"
 _D = "DECIMAL(18, 6)"
 _ENGAGEMENT = " UNION ALL ".join(
-    f"SELECT {_W} AS window_start, '{dim}' AS dimension, {dim} AS value, count(*) AS listens, "
-    "sum(CASE WHEN completed THEN 1 ELSE 0 END) AS completed, "
+    f"SELECT {_W} AS window_start, '{dim}' AS dimension, coalesce({dim}, 'unknown') AS value, "
+    "count(*) AS listens, sum(CASE WHEN completed THEN 1 ELSE 0 END) AS completed, "
     "sum(CASE WHEN skipped THEN 1 ELSE 0 END) AS skipped, "
-    f"sum(CAST(listenPct AS {_D})) AS pct_sum, "
-    f"coalesce(sum(CAST(rating AS {_D})), 0) AS rating_sum, count(rating) AS rating_count "
-    f"FROM fresh_listen_events GROUP BY 1, 2, 3"
+    f"coalesce(sum(CAST(listenPct AS {_D})), 0) AS pct_sum, "
+    f"coalesce(sum(CAST(rating AS {_D})), 0) AS rating_sum, count(rating) AS rating_count, "
+    "count(listenPct) AS pct_count FROM fresh_listen_events GROUP BY 1, 2, 3"
     for dim in ("genre", "platform", "country", "mood")
 )
 _ALL = " UNION ALL ".join(f"SELECT ts, userId, sessionId FROM fresh_{t}" for t in _COLUMNS)
 QUERIES: dict[str, str] = {
-    "genre_minute": f"SELECT {_W} AS window_start, genre, count(*) AS plays "
-    "FROM fresh_listen_events GROUP BY 1, 2",
-    "song_minute": f"SELECT {_W} AS window_start, trackId AS track_id, artist, song, "
-    "count(*) AS plays FROM fresh_listen_events GROUP BY 1, 2, 3, 4",
+    "genre_minute": f"SELECT {_W} AS window_start, coalesce(genre, 'unknown') AS genre, "
+    "count(*) AS plays FROM fresh_listen_events GROUP BY 1, 2",
+    "song_minute": f"SELECT {_W} AS window_start, coalesce(trackId, 'unknown') AS track_id, "
+    "artist, song, count(*) AS plays FROM fresh_listen_events GROUP BY 1, 2, 3, 4",
     "artist_minute": f"SELECT {_W} AS window_start, artist, count(*) AS plays "
     "FROM fresh_listen_events GROUP BY 1, 2",
     "engagement_minute": _ENGAGEMENT,
-    "level_minute": f"SELECT {_W} AS window_start, level, count(*) AS listens "
-    "FROM fresh_listen_events GROUP BY 1, 2",
-    "state_minute": f"SELECT {_W} AS window_start, state, count(*) AS listens "
-    "FROM fresh_listen_events GROUP BY 1, 2",
+    "level_minute": f"SELECT {_W} AS window_start, coalesce(level, 'unknown') AS level, "
+    "count(*) AS listens FROM fresh_listen_events GROUP BY 1, 2",
+    "state_minute": f"SELECT {_W} AS window_start, coalesce(state, 'unknown') AS state, "
+    "count(*) AS listens FROM fresh_listen_events GROUP BY 1, 2",
     "page_minute": f"SELECT {_W} AS window_start, page, count(*) AS views "
     "FROM fresh_page_view_events GROUP BY 1, 2",
     "auth_minute": f"SELECT {_W} AS window_start, count(*) AS attempts, "
@@ -94,6 +94,7 @@ _VALUES = {
     "pct_sum",
     "rating_sum",
     "rating_count",
+    "pct_count",
     "views",
     "attempts",
     "successes",

@@ -120,16 +120,16 @@ def test_typed_slices_with_nulls_or_missing_columns_become_dead_letters(tmp_path
     loose = good.cast(pa.schema([f.with_nullable(True) for f in arrow_schema(Topic.AUTH)]))
     broken = (
         loose.set_column(
-            loose.schema.get_field_index("city"), "city", pa.array(["A", None, "C", None])
+            loose.schema.get_field_index("level"), "level", pa.array(["free", None, "paid", None])
         )
-        .drop_columns(["userAgent"])
+        .drop_columns(["auth"])
         .slice(0, 4)
     )
     store = DuckDBStore.at(str(tmp_path / "store"))
     report = Pipeline(_Typed(broken), store).run()
     assert (report.accepted, report.dead) == (0, 4)
     dead = _dead(store)
-    assert {r["reason"] for r in dead} == {"missing_field: city", "missing_field: userAgent"}
+    assert {r["reason"] for r in dead} == {"missing_field: level", "missing_field: auth"}
     assert orjson.loads(dead[0]["raw"])["success"] in (True, False)
 
 

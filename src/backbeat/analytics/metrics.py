@@ -7,7 +7,9 @@ for distinct users and sessions), so a store can append them and merge on read o
 Sums of fractional values use DECIMAL, so merging is exact in any order.
 
 The SQL reads four views of one batch's fresh (valid, on-time, de-duplicated) events:
-``listens``, ``page_views``, ``auths`` and ``status_changes``.
+``listens``, ``page_views``, ``auths`` and ``status_changes``. A dimension an event may leave
+out (genre, platform, state...) is counted as ``unknown``; shares of listens (completion,
+skips, % listened) are over the listens that say (``pct_count``).
 
 Next: ``compute.py`` runs these over Arrow; ``backbeat.sinks`` stores and merges them.
 """
@@ -81,25 +83,34 @@ def _per_minute(name: str, view: str, dims: tuple[tuple[str, str, str], ...], va
     )
 
 
+UNKNOWN: Final = "unknown"
+"""What a metric counts an optional dimension as when the event does not carry it."""
+
+
+def known(column: str) -> str:
+    """SQL: the column's value, or ``unknown`` where the event left it out."""
+    return f"coalesce({column}, '{UNKNOWN}')"
+
+
 ENGAGEMENT_DIMENSIONS: Final = ("genre", "platform", "country", "mood")
 _ENGAGEMENT_SQL: Final = " UNION ALL ".join(
-    f"SELECT {_W} AS window_start, '{dim}' AS dimension, {dim} AS value, "
+    f"SELECT {_W} AS window_start, '{dim}' AS dimension, {known(dim)} AS value, "
     "count(*)::BIGINT AS listens, count_if(completed)::BIGINT AS completed, "
     "count_if(skipped)::BIGINT AS skipped, "
-    f"sum(listenPct::DECIMAL(18, 6))::{DECIMAL} AS pct_sum, "
+    f"coalesce(sum(listenPct::DECIMAL(18, 6)), 0)::{DECIMAL} AS pct_sum, "
     f"coalesce(sum(rating::DECIMAL(18, 6)), 0)::{DECIMAL} AS rating_sum, "
-    "count(rating)::BIGINT AS rating_count "
+    "count(rating)::BIGINT AS rating_count, count(listenPct)::BIGINT AS pct_count "
     f"FROM listens GROUP BY ALL"
     for dim in ENGAGEMENT_DIMENSIONS
 )
 
 METRICS: Final[tuple[Metric, ...]] = (
-    _per_minute("genre_minute", "listens", (("genre", "VARCHAR", "genre"),), "plays"),
+    _per_minute("genre_minute", "listens", (("genre", "VARCHAR", known("genre")),), "plays"),
     _per_minute(
         "song_minute",
         "listens",
         (
-            ("track_id", "VARCHAR", "trackId"),
+            ("track_id", "VARCHAR", known("trackId")),
             ("artist", "VARCHAR", "artist"),
             ("song", "VARCHAR", "song"),
         ),
@@ -116,12 +127,13 @@ METRICS: Final[tuple[Metric, ...]] = (
             ("pct_sum", DECIMAL),
             ("rating_sum", DECIMAL),
             ("rating_count", "BIGINT"),
+            ("pct_count", "BIGINT"),
         ),
         merge=Merge.SUM,
         sql=_ENGAGEMENT_SQL,
     ),
-    _per_minute("level_minute", "listens", (("level", "VARCHAR", "level"),), "listens"),
-    _per_minute("state_minute", "listens", (("state", "VARCHAR", "state"),), "listens"),
+    _per_minute("level_minute", "listens", (("level", "VARCHAR", known("level")),), "listens"),
+    _per_minute("state_minute", "listens", (("state", "VARCHAR", known("state")),), "listens"),
     _per_minute("page_minute", "page_views", (("page", "VARCHAR", "page"),), "views"),
     Metric(
         name="auth_minute",

@@ -6,7 +6,7 @@ Each command parses flags, builds settings, calls one library function (most oft
 ``--debug`` shows tracebacks. Ctrl-C finishes and commits the batch in flight. This module
 only assembles the app; the command modules import nothing from it.
 
-Next: ``stream.py``, ``demo.py``, ``query.py``, ``serve.py``, ``simulate.py``, ``kafka.py``,
+Next: ``stream.py``, ``replay.py``, ``demo.py``, ``query.py``, ``serve.py``, ``simulate.py``, ``kafka.py``,
 ``common.py`` (what they share).
 """
 
@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from backbeat import __version__
-from backbeat.commands import demo, kafka, query, serve, simulate, stream
+from backbeat.commands import demo, kafka, query, replay, serve, simulate, stream
 from backbeat.commands.common import OPTS, emit, guard, settings
 
 app = typer.Typer(
@@ -65,6 +65,7 @@ def version() -> None:
 
 app.command()(simulate.simulate)
 app.command()(stream.stream)
+app.command()(replay.replay)
 app.command()(query.query)
 app.command()(demo.demo)
 app.command()(serve.serve)

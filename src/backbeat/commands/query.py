@@ -20,6 +20,7 @@ class QueryName(StrEnum):
     GENRE_WINDOWS = "genre-windows"
     ENGAGEMENT = "engagement"
     ACTIVE_USERS = "active-users"
+    LISTENING_TIME = "listening-time"
     DEAD_LETTERS = "dead-letters"
 
 
@@ -57,6 +58,8 @@ def query(
                     raise ConfigError(f"--{exc}") from None
             case QueryName.ACTIVE_USERS:
                 asked = q.ActiveUsers(span=span, limit=limit)
+            case QueryName.LISTENING_TIME:
+                asked = q.ListeningTime(span=span, limit=limit)
             case QueryName.DEAD_LETTERS:
                 asked = q.DeadLetters(limit=limit)
         reader = open_reader(store or settings().store)

@@ -1,8 +1,10 @@
 """The event contract: topics, field names, Arrow schemas and value rules.
 
 This module is the single source of truth for what an event looks like. Field names follow
-eventsim's Kafka fork (the names Streamify consumes); backbeat's additions are listed
-separately. The JSON codec (``codec/``) and the vectorized validator (``validate.py``) are
+eventsim's Kafka fork (the names Streamify consumes). backbeat's additions (``eventId``,
+``schemaVersion``, and on listens ``trackId``, ``genre``, ``platform``, ``mood``, ``listenPct``...)
+are optional, so records in the fork's own format are accepted as they are: a missing
+``eventId`` is derived from the record (``codec/results.py``), the rest count as unknown. The JSON codec (``codec/``) and the vectorized validator (``validate.py``) are
 both derived from the tables here, so a rule is written once.
 
 Next: ``codec/`` (bytes <-> Arrow) and ``validate.py`` (contract checks on an Arrow batch).
@@ -81,18 +83,20 @@ _BOOL = pa.bool_()
 
 COMMON_FIELDS: Final = (
     FieldSpec("ts", _I64, lo=TS_MIN_MS, hi=TS_MAX_MS),
-    FieldSpec("eventId", _STR, length=(1, 64), charset="token"),
-    FieldSpec("schemaVersion", _I32, lo=1, hi=SCHEMA_VERSION),
+    # backbeat's addition: derived from the record when a producer does not send it.
+    FieldSpec("eventId", _STR, required=False, length=(1, 64), charset="token"),
+    FieldSpec("schemaVersion", _I32, required=False, lo=1, hi=SCHEMA_VERSION),
     FieldSpec("sessionId", _I64, lo=0, hi=2**62),
     FieldSpec("itemInSession", _I32, lo=0, hi=2**31 - 1),
-    FieldSpec("level", _STR, choices=LEVELS),
+    # eventsim always sends the level and where: a replayed history may not know them.
+    FieldSpec("level", _STR, required=False, choices=LEVELS),
     FieldSpec("auth", _STR, choices=AUTHS),
-    FieldSpec("city", _STR),
-    FieldSpec("zip", _STR, length=(5, 5), charset="digits"),
-    FieldSpec("state", _STR, length=(2, 2), charset="upper"),
-    FieldSpec("lat", _F64, lo=-90, hi=90),
-    FieldSpec("lon", _F64, lo=-180, hi=180),
-    FieldSpec("userAgent", _STR),
+    FieldSpec("city", _STR, required=False),
+    FieldSpec("zip", _STR, required=False, length=(5, 5), charset="digits"),
+    FieldSpec("state", _STR, required=False, length=(2, 2), charset="upper"),
+    FieldSpec("lat", _F64, required=False, lo=-90, hi=90),
+    FieldSpec("lon", _F64, required=False, lo=-180, hi=180),
+    FieldSpec("userAgent", _STR, required=False),
     # Known users only: absent for guests and logged-out visitors.
     FieldSpec("userId", _I64, required=False, lo=0, hi=2**62),
     FieldSpec("firstName", _STR, required=False),
@@ -104,17 +108,20 @@ COMMON_FIELDS: Final = (
 LISTEN_FIELDS: Final = (
     FieldSpec("artist", _STR),
     FieldSpec("song", _STR),
-    FieldSpec("duration", _F64, lo=0.001, hi=86_400),
-    FieldSpec("trackId", _STR),
+    # eventsim's own; a replayed history knows it only where the catalog does.
+    FieldSpec("duration", _F64, required=False, lo=0.001, hi=86_400),
+    # backbeat's additions: optional, so eventsim's Kafka-fork records are accepted as they
+    # are; the metrics count a missing one as "unknown".
+    FieldSpec("trackId", _STR, required=False),
     FieldSpec("album", _STR, required=False),
-    FieldSpec("genre", _STR),
-    FieldSpec("platform", _STR, choices=PLATFORMS),
-    FieldSpec("country", _STR, length=(2, 2), charset="upper"),
-    FieldSpec("mood", _STR, choices=MOODS),
-    FieldSpec("msPlayed", _I64, lo=0, hi=86_400_000),
-    FieldSpec("listenPct", _F64, lo=0, hi=1),
-    FieldSpec("completed", _BOOL),
-    FieldSpec("skipped", _BOOL),
+    FieldSpec("genre", _STR, required=False),
+    FieldSpec("platform", _STR, required=False, choices=PLATFORMS),
+    FieldSpec("country", _STR, required=False, length=(2, 2), charset="upper"),
+    FieldSpec("mood", _STR, required=False, choices=MOODS),
+    FieldSpec("msPlayed", _I64, required=False, lo=0, hi=86_400_000),
+    FieldSpec("listenPct", _F64, required=False, lo=0, hi=1),
+    FieldSpec("completed", _BOOL, required=False),
+    FieldSpec("skipped", _BOOL, required=False),
     FieldSpec("rating", _F64, required=False, lo=1, hi=5),
 )
 

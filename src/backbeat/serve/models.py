@@ -150,19 +150,22 @@ class Filters(BaseModel):
 
 
 class ListenEvent(BaseModel):
+    """One listen; what the event did not say (a replayed history, eventsim's own records)
+    is null."""
+
     ts: datetime
     user_id: int | None
-    level: str
+    level: str | None
     gender: str | None
-    state: str
+    state: str | None
     artist: str
     song: str
-    genre: str
-    platform: str
-    country: str
-    mood: str
-    listen_pct: float
-    skipped: bool
+    genre: str | None
+    platform: str | None
+    country: str | None
+    mood: str | None
+    listen_pct: float | None
+    skipped: bool | None
     rating: float | None
 
 

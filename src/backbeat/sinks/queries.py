@@ -188,6 +188,14 @@ class LatestBatch(Query, tag="latest-batch", frozen=True):
     """One row ``b``: the id of the last committed batch (0: none)."""
 
 
+class ListeningTime(Query, tag="listening-time", frozen=True):
+    """Plays and minutes listened per day (UTC, of when playback started) and artist, most
+    listened first: rows ``(day, artist, plays, minutes)``."""
+
+    span: TimeRange = EVERYTHING
+    limit: Rows = 10_000
+
+
 class Events(Query, tag="events", frozen=True):
     """The newest listen events (event time, newest first) passing ``keep``; with
     ``batches = (after, upto)`` only those committed by batches ``after < id <= upto``."""
@@ -235,14 +243,14 @@ class MetricRows(Query, tag="metric-rows", frozen=True):
 QUERIES: Final[tuple[type[Query], ...]] = (
     TopSongs, TopArtists, GenreWindows, Engagement, ActiveUsers, Pages, States, Levels,
     LevelChanges, Genders, AuthMinutes, HourlyPlays, LatestTime, Summary, BatchTotals,
-    LatestBatch, Events, FilterValues, DeadLetters, DeadLetterCounts, DeadLetterRecords,
-    MetricRows,
+    LatestBatch, ListeningTime, Events, FilterValues, DeadLetters, DeadLetterCounts,
+    DeadLetterRecords, MetricRows,
 )  # fmt: skip
 AnyQuery = (
     TopSongs | TopArtists | GenreWindows | Engagement | ActiveUsers | Pages | States | Levels
     | LevelChanges | Genders | AuthMinutes | HourlyPlays | LatestTime | Summary | BatchTotals
-    | LatestBatch | Events | FilterValues | DeadLetters | DeadLetterCounts | DeadLetterRecords
-    | MetricRows
+    | LatestBatch | ListeningTime | Events | FilterValues | DeadLetters | DeadLetterCounts
+    | DeadLetterRecords | MetricRows
 )  # fmt: skip
 """Every query, as one type: ``msgspec.json.decode(data, type=AnyQuery)`` validates a request."""
 

@@ -12,19 +12,34 @@ Next: ``reference_decode.py`` (JSON into such a batch), ``../validate.py`` (the 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from backbeat.events.schema import Topic, arrow_schema
+from backbeat.events.schema import SCHEMA_VERSION, Topic, arrow_schema
 from backbeat.events.validate import check
 
 Offsets = npt.NDArray[np.int64]
+_LETTER: Final = {
+    Topic.LISTEN: "l",
+    Topic.PAGE_VIEW: "p",
+    Topic.AUTH: "a",
+    Topic.STATUS_CHANGE: "s",
+}
+
+
+def derived_event_id(topic: Topic, raw: bytes) -> str:
+    """The ``eventId`` of a record that came without one: its topic's letter and a hash of
+    the record's bytes (``l-3fa2...``: 24 hex digits), so the same record always gets the
+    same id and a repeat of it is a duplicate."""
+    return f"{_LETTER[topic]}-{hashlib.blake2b(raw, digest_size=12).hexdigest()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,4 +143,31 @@ def validate_table(
         ]
         good[bad_idx] = False
         table = table.filter(pa.array(good))
+    table = _with_additions(topic, table, np.flatnonzero(good), raw_of)
     return Decoded(table.cast(arrow_schema(topic)), offsets[good], sorted(dead, key=by_offset))
+
+
+def _with_additions(
+    topic: Topic,
+    table: pa.Table,
+    rows: npt.NDArray[np.intp],
+    raw_of: Callable[[list[int]], list[bytes]],
+) -> pa.Table:
+    """Fill what a producer may leave out: ``eventId`` derived from the record's bytes
+    (``rows``: each row's index in the input, for ``raw_of``), ``schemaVersion`` the current."""
+    ids = table.column("eventId").combine_chunks()
+    if ids.null_count:
+        missing = pc.is_null(ids)
+        at = np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+        derived = pa.array(
+            [derived_event_id(topic, raw) for raw in raw_of(rows[at].tolist())], pa.string()
+        )
+        index = table.schema.get_field_index("eventId")
+        table = table.set_column(index, "eventId", pc.replace_with_mask(ids, missing, derived))
+    version = table.column("schemaVersion")
+    if version.null_count:
+        index = table.schema.get_field_index("schemaVersion")
+        table = table.set_column(
+            index, "schemaVersion", pc.fill_null(version, pa.scalar(SCHEMA_VERSION, pa.int32()))
+        )
+    return table

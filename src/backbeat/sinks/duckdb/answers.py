@@ -85,9 +85,9 @@ def _engagement(db: Connections, query: q.Engagement) -> pa.Table:
     where, params = windows(query.span, extra="dimension = ?")
     return db.sql(
         f"SELECT value AS {query.by}, sum(listens)::BIGINT AS listens, "
-        "round(sum(completed) / sum(listens), 4) AS completion_rate, "
-        "round(sum(skipped) / sum(listens), 4) AS skip_rate, "
-        "round(sum(pct_sum) / sum(listens), 4)::DOUBLE AS avg_listened, "
+        "round(sum(completed) / nullif(sum(pct_count), 0), 4) AS completion_rate, "
+        "round(sum(skipped) / nullif(sum(pct_count), 0), 4) AS skip_rate, "
+        "round(sum(pct_sum) / nullif(sum(pct_count), 0), 4)::DOUBLE AS avg_listened, "
         "round(sum(rating_sum) / nullif(sum(rating_count), 0), 3)::DOUBLE AS avg_rating "
         f"FROM {summed('engagement_minute')} {where} GROUP BY ALL "
         "ORDER BY listens DESC, value LIMIT ?",  # ties in a fixed order, for LIMIT too
@@ -170,7 +170,7 @@ def _summary(db: Connections, query: q.Summary) -> pa.Table:
         f"WHERE window_start > m.m - {2 * _HOUR}), "
         f"lv AS (SELECT level, sum(listens) AS n FROM {summed('level_minute')}, m "
         f"WHERE window_start > m.m - {_HOUR} GROUP BY level), "
-        "en AS (SELECT sum(skipped) AS skipped, sum(listens) AS listens FROM "
+        "en AS (SELECT sum(skipped) AS skipped, sum(pct_count) AS listens FROM "
         f"{summed('engagement_minute')}, m "
         f"WHERE dimension = 'genre' AND window_start > m.m - {_HOUR}), "
         "b AS (SELECT coalesce(max(batch_id), 0) AS batch_id, "
@@ -184,7 +184,8 @@ def _summary(db: Connections, query: q.Summary) -> pa.Table:
         "AS streams_prev_hour, "
         f"(SELECT count(DISTINCT user_id) FROM {metric_table(BY_NAME['user_minute'])}, m "
         "WHERE window_start > m.m - 300000) AS active_users, "
-        "(SELECT sum(n) FILTER (WHERE level = 'paid') / nullif(sum(n), 0) FROM lv)::DOUBLE "
+        "(SELECT sum(n) FILTER (WHERE level = 'paid') / "
+        "nullif(sum(n) FILTER (WHERE level IN ('free', 'paid')), 0) FROM lv)::DOUBLE "
         "AS paid_share, "
         "(SELECT skipped / nullif(listens, 0) FROM en)::DOUBLE AS skip_rate, "
         "(SELECT recent / 10.0 FROM b)::DOUBLE AS events_per_second, "
@@ -210,6 +211,17 @@ def _batch_totals(db: Connections, query: q.BatchTotals) -> pa.Table:
 
 def _latest_batch(db: Connections, query: q.LatestBatch) -> pa.Table:
     return db.sql("SELECT coalesce(max(batch_id), 0) AS b FROM meta_batches")
+
+
+def _listening_time(db: Connections, query: q.ListeningTime) -> pa.Table:
+    where, params = windows(query.span, "ts")
+    return db.sql(
+        "SELECT make_timestamp(ts // 86400000 * 86400000 * 1000)::DATE AS day, artist, "
+        "count(*)::BIGINT AS plays, round(coalesce(sum(ms_played), 0) / 60000.0, 3)::DOUBLE "
+        f"AS minutes FROM listens {where} GROUP BY ALL ORDER BY day, minutes DESC, artist "
+        "LIMIT ?",
+        (*params, query.limit),
+    )
 
 
 def _events(db: Connections, query: q.Events) -> pa.Table:
@@ -283,6 +295,7 @@ HANDLERS: Final[dict[type[q.Query], Handler]] = {
     q.Summary: _summary,
     q.BatchTotals: _batch_totals,
     q.LatestBatch: _latest_batch,
+    q.ListeningTime: _listening_time,
     q.Events: _events,
     q.FilterValues: _filter_values,
     q.DeadLetters: _dead_letters,

@@ -63,6 +63,7 @@ class Files:
     def __init__(self, path: Path, wait_s: float = 5.0) -> None:
         self._path = path
         self._wait_s = wait_s
+        self._checked = False  # the file's schema is this backbeat's
 
     @contextlib.contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -89,10 +90,10 @@ class Files:
 
     def sql(self, query: str, params: Params = ()) -> pa.Table:
         with self._open() as con:
+            if not self._checked:
+                require_schema(con, self._path, current=True)
+                self._checked = True
             try:
                 return con.sql(query, params=list(params)).to_arrow_table()
-            except duckdb.CatalogException as exc:
-                require_schema(con, self._path)  # a clear line when the store is not ready
-                raise StoreError(f"read query failed: {exc}") from exc
             except duckdb.Error as exc:
                 raise StoreError(f"read query failed: {exc}") from exc

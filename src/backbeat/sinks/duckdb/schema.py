@@ -8,7 +8,8 @@ migrates an older one in ONE transaction, so a process killed while preparing le
 as it was; a store written by a newer backbeat is refused with one line.
 
 Versions: 1 (until 0.1: no ``meta_schema``, the CSV's mark in ``meta_csv``); 2 (marks of
-every secondary sink in ``meta_sinks``).
+every secondary sink in ``meta_sinks``); 3 (engagement counts the listens that say how much
+was played: ``pct_count``, every listen before; listens keep ``ms_played``).
 
 Next: ``store.py`` (the writer), ``reader.py`` (the queries).
 """
@@ -24,7 +25,7 @@ import duckdb
 from backbeat.analytics.metrics import METRICS, Metric
 from backbeat.errors import StoreError, StoreNotReadyError
 
-VERSION: Final = 2
+VERSION: Final = 3
 
 _TABLES: Final = (
     "CREATE TABLE meta_schema (version INTEGER NOT NULL)",
@@ -41,12 +42,12 @@ _TABLES: Final = (
     "CREATE TABLE listens (batch_id BIGINT, ts BIGINT, user_id BIGINT, session_id BIGINT, "
     "item INTEGER, level VARCHAR, gender VARCHAR, state VARCHAR, artist VARCHAR, song VARCHAR, "
     "track_id VARCHAR, genre VARCHAR, platform VARCHAR, country VARCHAR, mood VARCHAR, "
-    "listen_pct DOUBLE, completed BOOLEAN, skipped BOOLEAN, rating DOUBLE)",
+    "listen_pct DOUBLE, completed BOOLEAN, skipped BOOLEAN, rating DOUBLE, ms_played BIGINT)",
 )
 LISTEN_COLUMNS: Final = (
     "ts", "userId", "sessionId", "itemInSession", "level", "gender", "state", "artist", "song",
     "trackId", "genre", "platform", "country", "mood", "listenPct", "completed", "skipped",
-    "rating",
+    "rating", "msPlayed",
 )  # fmt: skip
 """Contract columns of a listen event -> the ``listens`` table, in the table's column order."""
 RESULT_TABLES: Final = ("dead_letters", "listens")
@@ -92,8 +93,12 @@ def prepare(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                 f"the store {str(path)!r} was written by a newer backbeat (schema {version}, "
                 f"this one knows {VERSION}): upgrade backbeat, or use another --store"
             )
-        elif version == 1:
-            _from_1(con)
+        else:
+            if version == 1:
+                _from_1(con)
+            if version <= 2:
+                _from_2(con)
+            con.execute("UPDATE meta_schema SET version = ?", [VERSION])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -114,15 +119,24 @@ def _from_1(con: duckdb.DuckDBPyConnection) -> None:
                 "INSERT INTO meta_sinks VALUES (?, ?, NULL)", [f"csv:{path}", json.dumps(mark)]
             )
         con.execute("DROP TABLE meta_csv")
-    con.execute("INSERT INTO meta_schema VALUES (?)", [VERSION])
+    con.execute("INSERT INTO meta_schema VALUES (2)")
 
 
-def require_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Refuse, in one line, a file that is not (yet) a store or is newer than this backbeat.
+def _from_2(con: duckdb.DuckDBPyConnection) -> None:
+    """Version 2 -> 3: ``pct_count`` in engagement, where every listen said (the caller holds
+    a transaction)."""
+    con.execute("ALTER TABLE m_engagement_minute ADD COLUMN pct_count BIGINT")
+    con.execute("UPDATE m_engagement_minute SET pct_count = listens")
+    con.execute("ALTER TABLE listens ADD COLUMN ms_played BIGINT")
+
+
+def require_schema(con: duckdb.DuckDBPyConnection, path: Path, current: bool = False) -> None:
+    """Refuse, in one line, a file that is not (yet) a store, is newer than this backbeat, or
+    (``current``: a reader, which cannot migrate) is older.
 
     Raises:
         StoreNotReadyError: no backbeat tables (another DuckDB file, or an empty one).
-        StoreError: a schema this backbeat does not know.
+        StoreError: a schema this backbeat does not read.
     """
     version = version_of(con)
     if version is None:
@@ -134,4 +148,9 @@ def require_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise StoreError(
             f"the store {str(path)!r} was written by a newer backbeat (schema {version}): "
             "upgrade backbeat to read it"
+        )
+    if current and version < VERSION:
+        raise StoreError(
+            f"the store {str(path)!r} was written by an older backbeat (schema {version}): "
+            "run `backbeat stream` (or `demo`) on it once to migrate it, then read it"
         )
