@@ -42,8 +42,10 @@ def test_identity_present_only_when_shown(day: Run) -> None:
         assert anonymous[name].null_count == anonymous.num_rows
 
 
-def test_event_ids_name_topic_session_and_item(day: Run) -> None:
-    listens = day.tables[Topic.LISTEN].slice(0, 5)
-    for row in listens.to_pylist():
-        assert row["eventId"] == f"l-{row['sessionId']}-{row['itemInSession']}"
-        assert row["schemaVersion"] == 1
+def test_event_ids_name_topic_run_session_and_item(day: Run) -> None:
+    tag = day.sim.scope.tag
+    for topic, letter in ((Topic.LISTEN, "l"), (Topic.PAGE_VIEW, "p"), (Topic.AUTH, "a")):
+        for row in day.tables[topic].slice(0, 5).to_pylist():
+            expected = f"{letter}-{tag}-{row['sessionId']:010d}-{row['itemInSession']}"
+            assert row["eventId"] == expected
+            assert row["schemaVersion"] == 1

@@ -5,7 +5,8 @@ session). ``step(t0, t1)`` repeats rounds: every user due before ``t1`` emits on
 the next state and the wait, and moves on; a round is a handful of array operations over the
 due users, never a Python loop per event. Randomness is counter-based per user (``rng.py``),
 and session ids are assigned at the end of a step by ranking new sessions by (start, user), so
-the output does not depend on how time is cut into steps. ``listen.py`` draws what a NextSong
+the output does not depend on how time is cut into steps; the run's scope (``scope.py``) maps
+that rank into the run's own range of ids. ``listen.py`` draws what a NextSong
 plays; ``tables.py`` turns the collected columns into Arrow.
 
 Next: ``simulator.py`` drives steps and builds batches.
@@ -26,6 +27,7 @@ from backbeat.simulate.config import EventsimConfig
 from backbeat.simulate.listen import draw_plays, finish_listens
 from backbeat.simulate.machine import LEVEL_CHANGES, LOGGED_IN, NO_STATE, REGISTERS, Machine
 from backbeat.simulate.rng import uniform_rows
+from backbeat.simulate.scope import SESSION_SPACE, RunScope
 from backbeat.simulate.users import Users, make_users
 
 I32 = npt.NDArray[np.int32]
@@ -33,7 +35,6 @@ I64 = npt.NDArray[np.int64]
 Cols = dict[str, npt.NDArray[Any]]
 
 NEVER: Final = np.iinfo(np.int64).max
-MAX_SESSION_ID: Final = 2**31 - 1
 GROWTH_BLOCK: Final = 256
 _YEAR_MS: Final = 365.25 * 86_400_000
 _SESSION_SALT: Final = np.uint64(0x5E55)
@@ -69,9 +70,10 @@ class Engine:
         config: EventsimConfig,
         seed: int,
         start_ms: int,
+        scope: RunScope,
     ) -> None:
         self.users, self.machine, self.catalog, self.config = users, machine, catalog, config
-        self.seed = seed
+        self.seed, self.scope = seed, scope
         self.gap_ms = int(config.session_gap * 1000)
         self.activity = ActivityTable(config)
         n = len(users)
@@ -84,7 +86,7 @@ class Engine:
         self.registration = users.registration.copy()
         self.ctr = np.zeros(n, np.uint64)
         self.next_ts = self._session_starts(np.arange(n), np.full(n, start_ms, np.int64), gap=0)
-        self.next_session_id = 1
+        self.n_sessions = 0  # sessions of this run so far (numbered 0, 1, ...)
         self.growth_blocks = 0
         self.last_arrival = float(start_ms)
         self._new_sessions: list[tuple[I64, I64]] = []
@@ -223,17 +225,18 @@ class Engine:
     # ------------------------------------------------------------------ bookkeeping
 
     def _assign_session_ids(self, cols: dict[str, Cols]) -> None:
-        """Rank this step's new sessions by (start, user) and replace provisional ids."""
+        """Rank this step's new sessions by (start, user) and replace provisional ids with
+        the run's session ids (the run's n-th session: ``scope.session_ids(n)``)."""
         if not self._n_new:
             return
         starts = np.concatenate([s for s, _ in self._new_sessions])
         owners = np.concatenate([o for _, o in self._new_sessions])
         rank = np.empty(self._n_new, np.int64)
         rank[np.lexsort((owners, starts))] = np.arange(self._n_new)
-        final = self.next_session_id + rank
-        if final.size and final.max() > MAX_SESSION_ID:
+        if self.n_sessions + self._n_new > SESSION_SPACE:
             raise ConfigError("simulation ran out of 31-bit session ids; start a new run")
-        self.next_session_id += self._n_new
+        final = self.scope.session_ids(self.n_sessions + rank)
+        self.n_sessions += self._n_new
         for topic in cols.values():
             if "sid" in topic:
                 sid = topic["sid"]
