@@ -4,7 +4,8 @@ Start at ``simulator.py`` (``Simulator``, ``SimulatorSettings``, ``SimBatch``). 
 eventsim config (``config.py``, ``defaults.py``) compiled by ``machine.py``; users
 (``users.py``, ``identity.py``) play tracks from a catalog (``catalog.py``, ``synthetic.py``;
 a file named by ``--catalog``: ``catalog_file.py``) through the vectorized ``engine.py`` and
-``listen.py``; ``tables.py`` builds Arrow; ``pacing.py`` and ``writer.py`` are for the CLI.
+``listen.py``, from a steady state (``steady.py``); ``tables.py`` builds Arrow, with ids that
+are the run's own (``scope.py``); ``pacing.py`` and ``writer.py`` are for the CLI.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ engine is counter-based the events do not depend on ``step_ms`` either (only how
 ``batches(start_index=k)`` fast-forwards to batch ``k`` without building tables, which is how a
 restarted pipeline resumes. Internally the engine runs whole chunks of steps (about
 ``CHUNK_EVENTS`` events, at most ``CHUNK_MAX_MS``): fewer, larger NumPy rounds and one set of
-tables per chunk, which batches slice without copying. A run's session and event ids are its
-own (``run_scope``, ``scope.py``), so runs with different settings never cancel each other in
-one store.
+tables per chunk, which batches slice without copying. A run starts in steady state, sessions
+under way (``steady.py``), and its session and event ids are its own (``run_scope``,
+``scope.py``), so runs with different settings never cancel each other in one store.
 
 Next: ``pacing.py`` (wall-clock rate limit) and ``writer.py`` (JSONL files).
 """
@@ -93,7 +93,8 @@ class SimBatch:
 
 
 class Simulator:
-    """Builds the population once; every ``batches`` call replays the same run from the start."""
+    """Builds the population and its state at the start once; every ``batches`` call replays
+    the same run from the start."""
 
     def __init__(self, settings: SimulatorSettings) -> None:
         self.settings = settings
@@ -114,13 +115,16 @@ class Simulator:
         )
         self.population: Users = self.users
         """Everyone who has arrived by the end of the latest simulated chunk (``growth-rate``)."""
-
-    def _engine(self) -> Engine:
-        return Engine(
+        self._at_start = Engine(
             users=self.users, machine=self.machine, catalog=self.catalog,
             config=self.settings.config, seed=self.settings.seed, start_ms=self.start_ms,
             scope=self.scope,
         )  # fmt: skip
+        """The engine at the start, in steady state (built once: it simulates the sessions
+        under way there); every ``batches`` call runs a copy."""
+
+    def _engine(self) -> Engine:
+        return self._at_start.copy()
 
     def batches(self, step_ms: int = 60_000, start_index: int = 0) -> Iterator[SimBatch]:
         """Yield consecutive batches of ``step_ms`` event time, from batch ``start_index``.
