@@ -142,8 +142,9 @@ class Catalog:
 
 
 def _digest(table: pa.Table) -> bytes:
-    """BLAKE2b of the table's names, types and values, read within each array's bounds (never
-    the padding of a buffer, which may hold anything)."""
+    """BLAKE2b of the table's names, types and values (strings, numbers and booleans: the
+    table is in ``KAGGLE_SCHEMA``), read within each array's bounds, never from the padding of
+    a buffer, which may hold anything."""
     digest = hashlib.blake2b(digest_size=16)
     for name, column in zip(table.column_names, table.columns, strict=True):
         values = column.combine_chunks()

@@ -46,7 +46,7 @@ _SESSION_SALT: Final = np.uint64(0x5E55)
 _MAX_THINNING: Final = 64
 _CANDIDATES: Final = 4  # session-start candidates drawn per user at once while thinning
 _ONE: Final = np.uint64(1)
-_STATE: Final = ("state", "session", "item", "level", "auth", "registration", "ctr", "next_ts")
+_PER_USER: Final = ("state", "session", "item", "level", "auth", "registration", "ctr", "next_ts")
 """The per-user arrays ``step`` changes in place (``copy`` copies them)."""
 
 
@@ -110,7 +110,7 @@ class Engine:
     def copy(self) -> Engine:
         """An independent engine in the same state (what is shared is never changed)."""
         twin = copy.copy(self)
-        for name in _STATE:
+        for name in _PER_USER:
             setattr(twin, name, getattr(self, name).copy())
         twin._new_sessions = list(self._new_sessions)
         return twin

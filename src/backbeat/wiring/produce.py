@@ -185,9 +185,10 @@ class KafkaDemo:
             SourceError: the cluster cannot be reached or refused a topic, or the catalog
                 file cannot be loaded.
         """
-        settings = live_settings(users=users, seed=seed, catalog=catalog)
         from backbeat.transport.kafka.admin import backbeat_topics, create_topics
         from backbeat.transport.kafka.source import KafkaSource
+
+        settings = live_settings(users=users, seed=seed, catalog=catalog)  # a bad file: fail now
 
         create_topics(kafka, backbeat_topics(kafka))
         self.source: KafkaSource = KafkaSource(
