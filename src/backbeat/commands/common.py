@@ -153,7 +153,12 @@ def start_from(value: str) -> Literal["earliest", "latest"] | datetime:
 
 
 def simulator_settings(
-    users: int, seed: int | None, start: str | None, end: str | None, config: Path | None
+    users: int,
+    seed: int | None,
+    start: str | None,
+    end: str | None,
+    config: Path | None,
+    catalog: Path | None = None,
 ) -> SimulatorSettings:
     """Simulator settings from the flags `simulate` and `produce` share (default span: 1 h)."""
     from backbeat import wiring
@@ -165,6 +170,7 @@ def simulator_settings(
         end=parse_time(end, "--end"),
         config=config,
         default_span=timedelta(hours=1),
+        catalog=catalog,
     )
 
 

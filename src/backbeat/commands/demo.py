@@ -20,6 +20,7 @@ from backbeat.commands.common import (
     kafka_settings,
     settings,
 )
+from backbeat.commands.simulate import CatalogFile
 from backbeat.commands.stream import StoreOption, start_web
 from backbeat.errors import ConfigError
 from backbeat.events.schema import Topic
@@ -39,6 +40,7 @@ def demo(
         float, typer.Option(min=1, help="Event-time seconds per wall-clock second.")
     ] = 300.0,
     store: StoreOption = None,
+    catalog: CatalogFile = None,
     bootstrap_servers: Annotated[
         str | None,
         typer.Option(help="Run the producer and the stream through Kafka at host:port."),
@@ -85,10 +87,14 @@ def demo(
             settings=EngineSettings(lateness_ms=current.lateness_ms, max_future_ms=None),
         )
         through = (
-            None if kafka is None else wiring.KafkaDemo(kafka, users=users, seed=seed, speed=speed)
+            None
+            if kafka is None
+            else wiring.KafkaDemo(kafka, users=users, seed=seed, speed=speed, catalog=catalog)
         )
         source: Source = (
-            through.source if through else wiring.live_source(users=users, seed=seed, speed=speed)
+            through.source
+            if through
+            else wiring.live_source(users=users, seed=seed, speed=speed, catalog=catalog)
         )
         listeners: list[OnBatch] = []
 

@@ -22,7 +22,7 @@ from backbeat.commands.common import (
     simulator_settings,
     topic,
 )
-from backbeat.commands.simulate import Config, Seed, Users
+from backbeat.commands.simulate import CatalogFile, Config, Seed, Users
 
 if TYPE_CHECKING:
     from backbeat.transport.kafka.settings import KafkaSettings
@@ -141,13 +141,14 @@ def produce(
         str | None, typer.Option(help="Event-time end, ISO (default start + 1 h).")
     ] = None,
     config: Config = None,
+    catalog: CatalogFile = None,
 ) -> None:
     """Simulate a music service into Kafka (idempotent producer, acks=all, lz4)."""
     from backbeat import wiring
 
     def body() -> None:
         kafka = kafka_settings(bootstrap_servers, topic_prefix)
-        run = simulator_settings(users, seed, start, end, config)
+        run = simulator_settings(users, seed, start, end, config, catalog)
         chosen = {topic(t) for t in topics} if topics else None
         report = wiring.produce_to_kafka(
             run, kafka, chosen, rate=rate, total=total, progress=not OPTS.json

@@ -15,6 +15,14 @@ from backbeat.commands.common import OPTS, emit, guard, simulator_settings
 Users = Annotated[int, typer.Option(min=1, help="Number of users at the start.")]
 Seed = Annotated[int | None, typer.Option(help="Random seed (default: config's seed).")]
 Config = Annotated[Path | None, typer.Option(help="eventsim JSON config file.")]
+CatalogFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--catalog",
+        help="Tracks to play: the Kaggle Spotify Tracks CSV or eventsim's "
+        "listen_counts.txt.gz (default: a synthetic catalog).",
+    ),
+]
 
 
 def simulate(
@@ -28,6 +36,7 @@ def simulate(
         str | None, typer.Option(help="Event-time end, ISO (default: start + 1 h).")
     ] = None,
     config: Config = None,
+    catalog: CatalogFile = None,
     rate: Annotated[
         float | None, typer.Option(min=1, help="Pace output to this many events/s.")
     ] = None,
@@ -36,7 +45,7 @@ def simulate(
     from backbeat import wiring
 
     def body() -> None:
-        run = simulator_settings(users, seed, start, end, config)
+        run = simulator_settings(users, seed, start, end, config, catalog)
         counts = wiring.write_jsonl_run(run, out, rate=rate, progress=not OPTS.json)
         total = sum(counts.values())
         emit(

@@ -2,14 +2,16 @@
 
 Start at ``simulator.py`` (``Simulator``, ``SimulatorSettings``, ``SimBatch``). The site is an
 eventsim config (``config.py``, ``defaults.py``) compiled by ``machine.py``; users
-(``users.py``, ``identity.py``) play tracks from a catalog (``catalog.py``, ``synthetic.py``)
-through the vectorized ``engine.py`` and ``listen.py``; ``tables.py`` builds Arrow;
-``pacing.py`` and ``writer.py`` are for the CLI.
+(``users.py``, ``identity.py``) play tracks from a catalog (``catalog.py``, ``synthetic.py``;
+a file named by ``--catalog``: ``catalog_file.py``) through the vectorized ``engine.py`` and
+``listen.py``, from a steady state (``steady.py``); ``tables.py`` builds Arrow, with ids that
+are the run's own (``scope.py``); ``pacing.py`` and ``writer.py`` are for the CLI.
 """
 
 from __future__ import annotations
 
 from backbeat.simulate.catalog import Catalog, load_kaggle_tracks
+from backbeat.simulate.catalog_file import catalog_format, load_catalog
 from backbeat.simulate.config import EventsimConfig, load_config
 from backbeat.simulate.defaults import default_config
 from backbeat.simulate.pacing import paced
@@ -22,7 +24,9 @@ __all__ = [
     "SimBatch",
     "Simulator",
     "SimulatorSettings",
+    "catalog_format",
     "default_config",
+    "load_catalog",
     "load_config",
     "load_kaggle_tracks",
     "load_listen_counts",

@@ -6,7 +6,8 @@ synthetic data and needs no time-zone database. Activity follows a cosine peakin
 ``weekend-damping-offset`` minutes early, with linear ramps ``weekend-damping-scale`` minutes
 wide) lose a share ``weekend-damping`` of their activity, as in eventsim.
 
-Next: ``engine.py`` accepts a candidate session start with probability ``activity(...)``.
+Next: ``engine.py`` accepts a candidate session start with probability ``activity(...)``;
+``steady.py`` integrates activity back from the start.
 """
 
 from __future__ import annotations
@@ -62,6 +63,20 @@ class ActivityTable:
     def __call__(self, ts_ms: I64, lon: F64) -> F64:
         minute = (ts_ms + local_offset_ms(lon)) // _MS_PER_MIN - 4 * 1440
         out: F64 = self.table[minute % _WEEK_MIN]
+        return out
+
+    def since(self, t_ms: int, lon: F64, amount: F64) -> F64:
+        """How long before ``t_ms`` (ms, per user) the activity integrated back from ``t_ms``
+        reaches ``amount`` (activity x ms); ``inf`` beyond a week back."""
+        week = self.table
+        cum = np.concatenate([[0.0], np.cumsum(np.tile(week, 2))])  # two weeks of minutes
+        now = ((t_ms + local_offset_ms(lon)) / _MS_PER_MIN - 4 * 1440) % _WEEK_MIN + _WEEK_MIN
+        whole = now.astype(np.int64)
+        at_now = cum[whole] + (now - whole) * week[whole % _WEEK_MIN]
+        target = at_now - amount / _MS_PER_MIN
+        j = np.clip(np.searchsorted(cum, target, side="right") - 1, 0, len(cum) - 2)
+        then = j + (target - cum[j]) / week[j % _WEEK_MIN]
+        out: F64 = np.where(target >= 0, (now - then) * _MS_PER_MIN, np.inf)
         return out
 
 

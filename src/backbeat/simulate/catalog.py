@@ -11,6 +11,8 @@ Next: ``users.py`` (who listens) and ``engine.py`` (which track they pick).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -122,6 +124,12 @@ class Catalog:
     def n_tracks(self) -> int:
         return int(self.table.num_rows)
 
+    @functools.cached_property
+    def fingerprint(self) -> bytes:
+        """A digest of every value of the table: equal catalogs, equal fingerprints (a run's
+        identity includes it: ``scope.py``)."""
+        return _digest(self.table)
+
     def pick(self, genre: I32, u: F64) -> npt.NDArray[np.int64]:
         """A track in each ``genre``, chosen by popularity with uniforms ``u`` in [0, 1)."""
         start = self.genre_start[genre]
@@ -131,6 +139,31 @@ class Catalog:
         stay = (x - slot) < self.alias_prob[track]
         out: npt.NDArray[np.int64] = np.where(stay, track, self.alias_index[track])
         return out
+
+
+def _digest(table: pa.Table) -> bytes:
+    """BLAKE2b of the table's names, types and values (strings, numbers and booleans: the
+    table is in ``KAGGLE_SCHEMA``), read within each array's bounds, never from the padding of
+    a buffer, which may hold anything."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        values = column.combine_chunks()
+        digest.update(f"{name}:{values.type}:{len(values)}:{values.null_count};".encode())
+        if values.null_count:
+            digest.update(np.packbits(values.is_null().to_numpy(zero_copy_only=False)).tobytes())
+        if pa.types.is_string(values.type):
+            values = pc.fill_null(values, "")
+            offsets = np.frombuffer(
+                values.buffers()[1], np.int32, len(values) + 1, values.offset * 4
+            )
+            data = values.buffers()[2]
+            digest.update((offsets - offsets[0]).tobytes())
+            if data is not None:
+                digest.update(memoryview(data)[offsets[0] : offsets[-1]])
+        else:
+            filled = pc.fill_null(values, pa.scalar(0).cast(values.type))
+            digest.update(filled.to_numpy(zero_copy_only=False).tobytes())
+    return digest.digest()
 
 
 def _alias_table(weight: F64) -> tuple[F64, npt.NDArray[np.int64]]:

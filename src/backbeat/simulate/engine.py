@@ -5,14 +5,19 @@ session). ``step(t0, t1)`` repeats rounds: every user due before ``t1`` emits on
 the next state and the wait, and moves on; a round is a handful of array operations over the
 due users, never a Python loop per event. Randomness is counter-based per user (``rng.py``),
 and session ids are assigned at the end of a step by ranking new sessions by (start, user), so
-the output does not depend on how time is cut into steps. ``listen.py`` draws what a NextSong
-plays; ``tables.py`` turns the collected columns into Arrow.
+the output does not depend on how time is cut into steps; the run's scope (``scope.py``) maps
+that rank into the run's own range of ids. The engine starts in steady state: its constructor
+draws each user's last session start before the run's start (``steady.py``) and simulates from
+there up to the start, dropping those events, so sessions are under way at the start (and
+none starts before it afterwards). ``listen.py`` draws what a NextSong plays; ``tables.py``
+turns the collected columns into Arrow.
 
 Next: ``simulator.py`` drives steps and builds batches.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,6 +31,8 @@ from backbeat.simulate.config import EventsimConfig
 from backbeat.simulate.listen import draw_plays, finish_listens
 from backbeat.simulate.machine import LEVEL_CHANGES, LOGGED_IN, NO_STATE, REGISTERS, Machine
 from backbeat.simulate.rng import uniform_rows
+from backbeat.simulate.scope import SESSION_SPACE, RunScope
+from backbeat.simulate.steady import NO_START, last_starts
 from backbeat.simulate.users import Users, make_users
 
 I32 = npt.NDArray[np.int32]
@@ -33,13 +40,14 @@ I64 = npt.NDArray[np.int64]
 Cols = dict[str, npt.NDArray[Any]]
 
 NEVER: Final = np.iinfo(np.int64).max
-MAX_SESSION_ID: Final = 2**31 - 1
 GROWTH_BLOCK: Final = 256
 _YEAR_MS: Final = 365.25 * 86_400_000
 _SESSION_SALT: Final = np.uint64(0x5E55)
 _MAX_THINNING: Final = 64
 _CANDIDATES: Final = 4  # session-start candidates drawn per user at once while thinning
 _ONE: Final = np.uint64(1)
+_PER_USER: Final = ("state", "session", "item", "level", "auth", "registration", "ctr", "next_ts")
+"""The per-user arrays ``step`` changes in place (``copy`` copies them)."""
 
 
 @dataclass
@@ -69,9 +77,10 @@ class Engine:
         config: EventsimConfig,
         seed: int,
         start_ms: int,
+        scope: RunScope,
     ) -> None:
         self.users, self.machine, self.catalog, self.config = users, machine, catalog, config
-        self.seed = seed
+        self.seed, self.scope = seed, scope
         self.gap_ms = int(config.session_gap * 1000)
         self.activity = ActivityTable(config)
         n = len(users)
@@ -83,12 +92,28 @@ class Engine:
         self.auth = users.auth.copy()
         self.registration = users.registration.copy()
         self.ctr = np.zeros(n, np.uint64)
-        self.next_ts = self._session_starts(np.arange(n), np.full(n, start_ms, np.int64), gap=0)
-        self.next_session_id = 1
+        self.start_ms = start_ms
+        self.n_sessions = 0  # sessions of this run so far (numbered 0, 1, ...)
         self.growth_blocks = 0
         self.last_arrival = float(start_ms)
         self._new_sessions: list[tuple[I64, I64]] = []
         self._n_new = 0
+        song_ms = float(catalog.duration_s.mean()) * 1000
+        self.next_ts = last_starts(
+            users, machine, self.activity, song_ms=song_ms, gap_ms=self.gap_ms, start_ms=start_ms
+        )
+        idle = np.flatnonzero(self.next_ts == NO_START)
+        self.next_ts[idle] = self._session_starts(idle, np.full(len(idle), start_ms, np.int64))
+        if len(idle) < n:  # sessions under way at the start: simulate them up to it
+            self.step(int(self.next_ts.min()), start_ms)
+
+    def copy(self) -> Engine:
+        """An independent engine in the same state (what is shared is never changed)."""
+        twin = copy.copy(self)
+        for name in _PER_USER:
+            setattr(twin, name, getattr(self, name).copy())
+        twin._new_sessions = list(self._new_sessions)
+        return twin
 
     # ------------------------------------------------------------------ stepping
 
@@ -170,7 +195,8 @@ class Engine:
             churned = ea == m.churned_auth
             next_ts[ended[churned]] = NEVER
             back = ended[~churned]
-            next_ts[back] = self._session_starts(u[back], next_ts[back], gap=self.gap_ms)
+            after = np.maximum(next_ts[back] + self.gap_ms, self.start_ms)
+            next_ts[back] = self._session_starts(u[back], after)
         self.next_ts[u] = next_ts
 
     def _start_sessions(self, u: I64, starting: npt.NDArray[np.bool_]) -> I64:
@@ -187,15 +213,15 @@ class Engine:
         self.session[s], self.item[s], self.state[s] = provisional, 0, first
         return u[self.next_ts[u] != NEVER] if stuck.size else u
 
-    def _session_starts(self, u: I64, t_from: I64, *, gap: int) -> I64:
-        """Next session start after ``t_from``: gap + exponential(beta), thinned by activity.
+    def _session_starts(self, u: I64, t_from: I64) -> I64:
+        """Next session start after ``t_from``: exponential(beta), thinned by activity.
 
         Draws ``_CANDIDATES`` successive candidates per user at once (counters ``c, c+1, ...``)
         and keeps the first accepted one, which gives exactly the numbers of drawing them one
         at a time: the cumulative sum runs in the same order.
         """
         users = self.users
-        t = t_from.astype(np.float64) + gap
+        t = t_from.astype(np.float64)
         keys, ctr = users.keys[u] ^ _SESSION_SALT, self.ctr[u]
         beta, lon = users.beta_ms[u], users.lon[u]
         pending = np.arange(len(u))
@@ -223,17 +249,18 @@ class Engine:
     # ------------------------------------------------------------------ bookkeeping
 
     def _assign_session_ids(self, cols: dict[str, Cols]) -> None:
-        """Rank this step's new sessions by (start, user) and replace provisional ids."""
+        """Rank this step's new sessions by (start, user) and replace provisional ids with
+        the run's session ids (the run's n-th session: ``scope.session_ids(n)``)."""
         if not self._n_new:
             return
         starts = np.concatenate([s for s, _ in self._new_sessions])
         owners = np.concatenate([o for _, o in self._new_sessions])
         rank = np.empty(self._n_new, np.int64)
         rank[np.lexsort((owners, starts))] = np.arange(self._n_new)
-        final = self.next_session_id + rank
-        if final.size and final.max() > MAX_SESSION_ID:
+        if self.n_sessions + self._n_new > SESSION_SPACE:
             raise ConfigError("simulation ran out of 31-bit session ids; start a new run")
-        self.next_session_id += self._n_new
+        final = self.scope.session_ids(self.n_sessions + rank)
+        self.n_sessions += self._n_new
         for topic in cols.values():
             if "sid" in topic:
                 sid = topic["sid"]

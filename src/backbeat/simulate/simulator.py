@@ -7,13 +7,16 @@ engine is counter-based the events do not depend on ``step_ms`` either (only how
 ``batches(start_index=k)`` fast-forwards to batch ``k`` without building tables, which is how a
 restarted pipeline resumes. Internally the engine runs whole chunks of steps (about
 ``CHUNK_EVENTS`` events, at most ``CHUNK_MAX_MS``): fewer, larger NumPy rounds and one set of
-tables per chunk, which batches slice without copying.
+tables per chunk, which batches slice without copying. A run starts in steady state, sessions
+under way (``steady.py``), and its session and event ids are its own (``run_scope``,
+``scope.py``), so runs with different settings never cancel each other in one store.
 
 Next: ``pacing.py`` (wall-clock rate limit) and ``writer.py`` (JSONL files).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +33,7 @@ from backbeat.simulate.defaults import default_config
 from backbeat.simulate.engine import Engine, check_machine
 from backbeat.simulate.identity import identity_pool
 from backbeat.simulate.machine import Machine, compile_machine
+from backbeat.simulate.scope import RunScope
 from backbeat.simulate.synthetic import synthetic_catalog
 from backbeat.simulate.tables import TableBuilder
 from backbeat.simulate.users import Users, make_users
@@ -89,7 +93,8 @@ class SimBatch:
 
 
 class Simulator:
-    """Builds the population once; every ``batches`` call replays the same run from the start."""
+    """Builds the population and its state at the start once; every ``batches`` call replays
+    the same run from the start."""
 
     def __init__(self, settings: SimulatorSettings) -> None:
         self.settings = settings
@@ -104,15 +109,22 @@ class Simulator:
             beta_s=config.beta, n_genres=len(self.catalog.genres),
             registered_before_ms=self.start_ms,
         )  # fmt: skip
-        self.builder = TableBuilder(identity_pool(settings.seed), self.machine, self.catalog)
+        self.scope = run_scope(settings, self.catalog)
+        self.builder = TableBuilder(
+            identity_pool(settings.seed), self.machine, self.catalog, self.scope
+        )
         self.population: Users = self.users
         """Everyone who has arrived by the end of the latest simulated chunk (``growth-rate``)."""
-
-    def _engine(self) -> Engine:
-        return Engine(
+        self._at_start = Engine(
             users=self.users, machine=self.machine, catalog=self.catalog,
             config=self.settings.config, seed=self.settings.seed, start_ms=self.start_ms,
+            scope=self.scope,
         )  # fmt: skip
+        """The engine at the start, in steady state (built once: it simulates the sessions
+        under way there); every ``batches`` call runs a copy."""
+
+    def _engine(self) -> Engine:
+        return self._at_start.copy()
 
     def batches(self, step_ms: int = 60_000, start_index: int = 0) -> Iterator[SimBatch]:
         """Yield consecutive batches of ``step_ms`` event time, from batch ``start_index``.
@@ -164,6 +176,17 @@ class Simulator:
             for topic, table in batch.tables.items():
                 parts[topic].append(table)
         return {topic: pa.concat_tables(tables) for topic, tables in parts.items()}
+
+
+def run_scope(settings: SimulatorSettings, catalog: Catalog) -> RunScope:
+    """The scope of a simulated run: a digest of everything that decides its events (seed,
+    users, start, the site, the catalog), not of its end nor of the config's own seed and dates
+    (the settings' win)."""
+    site = dataclasses.replace(settings.config, seed=0, start_date=None, end_date=None)
+    return RunScope.of(
+        "simulator/1", settings.seed, settings.users, _ms(settings.start), repr(site),
+        catalog.fingerprint,
+    )  # fmt: skip
 
 
 def _chunk_steps(events_per_step: float, step_ms: int) -> int:

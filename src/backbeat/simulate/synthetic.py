@@ -169,11 +169,9 @@ def load_listen_counts(path: str | Path, *, n_genres: int = 30) -> Catalog:
         SourceError: the file cannot be read or a line does not have five fields.
     """
     try:
-        if str(path).endswith(".gz"):
-            with gzip.open(path) as fh:
-                raw = fh.read()
-        else:
-            raw = Path(path).read_bytes()
+        raw = Path(path).read_bytes()
+        if raw[:2] == b"\x1f\x8b":  # gzip, whatever the name
+            raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
         raise SourceError(f"{path}: cannot read the listen counts: {exc}") from exc
     try:

@@ -4,7 +4,8 @@ Rows are sorted by (ts, sessionId, itemInSession) with one packed-integer sort; 
 gathered with ``take`` from small dictionaries (pools, catalog, state table) and identity fields
 become null where the config hides them for the event's auth. Page views are built first and a
 listen's common columns are its NextSong page view's, filtered. ``eventId`` is
-``"<l|p|a|s>-<sessionId>-<item>"``, assembled in NumPy by ``event_ids.py``.
+``"<l|p|a|s>-<run tag>-<sessionId, 10 digits>-<item>"`` (the tag: ``scope.py``), assembled
+in NumPy by ``event_ids.py``.
 
 Next: ``simulator.py`` wraps the tables in a ``SimBatch``.
 """
@@ -31,6 +32,7 @@ from backbeat.simulate.catalog import Catalog
 from backbeat.simulate.event_ids import event_ids
 from backbeat.simulate.identity import IdentityPool
 from backbeat.simulate.machine import Machine
+from backbeat.simulate.scope import RunScope
 from backbeat.simulate.users import COUNTRIES, Users
 
 Cols = dict[str, npt.NDArray[Any]]
@@ -52,8 +54,11 @@ _COUNTRIES: Final = pa.array(COUNTRIES, pa.string())
 class TableBuilder:
     """Builds the four topic tables from a step's columns; holds the lookup dictionaries."""
 
-    def __init__(self, pool: IdentityPool, machine: Machine, catalog: Catalog) -> None:
+    def __init__(
+        self, pool: IdentityPool, machine: Machine, catalog: Catalog, scope: RunScope
+    ) -> None:
         self.pool, self.machine, self.catalog = pool, machine, catalog
+        self.prefix = {topic: scope.event_id_prefix(letter) for topic, letter in _LETTER.items()}
         self.first_names = pa.concat_arrays([pool.first_male, pool.first_female])
         self.n_male = len(pool.first_male)
 
@@ -75,7 +80,7 @@ class TableBuilder:
         song = is_song[order]
         state = p["state"]
         common = self._common(p, m.level[state], m.auth[state], users)
-        out[Topic.PAGE_VIEW] = _table(
+        out[Topic.PAGE_VIEW] = self._table(
             Topic.PAGE_VIEW, p, common, self._pages(state, song, cols["listen"], listen_pos[order])
         )
         if song.any():
@@ -84,7 +89,7 @@ class TableBuilder:
             mask = pa.array(song)
             shared = {name: arr.filter(mask) for name, arr in common.items()}
             keys = {"sid": p["sid"][song], "item": p["item"][song]}
-            out[Topic.LISTEN] = _table(Topic.LISTEN, keys, shared, self._listens(listen))
+            out[Topic.LISTEN] = self._table(Topic.LISTEN, keys, shared, self._listens(listen))
         for topic, key in ((Topic.AUTH, "auth"), (Topic.STATUS_CHANGE, "status")):
             c = cols.get(key, {})
             if c and len(c["ts"]):
@@ -96,8 +101,17 @@ class TableBuilder:
                     else {"prevLevel": _LEVELS.take(c["prev"])}
                 )
                 common = self._common(c, c["level"], c["auth"], users)
-                out[topic] = _table(topic, c, common, specific)
+                out[topic] = self._table(topic, c, common, specific)
         return out
+
+    def _table(
+        self, topic: Topic, keys: Cols, common: dict[str, pa.Array], specific: dict[str, pa.Array]
+    ) -> pa.Table:
+        """A topic's table in contract order; ``keys`` holds its ``sid`` and ``item``."""
+        ids = event_ids(self.prefix[topic], keys["sid"], keys["item"])
+        arrays = {**common, **specific, "eventId": ids}
+        schema = arrow_schema(topic)
+        return pa.Table.from_arrays([arrays[n] for n in schema.names], schema=schema)
 
     def _common(
         self, c: Cols, level: npt.NDArray[np.int32], auth: npt.NDArray[np.int32], users: Users
@@ -167,15 +181,6 @@ class TableBuilder:
             "skipped": pa.array(c["skipped"]),
             "rating": pa.array(c["rating"], mask=np.isnan(c["rating"])),
         }
-
-
-def _table(
-    topic: Topic, keys: Cols, common: dict[str, pa.Array], specific: dict[str, pa.Array]
-) -> pa.Table:
-    """Assemble a topic's table in contract order; ``keys`` holds its ``sid`` and ``item``."""
-    arrays = {**common, **specific, "eventId": event_ids(_LETTER[topic], keys["sid"], keys["item"])}
-    schema = arrow_schema(topic)
-    return pa.Table.from_arrays([arrays[n] for n in schema.names], schema=schema)
 
 
 def _order(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -169,14 +170,25 @@ class KafkaDemo:
     Kafka offsets with its results, and the producer is idempotent.
     """
 
-    def __init__(self, kafka: KafkaSettings, *, users: int, seed: int, speed: float) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        users: int,
+        seed: int,
+        speed: float,
+        catalog: Path | None = None,
+    ) -> None:
         """Creates the topics when missing (idempotent).
 
         Raises:
-            SourceError: the cluster cannot be reached or refused a topic.
+            SourceError: the cluster cannot be reached or refused a topic, or the catalog
+                file cannot be loaded.
         """
         from backbeat.transport.kafka.admin import backbeat_topics, create_topics
         from backbeat.transport.kafka.source import KafkaSource
+
+        settings = live_settings(users=users, seed=seed, catalog=catalog)  # a bad file: fail now
 
         create_topics(kafka, backbeat_topics(kafka))
         self.source: KafkaSource = KafkaSource(
@@ -187,7 +199,7 @@ class KafkaDemo:
         self._error: Exception | None = None
         self._thread = threading.Thread(
             target=self._produce,
-            args=(live_settings(users=users, seed=seed), kafka, speed),
+            args=(settings, kafka, speed),
             name="backbeat-demo-producer",
             daemon=True,
         )

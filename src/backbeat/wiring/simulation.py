@@ -1,6 +1,7 @@
 """Simulated runs as the commands use them: settings from flags, JSONL files, a live source.
 
-``simulator_settings`` merges flags over an eventsim config file over defaults;
+``simulator_settings`` merges flags over an eventsim config file over defaults, and loads
+``--catalog`` files (``simulate.catalog_file``: the format is detected);
 ``write_jsonl_run`` writes one JSONL file per topic with a progress bar; ``live_source`` is a
 continuous simulator released at ``speed`` times the wall clock (the demo's source).
 
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from backbeat.simulate.catalog import Catalog
+from backbeat.simulate.catalog_file import load_catalog
 from backbeat.simulate.config import EventsimConfig, load_config
 from backbeat.simulate.defaults import default_config
 from backbeat.simulate.pacing import paced
@@ -36,8 +39,14 @@ def simulator_settings(
     end: datetime | None,
     config: Path | None,
     default_span: timedelta,
+    catalog: Path | None = None,
 ) -> SimulatorSettings:
-    """Settings from flags: flags override the config file, which overrides defaults."""
+    """Settings from flags: flags override the config file, which overrides defaults.
+
+    Raises:
+        ConfigError: the config file is invalid.
+        SourceError: the config or catalog file cannot be read, or is in no known format.
+    """
     cfg: EventsimConfig = load_config(config) if config is not None else default_config()
     begin = (
         start
@@ -51,6 +60,7 @@ def simulator_settings(
         start=begin,
         end=finish,
         config=cfg,
+        catalog=_catalog(catalog),
     )
 
 
@@ -82,10 +92,18 @@ def _reporting(
         yield step
 
 
-def live_settings(*, users: int, seed: int) -> SimulatorSettings:
-    """A continuous run of the built-in site starting now (the demo's)."""
+def live_settings(*, users: int, seed: int, catalog: Path | None = None) -> SimulatorSettings:
+    """A continuous run of the built-in site starting now (the demo's), playing the tracks of
+    the ``catalog`` file (default: the synthetic catalog)."""
     now = datetime.now(UTC).replace(microsecond=0)
-    return SimulatorSettings(users=users, seed=seed, start=now, end=None, config=default_config())
+    return SimulatorSettings(
+        users=users, seed=seed, start=now, end=None, config=default_config(),
+        catalog=_catalog(catalog),
+    )  # fmt: skip
+
+
+def _catalog(path: Path | None) -> Catalog | None:
+    return None if path is None else load_catalog(path)
 
 
 def live_step_ms(speed: float) -> int:
@@ -94,14 +112,20 @@ def live_step_ms(speed: float) -> int:
 
 
 def live_source(
-    *, users: int, seed: int, speed: float, tap: Callable[[SimBatch], SimBatch] | None = None
+    *,
+    users: int,
+    seed: int,
+    speed: float,
+    tap: Callable[[SimBatch], SimBatch] | None = None,
+    catalog: Path | None = None,
 ) -> SimulatorSource:
     """A continuous simulator whose event time runs ``speed`` times faster than the wall clock,
     starting now, handed out in steps of 250 ms of wall time: one step per poll, or every step
     already due when the engine fell behind (so a slow batch is followed by a bigger one, not
     by a growing backlog). ``tap`` sees each step as it is released and may add events to it
     (``benchmarks/bench_web.py`` stamps probe events)."""
-    sim = _WallClockSimulator(Simulator(live_settings(users=users, seed=seed)), speed, tap)
+    settings = live_settings(users=users, seed=seed, catalog=catalog)
+    sim = _WallClockSimulator(Simulator(settings), speed, tap)
     return SimulatorSource(
         sim,  # type: ignore[arg-type]
         step_ms=live_step_ms(speed),
