@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 
 from backbeat.sinks.queries import ListeningTime
@@ -219,3 +221,59 @@ def test_a_file_that_is_no_history_is_one_line(tmp_path: Path) -> None:
     assert code == 1
     assert "is not a listening history backbeat reads; give --format" in " ".join(text.split())
     assert "Traceback" not in text
+
+
+def test_the_catalog_gives_tracks_their_genre_and_the_share_listened(tmp_path: Path) -> None:
+    from tests.support.catalogs import write_kaggle_csv
+
+    rows = [r for r in _extended_rows() if r["spotify_track_uri"]]
+    ids = sorted({r["spotify_track_uri"].removeprefix("spotify:track:") for r in rows})[:20]
+    tracks = write_kaggle_csv(tmp_path / "synthetic.csv", n_tracks=40)
+    known = tracks.slice(0, len(ids)).set_column(
+        tracks.schema.get_field_index("track_id"), "track_id", pa.array(ids)
+    )
+    catalog = tmp_path / "tracks.csv"
+    pacsv.write_csv(known.add_column(0, "", pa.array(range(known.num_rows))), catalog)
+    store = tmp_path / "store"
+    code, text = _run("--json", "replay", str(EXTENDED), "--catalog", str(catalog),
+                      "--store", str(store))  # fmt: skip
+    assert code == 0, text
+    genres = {r["track_id"]: r["track_genre"] for r in known.to_pylist()}
+    duration = {r["track_id"]: r["duration_ms"] for r in known.to_pylist()}
+    want: dict[str, int] = {}
+    for r in rows:
+        tid = r["spotify_track_uri"].removeprefix("spotify:track:")
+        want[genres.get(tid, "unknown")] = want.get(genres.get(tid, "unknown"), 0) + 1
+    got = duck_sql(store, "SELECT genre, sum(plays)::BIGINT AS n FROM m_genre_minute GROUP BY 1")
+    assert {r["genre"]: r["n"] for r in got} == want
+    listens = duck_sql(store, "SELECT track_id, listen_pct, completed, ms_played FROM listens")
+    for r in listens:
+        if r["track_id"] in duration:
+            pct = min(r["ms_played"] / duration[r["track_id"]], 1.0)
+            assert r["listen_pct"] == pytest.approx(pct)
+            assert r["completed"] == (pct >= 0.99)
+        else:
+            assert r["listen_pct"] is None
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_each_format_replays_into_kafka_once(name: str, tmp_path: Path, kafka: Any) -> None:
+    from tests.support.kafka_log import read_topics
+
+    make, oracle = FORMATS[name]
+    path = make(tmp_path)
+    args = ("--json", "replay", str(path), "--bootstrap-servers", kafka.bootstrap_servers,
+            "--topic-prefix", kafka.topic_prefix)  # fmt: skip
+    code, text = _run(*args)
+    assert code == 0, text
+    code, text = _run(*args)  # a second import sends nothing
+    assert code == 0, text
+    assert json.loads(text)["sent"] == {}
+    records = read_topics(kafka.bootstrap_servers, [kafka.topic("listen_events")])
+    plays = [json.loads(r.value) for r in records]
+    folder = tmp_path / "read"
+    folder.mkdir()
+    (folder / "listen_events.jsonl").write_text("\n".join(json.dumps(p) for p in plays) + "\n")
+    assert _written(folder) == oracle(path)
+    assert len({p["eventId"] for p in plays}) == len(plays)

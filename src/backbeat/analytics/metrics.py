@@ -95,8 +95,8 @@ def known(column: str) -> str:
 ENGAGEMENT_DIMENSIONS: Final = ("genre", "platform", "country", "mood")
 _ENGAGEMENT_SQL: Final = " UNION ALL ".join(
     f"SELECT {_W} AS window_start, '{dim}' AS dimension, {known(dim)} AS value, "
-    "count(*)::BIGINT AS listens, count_if(completed)::BIGINT AS completed, "
-    "count_if(skipped)::BIGINT AS skipped, "
+    "count(*)::BIGINT AS listens, count(*) FILTER (WHERE completed)::BIGINT AS completed, "
+    "count(*) FILTER (WHERE skipped)::BIGINT AS skipped, "
     f"coalesce(sum(listenPct::DECIMAL(18, 6)), 0)::{DECIMAL} AS pct_sum, "
     f"coalesce(sum(rating::DECIMAL(18, 6)), 0)::{DECIMAL} AS rating_sum, "
     "count(rating)::BIGINT AS rating_count, count(listenPct)::BIGINT AS pct_count "

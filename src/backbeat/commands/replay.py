@@ -1,5 +1,5 @@
 """``backbeat replay``: real listening histories (Spotify exports, the Kaggle CSV, eventsim's
-own output) into a store (with the dashboard, ``--serve``) or into JSONL files.
+own output) into a store (with the dashboard, ``--serve``), JSONL files or Kafka.
 
 Next: ``backbeat.wiring.replay`` (loading and writing), ``docs/replay.md`` (the mappings).
 """
@@ -17,6 +17,7 @@ from backbeat.commands.common import (
     console,
     emit,
     guard,
+    kafka_settings,
     parse_time,
     settings,
 )
@@ -36,12 +37,9 @@ def _catalog(path: Path | None) -> pa.Table | None:
     if path is None:
         return None
     from backbeat.replay.catalog import lookup
-    from backbeat.simulate.catalog import load_kaggle_tracks
-    from backbeat.simulate.synthetic import load_listen_counts
+    from backbeat.simulate.catalog_file import load_catalog
 
-    name = path.name.lower()
-    loaded = load_kaggle_tracks(path) if name.endswith(".csv") else load_listen_counts(path)
-    return lookup(loaded)
+    return lookup(load_catalog(path))
 
 
 def replay(
@@ -64,6 +62,12 @@ def replay(
     ] = 30.0,
     out: Annotated[
         Path | None, typer.Option(help="Write <topic>.jsonl files here instead of a store.")
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(help="Produce to Kafka at host:port instead of a store.")
+    ] = None,
+    topic_prefix: Annotated[
+        str | None, typer.Option(help="Kafka: prefix of the cluster's topic names.")
     ] = None,
     store: StoreOption = None,
     speed: Annotated[
@@ -92,10 +96,18 @@ def replay(
 
     def body() -> None:
         current = settings()
-        if out is not None and (store is not None or serve_web):
-            raise ConfigError("give either --out (JSONL files) or --store / --serve (a store)")
-        if out is not None and (speed is not None or shift_to is not None):
-            raise ConfigError("--speed and --shift-to pace a replay into a store, not --out")
+        elsewhere = [
+            f for f, v in (("--out", out), ("--bootstrap-servers", bootstrap_servers)) if v
+        ]
+        if len(elsewhere) > 1 or (elsewhere and (store is not None or serve_web)):
+            raise ConfigError(
+                "give one destination: --out (JSONL files), --bootstrap-servers (Kafka) or "
+                "--store / --serve (a store)"
+            )
+        if elsewhere and (speed is not None or shift_to is not None):
+            raise ConfigError(
+                f"--speed and --shift-to pace a replay into a store, not {elsewhere[0]}"
+            )
         forced = None
         if format is not None:
             try:
@@ -114,6 +126,15 @@ def replay(
             "left_out": dict(loaded.left_out),
             "passed_over": dict(loaded.passed_over),
         }
+        if bootstrap_servers is not None:
+            kafka = kafka_settings(bootstrap_servers, topic_prefix)
+            sent = replaying.to_kafka(loaded, kafka, progress=not OPTS.json)
+            emit(
+                summary | {"bootstrap_servers": kafka.bootstrap_servers, "sent": sent},
+                f"sent {sum(sent.values()):,} new events to {kafka.bootstrap_servers} from "
+                f"{loaded.files} file(s) ({_apart(summary)})",
+            )
+            return
         if out is not None:
             written = replaying.to_jsonl(loaded, out)
             emit(

@@ -4,7 +4,8 @@
 them, groups Spotify plays by listener and turns each listener's plays into listen events
 (``backbeat.replay.listens``), eventsim output into its four topics; every stream is sorted by
 event time across all the files given (exports come as several yearly files, not in order).
-:func:`to_jsonl` appends what a folder does not hold yet; into a store, the run is assembled
+:func:`to_jsonl` appends what a folder does not hold yet, :func:`to_kafka` produces what the
+cluster does not have yet; into a store, the run is assembled
 like ``stream``'s with a :class:`~backbeat.replay.source.ReplaySource`, whose positions are
 event times, so a second import adds only what is new.
 
@@ -20,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,6 +34,9 @@ from backbeat.replay.formats import Format, find
 from backbeat.replay.listens import SESSION_GAP_MS, listen_events, user_id_of
 from backbeat.replay.source import PREFIX, Stream, resume_at
 from backbeat.replay.spotify import Plays, read_account, read_extended, read_kaggle
+
+if TYPE_CHECKING:
+    from backbeat.transport.kafka.settings import KafkaSettings
 
 STATE_FILE: Final = ".backbeat-replay.json"
 _READERS: Final = {
@@ -163,16 +167,9 @@ def to_jsonl(replay: Replay, out: Path) -> dict[str, int]:
     written: dict[str, int] = {}
     for topic in Topic:
         mine = [s for s in replay.streams if s.topic is topic]
-        fresh = [
-            part
-            for s in mine
-            if (part := s.table.slice(resume_at(s.times, positions.get(s.name)))).num_rows
-        ]
-        if not fresh:
+        rows = _fresh(mine, positions)
+        if rows is None:
             continue
-        rows = pa.concat_tables(fresh)
-        if len(fresh) > 1:  # several listeners: one file, in event-time order
-            rows = rows.sort_by([("ts", "ascending")])
         path = out / f"{topic.value}.jsonl"
         _cut_to(path, sizes.get(topic.value, 0))
         with path.open("ab") as fh:
@@ -194,3 +191,59 @@ def _cut_to(path: Path, size: int) -> None:
     if path.exists() and path.stat().st_size != size:
         with path.open("r+b") as fh:
             fh.truncate(size)
+
+
+def to_kafka(replay: Replay, kafka: KafkaSettings, progress: bool = True) -> dict[str, int]:
+    """Produce to the cluster's topics the events it does not have yet, in event-time order;
+    returns the events sent per topic.
+
+    At least once: each stream's position is recorded (``transport/kafka/positions.py``)
+    after its events are acknowledged; a crash in between sends those events again, and the
+    engine then drops them as duplicates within its horizon, or dead-letters them as late.
+
+    Raises:
+        SourceError: the cluster cannot be reached; TransientError: events or positions
+        were not acknowledged.
+    """
+    from backbeat.simulate.simulator import SimBatch
+    from backbeat.transport.kafka.admin import backbeat_topics, create_topics
+    from backbeat.transport.kafka.positions import read_positions, write_positions
+    from backbeat.wiring.produce import produce_batches
+
+    create_topics(kafka, backbeat_topics(kafka))
+    positions = read_positions(kafka)
+    chunks: list[SimBatch] = []
+    sent: dict[str, int] = {}
+    for topic in Topic:
+        mine = [s for s in replay.streams if s.topic is topic]
+        rows = _fresh(mine, positions)
+        if rows is None:
+            continue
+        for i in range(0, rows.num_rows, _CHUNK):
+            part = rows.slice(i, _CHUNK)
+            times = part.column("ts")
+            chunks.append(
+                SimBatch(len(chunks), pc.min(times).as_py(), pc.max(times).as_py() + 1,
+                         {topic: part})
+            )  # fmt: skip
+        sent[topic.value] = rows.num_rows
+    if chunks:
+        produce_batches(chunks, kafka, total=sum(sent.values()), progress=progress)
+    write_positions(kafka, {s.name: int(s.times[-1]) + 1 for s in replay.streams if len(s.times)})
+    return sent
+
+
+_CHUNK: Final = 50_000
+
+
+def _fresh(streams: list[Stream], positions: dict[str, int]) -> pa.Table | None:
+    """The events of ``streams`` after their positions, in event-time order (None: none)."""
+    fresh = [
+        part
+        for s in streams
+        if (part := s.table.slice(resume_at(s.times, positions.get(s.name)))).num_rows
+    ]
+    if not fresh:
+        return None
+    rows = pa.concat_tables(fresh)
+    return rows.sort_by([("ts", "ascending")]) if len(fresh) > 1 else rows

@@ -26,11 +26,13 @@ from backbeat.transport.kafka.settings import DLQ_SUFFIX, KafkaSettings
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """How to create a topic: partitions, replication factor, retention (None = broker's)."""
+    """How to create a topic: partitions, replication factor, retention (None = broker's),
+    and whether only each key's latest record is kept (``compact``)."""
 
     partitions: int = 6
     replication_factor: int = 1
     retention_ms: int | None = None
+    compact: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ def create_topics(
     """
     spec = spec or TopicSpec()
     config = {} if spec.retention_ms is None else {"retention.ms": str(spec.retention_ms)}
+    if spec.compact:
+        config["cleanup.policy"] = "compact"
     new = [
         NewTopic(n, num_partitions=spec.partitions, replication_factor=spec.replication_factor,
                  config=config)
