@@ -22,9 +22,15 @@ from tests.support.dashboard import (  # noqa: E402  (after the path set-up abov
     chromium,
     missing_browser,
     running_demo,
+    serving,
     settle,
     wait_for_data,
 )
+
+REPLAY_CHARTS = """() => ['topArtists', 'hourly'].every(n => {
+    const c = window.backbeat && window.backbeat.charts[n];
+    return c && c.data.datasets.some(d => d.data.some(v => v > 0));
+})"""
 
 
 def main() -> int:
@@ -35,20 +41,32 @@ def main() -> int:
     parser.add_argument(
         "--warmup", type=float, default=25.0, help="seconds of data before the shot"
     )
+    parser.add_argument(
+        "--replay", nargs="+", type=Path, help="shoot `backbeat replay PATHS --serve` instead"
+    )
     args = parser.parse_args()
     if reason := missing_browser():
         print(f"screenshot: {reason}", file=sys.stderr)
         return 1
     with ExitStack() as stack:
         url = args.url
-        if url is None:
-            store = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "store"
+        store = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "store"
+        if url is None and args.replay:
+            replayed = [str(p) for p in args.replay]
+            url = stack.enter_context(
+                serving("replay", *replayed, "--store", str(store), "--serve")
+            )
+        elif url is None:
             url = stack.enter_context(running_demo(store, users=args.users, duration=600))
         browser = stack.enter_context(chromium())
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(url)
-        wait_for_data(page)
-        settle(page, args.warmup)
+        if args.replay:
+            page.wait_for_function(REPLAY_CHARTS, timeout=60_000)
+            settle(page, 3.0)
+        else:
+            wait_for_data(page)
+            settle(page, args.warmup)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(args.out))
     print(

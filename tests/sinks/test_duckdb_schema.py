@@ -24,7 +24,7 @@ from tests.support.oracle import compute
 def _as_version_1(path: Path, csv_size: int) -> None:
     """Rewrite a store as backbeat 0.1 left it: no ``meta_schema``, the CSV's mark in
     ``meta_csv`` (path, windows before and after the last append, sizes before and after),
-    engagement without ``pct_count``, listens without ``ms_played``."""
+    engagement without the counts of what listens said, listens without ``ms_played``."""
     con = duckdb.connect(str(path))
     try:
         (mark,) = (json.loads(m) for (m,) in con.execute("SELECT mark FROM meta_sinks").fetchall())
@@ -38,7 +38,8 @@ def _as_version_1(path: Path, csv_size: int) -> None:
         )
         con.execute("DROP TABLE meta_sinks")
         con.execute("DROP TABLE meta_schema")
-        con.execute("ALTER TABLE m_engagement_minute DROP COLUMN pct_count")
+        for column in ("pct_count", "completed_count", "skipped_count"):
+            con.execute(f"ALTER TABLE m_engagement_minute DROP COLUMN {column}")
         con.execute("ALTER TABLE listens DROP COLUMN ms_played")
     finally:
         con.close()

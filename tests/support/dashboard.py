@@ -1,8 +1,9 @@
 """Dashboard helpers: ``backbeat demo`` with its web server as a user starts it, and the
 system Chromium driven by Playwright (never a downloaded browser).
 
-:func:`running_demo` starts the demo as a subprocess on a free loopback port and yields the
-``dashboard: http://...`` URL it prints once the server is ready; :func:`chromium` launches
+:func:`running_demo` starts the demo (:func:`serving`: any command that serves the dashboard)
+as a subprocess on a free loopback port and yields the ``dashboard: http://...`` URL it prints
+once the server is ready; :func:`chromium` launches
 ``/usr/bin/chromium`` headless; :func:`wait_for_data` returns once the page shows data.
 ``tests/serve/test_dashboard_browser.py`` and ``scripts/screenshot.py`` use them.
 
@@ -69,10 +70,19 @@ def free_port() -> int:
 @contextmanager
 def running_demo(store: Path, *, users: int = 2000, duration: int = 120) -> Iterator[str]:
     """Run ``backbeat demo`` with its web server; yield the dashboard URL; stop it with Ctrl-C."""
+    with serving(
+        "demo", "--store", str(store), "--users", str(users), "--duration", str(duration)
+    ) as url:
+        yield url
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[str]:
+    """Run ``backbeat ARGS --host 127.0.0.1 --port P`` (a command that serves the dashboard);
+    yield the URL it prints once the server is ready; stop it with Ctrl-C."""
     command = [
-        sys.executable, "-m", "backbeat", "demo",
-        "--host", "127.0.0.1", "--port", str(free_port()), "--store", str(store),
-        "--users", str(users), "--duration", str(duration),
+        sys.executable, "-m", "backbeat", *args,
+        "--host", "127.0.0.1", "--port", str(free_port()),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_")}
     env |= {"FORCE_COLOR": "0", "NO_COLOR": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1"}
@@ -100,7 +110,7 @@ def running_demo(store: Path, *, users: int = 2000, duration: int = 120) -> Iter
         if not found:
             state = "exited" if proc.poll() is not None else "still starting"
             raise RuntimeError(
-                f"backbeat demo printed no 'dashboard: URL' within {STARTUP_TIMEOUT_S:.0f}s "
+                f"backbeat {args[0]} printed no 'dashboard: URL' within {STARTUP_TIMEOUT_S:.0f}s "
                 f"({state}); last output:\n" + "\n".join(tail)
             )
         yield found[0]

@@ -59,7 +59,8 @@ _ENGAGEMENT = " UNION ALL ".join(
     "sum(CASE WHEN skipped THEN 1 ELSE 0 END) AS skipped, "
     f"coalesce(sum(CAST(listenPct AS {_D})), 0) AS pct_sum, "
     f"coalesce(sum(CAST(rating AS {_D})), 0) AS rating_sum, count(rating) AS rating_count, "
-    "count(listenPct) AS pct_count FROM fresh_listen_events GROUP BY 1, 2, 3"
+    "count(listenPct) AS pct_count, count(completed) AS completed_count, "
+    "count(skipped) AS skipped_count FROM fresh_listen_events GROUP BY 1, 2, 3"
     for dim in ("genre", "platform", "country", "mood")
 )
 _ALL = " UNION ALL ".join(f"SELECT ts, userId, sessionId FROM fresh_{t}" for t in _COLUMNS)
@@ -95,6 +96,8 @@ _VALUES = {
     "rating_sum",
     "rating_count",
     "pct_count",
+    "completed_count",
+    "skipped_count",
     "views",
     "attempts",
     "successes",

@@ -9,7 +9,8 @@ Sums of fractional values use DECIMAL, so merging is exact in any order.
 The SQL reads four views of one batch's fresh (valid, on-time, de-duplicated) events:
 ``listens``, ``page_views``, ``auths`` and ``status_changes``. A dimension an event may leave
 out (genre, platform, state...) is counted as ``unknown``; shares of listens (completion,
-skips, % listened) are over the listens that say (``pct_count``).
+skips, % listened) are over the listens that say (``completed_count``, ``skipped_count``,
+``pct_count``).
 
 Next: ``compute.py`` runs these over Arrow; ``backbeat.sinks`` stores and merges them.
 """
@@ -99,7 +100,8 @@ _ENGAGEMENT_SQL: Final = " UNION ALL ".join(
     "count(*) FILTER (WHERE skipped)::BIGINT AS skipped, "
     f"coalesce(sum(listenPct::DECIMAL(18, 6)), 0)::{DECIMAL} AS pct_sum, "
     f"coalesce(sum(rating::DECIMAL(18, 6)), 0)::{DECIMAL} AS rating_sum, "
-    "count(rating)::BIGINT AS rating_count, count(listenPct)::BIGINT AS pct_count "
+    "count(rating)::BIGINT AS rating_count, count(listenPct)::BIGINT AS pct_count, "
+    "count(completed)::BIGINT AS completed_count, count(skipped)::BIGINT AS skipped_count "
     f"FROM listens GROUP BY ALL"
     for dim in ENGAGEMENT_DIMENSIONS
 )
@@ -128,6 +130,8 @@ METRICS: Final[tuple[Metric, ...]] = (
             ("rating_sum", DECIMAL),
             ("rating_count", "BIGINT"),
             ("pct_count", "BIGINT"),
+            ("completed_count", "BIGINT"),
+            ("skipped_count", "BIGINT"),
         ),
         merge=Merge.SUM,
         sql=_ENGAGEMENT_SQL,

@@ -85,8 +85,8 @@ def _engagement(db: Connections, query: q.Engagement) -> pa.Table:
     where, params = windows(query.span, extra="dimension = ?")
     return db.sql(
         f"SELECT value AS {query.by}, sum(listens)::BIGINT AS listens, "
-        "round(sum(completed) / nullif(sum(pct_count), 0), 4) AS completion_rate, "
-        "round(sum(skipped) / nullif(sum(pct_count), 0), 4) AS skip_rate, "
+        "round(sum(completed) / nullif(sum(completed_count), 0), 4) AS completion_rate, "
+        "round(sum(skipped) / nullif(sum(skipped_count), 0), 4) AS skip_rate, "
         "round(sum(pct_sum) / nullif(sum(pct_count), 0), 4)::DOUBLE AS avg_listened, "
         "round(sum(rating_sum) / nullif(sum(rating_count), 0), 3)::DOUBLE AS avg_rating "
         f"FROM {summed('engagement_minute')} {where} GROUP BY ALL "
@@ -170,7 +170,7 @@ def _summary(db: Connections, query: q.Summary) -> pa.Table:
         f"WHERE window_start > m.m - {2 * _HOUR}), "
         f"lv AS (SELECT level, sum(listens) AS n FROM {summed('level_minute')}, m "
         f"WHERE window_start > m.m - {_HOUR} GROUP BY level), "
-        "en AS (SELECT sum(skipped) AS skipped, sum(pct_count) AS listens FROM "
+        "en AS (SELECT sum(skipped) AS skipped, sum(skipped_count) AS listens FROM "
         f"{summed('engagement_minute')}, m "
         f"WHERE dimension = 'genre' AND window_start > m.m - {_HOUR}), "
         "b AS (SELECT coalesce(max(batch_id), 0) AS batch_id, "

@@ -9,7 +9,8 @@ as it was; a store written by a newer backbeat is refused with one line.
 
 Versions: 1 (until 0.1: no ``meta_schema``, the CSV's mark in ``meta_csv``); 2 (marks of
 every secondary sink in ``meta_sinks``); 3 (engagement counts the listens that say how much
-was played: ``pct_count``, every listen before; listens keep ``ms_played``).
+was played, finished or skipped: ``pct_count``, ``completed_count``, ``skipped_count``, every
+listen before; listens keep ``ms_played``).
 
 Next: ``store.py`` (the writer), ``reader.py`` (the queries).
 """
@@ -123,10 +124,11 @@ def _from_1(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _from_2(con: duckdb.DuckDBPyConnection) -> None:
-    """Version 2 -> 3: ``pct_count`` in engagement, where every listen said (the caller holds
-    a transaction)."""
-    con.execute("ALTER TABLE m_engagement_minute ADD COLUMN pct_count BIGINT")
-    con.execute("UPDATE m_engagement_minute SET pct_count = listens")
+    """Version 2 -> 3: what listens said, counted in engagement (every listen said it before),
+    and ``ms_played`` in listens (the caller holds a transaction)."""
+    for column in ("pct_count", "completed_count", "skipped_count"):
+        con.execute(f"ALTER TABLE m_engagement_minute ADD COLUMN {column} BIGINT")
+        con.execute(f"UPDATE m_engagement_minute SET {column} = listens")
     con.execute("ALTER TABLE listens ADD COLUMN ms_played BIGINT")
 
 
