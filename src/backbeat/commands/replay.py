@@ -25,21 +25,9 @@ from backbeat.commands.stream import StoreOption, start_web
 from backbeat.errors import ConfigError
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from backbeat.engine.base import RunReport
     from backbeat.serve.hub import CommitHub
     from backbeat.sinks.base import BatchStats
-
-
-def _catalog(path: Path | None) -> pa.Table | None:
-    """The lookup table of a ``--catalog`` file (Kaggle tracks CSV or listen_counts)."""
-    if path is None:
-        return None
-    from backbeat.replay.catalog import lookup
-    from backbeat.simulate.catalog_file import load_catalog
-
-    return lookup(load_catalog(path))
 
 
 def replay(
@@ -89,6 +77,7 @@ def replay(
 
     from backbeat import wiring
     from backbeat.engine.base import EngineSettings
+    from backbeat.replay.catalog import lookup_file
     from backbeat.replay.formats import Format
     from backbeat.replay.source import ReplaySource
     from backbeat.ui.progress import StatusLine
@@ -117,7 +106,7 @@ def replay(
                     f"--format {format!r}: choose one of {', '.join(f.value for f in Format)}"
                 ) from None
         loaded = replaying.load(
-            paths, forced=forced, user=user, catalog=_catalog(catalog),
+            paths, forced=forced, user=user, catalog=lookup_file(catalog) if catalog else None,
             gap_ms=int(session_gap * 60_000),
         )  # fmt: skip
         summary = {

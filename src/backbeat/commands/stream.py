@@ -82,6 +82,13 @@ def stream(
         typer.Option("--sink-option", help="A sink's option: NAME.KEY=VALUE (repeatable)."),
     ] = None,
     engine: Annotated[str, typer.Option(help="The engine: embedded.")] = "embedded",
+    catalog: Annotated[
+        Path | None,
+        typer.Option(
+            help="Tracks catalog (Kaggle Spotify Tracks CSV or listen_counts.txt.gz): fills "
+            "listens' missing track, genre, mood and duration."
+        ),
+    ] = None,
     max_events: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many events.")
     ] = None,
@@ -109,6 +116,7 @@ def stream(
     """Stream JSONL files or Kafka into the store, exactly once (resumes where it stopped)."""
     from backbeat import wiring
     from backbeat.engine.base import EngineSettings, RunReport
+    from backbeat.replay.catalog import lookup_file
     from backbeat.serve.hub import CommitHub
     from backbeat.sinks.base import BatchStats
     from backbeat.transport.base import Source
@@ -141,6 +149,7 @@ def stream(
             settings=EngineSettings(
                 lateness_ms=int(lateness * 1000) if lateness is not None else current.lateness_ms,
                 max_batch_events=batch_size or current.max_batch_events,
+                catalog=lookup_file(catalog) if catalog is not None else None,
             ),
             shared=group is not None,  # members of a group share one store
         )

@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from backbeat.sinks.base import BatchStats
 
 
@@ -32,6 +34,8 @@ class EngineSettings:
             None for sources whose clock runs ahead on purpose (the accelerated demo).
         overlap_commit: commit each batch on a background thread while the next one is
             processed (one batch in flight; off for sources whose partitions come and go).
+        catalog: what a catalog knows of tracks (``backbeat.replay.catalog.lookup``): fills
+            listens' missing track, genre, mood and duration (``enrich.py``); None: nothing.
     """
 
     lateness_ms: int = 120_000
@@ -39,6 +43,7 @@ class EngineSettings:
     idle_sleep_s: float = 0.05
     max_future_ms: int | None = 86_400_000
     overlap_commit: bool = True
+    catalog: pa.Table | None = None
 
 
 @dataclass(slots=True)

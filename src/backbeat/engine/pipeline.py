@@ -38,6 +38,7 @@ from backbeat.engine.base import Engine, EngineSettings, OnBatch, RunReport
 from backbeat.engine.batch import Batch, checked, raws_at
 from backbeat.engine.commit import Committer
 from backbeat.engine.dedup import Deduplicator
+from backbeat.engine.enrich import Enricher
 from backbeat.engine.eventtime import NO_TS, Watermarks
 from backbeat.errors import ConfigError, FencedError
 from backbeat.events.codec import DeadLetter, decode_batch
@@ -78,6 +79,8 @@ class Pipeline(Engine):
         self.settings = settings or EngineSettings()
         self.on_batch = on_batch
         self._aggregator = BatchAggregator()
+        catalog = self.settings.catalog
+        self._enricher = Enricher(catalog) if catalog is not None else None
         self._stop = threading.Event()
         self._report = RunReport()
         self._dynamic = self.source.listen(self._assigned, self._revoked)
@@ -275,6 +278,8 @@ class Pipeline(Engine):
             table, offsets, dead = decoded.table, decoded.offsets, decoded.dead
         else:
             table, offsets, dead = checked(topic, piece)
+        if topic is Topic.LISTEN and self._enricher is not None:
+            table = self._enricher.listens(table)
         t = stats.timed("decode + validate", t)
         batch.reject(topic.value, piece.partition, list(dead))
 

@@ -1,7 +1,8 @@
 """What a catalog knows of the tracks a history names: duration, genre and mood.
 
 :func:`lookup` turns a :class:`~backbeat.simulate.catalog.Catalog` (the Kaggle Spotify Tracks
-CSV, eventsim's ``listen_counts.txt.gz``) into the table ``listens.py`` joins plays with: by
+CSV, eventsim's ``listen_counts.txt.gz``) into the table that replayed plays
+(``listens.py``) and streamed listens (``backbeat.engine.enrich``) are completed from: by
 Spotify track id first, else by artist and title (lower case).
 
 Next: ``listens.py`` (the join), ``backbeat.simulate.catalog`` (the loaders).
@@ -9,11 +10,23 @@ Next: ``listens.py`` (the join), ``backbeat.simulate.catalog`` (the loaders).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from backbeat.events.schema import MOODS
 from backbeat.simulate.catalog import Catalog
+from backbeat.simulate.catalog_file import load_catalog
+
+
+def lookup_file(path: Path) -> pa.Table:
+    """:func:`lookup` of a ``--catalog`` file (either format).
+
+    Raises:
+        SourceError: the file cannot be read or is neither format.
+    """
+    return lookup(load_catalog(path))
 
 
 def lookup(catalog: Catalog) -> pa.Table:

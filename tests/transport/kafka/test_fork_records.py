@@ -30,9 +30,12 @@ from confluent_kafka import Producer
 
 from backbeat.events.codec import encode_table
 from backbeat.events.schema import Topic
+from backbeat.simulate.catalog import Catalog
+from backbeat.simulate.catalog_file import load_catalog
 from backbeat.simulate.simulator import Simulator, SimulatorSettings
 from backbeat.sinks.queries import DeadLetterCounts
 from backbeat.transport.kafka.settings import KafkaSettings
+from tests.support.catalogs import write_kaggle_csv
 from tests.support.kafka import clean_env, stream_command
 from tests.support.oracle import _COLUMNS, QUERIES, _rows
 from tests.support.stores import all_metrics, ask
@@ -46,16 +49,45 @@ ADDITIONS = {
 START = datetime(2026, 3, 9, 10, tzinfo=UTC)
 
 
-def _fork_records() -> dict[Topic, list[dict[str, Any]]]:
-    """Two simulated hours as the fork writes them: backbeat's additions left out."""
-    settings = SimulatorSettings(users=300, seed=23, start=START, end=START + timedelta(hours=2))
+def _simulated(catalog: Catalog | None = None) -> dict[Topic, list[dict[str, Any]]]:
+    """Two simulated hours of every topic, as backbeat writes them."""
+    settings = SimulatorSettings(
+        users=300, seed=23, start=START, end=START + timedelta(hours=2), catalog=catalog
+    )
     records: dict[Topic, list[dict[str, Any]]] = {t: [] for t in Topic}
     for step in Simulator(settings).batches(step_ms=600_000):
         for topic, table in step.tables.items():
-            for line in encode_table(topic, table).splitlines():
-                row = orjson.loads(line)
-                records[topic].append({k: v for k, v in row.items() if k not in ADDITIONS})
+            records[topic] += [
+                orjson.loads(line) for line in encode_table(topic, table).splitlines()
+            ]
     return records
+
+
+def _as_fork(records: dict[Topic, list[dict[str, Any]]]) -> dict[Topic, list[dict[str, Any]]]:
+    """The same records as the fork writes them: backbeat's additions left out."""
+    return {
+        topic: [{k: v for k, v in r.items() if k not in ADDITIONS} for r in rows]
+        for topic, rows in records.items()
+    }
+
+
+def _produce(topics: KafkaSettings, records: dict[Topic, list[dict[str, Any]]]) -> None:
+    producer = Producer({"bootstrap.servers": topics.bootstrap_servers, "log_level": 3})
+    for topic, rows in records.items():
+        for row in rows:
+            key = f"u{row['userId']}" if row.get("userId") is not None else f"s{row['sessionId']}"
+            producer.produce(topics.topic(topic.value), value=json.dumps(row), key=key)
+    assert producer.flush(60) == 0
+
+
+def _stream(topics: KafkaSettings, store: Path, *extra: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [*stream_command(topics, store, *extra), "--until-end"],
+        capture_output=True, env=clean_env(), timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return report
 
 
 def _expected(records: dict[Topic, list[dict[str, Any]]], folder: Path) -> dict[str, Any]:
@@ -73,21 +105,11 @@ def _expected(records: dict[Topic, list[dict[str, Any]]], folder: Path) -> dict[
 
 
 def test_fork_records_are_accepted_as_they_are(topics: KafkaSettings, tmp_path: Path) -> None:
-    records = _fork_records()
+    records = _as_fork(_simulated())
     assert all("eventId" not in r for rows in records.values() for r in rows)
-    producer = Producer({"bootstrap.servers": topics.bootstrap_servers, "log_level": 3})
-    for topic, rows in records.items():
-        for row in rows:
-            key = f"u{row['userId']}" if row.get("userId") is not None else f"s{row['sessionId']}"
-            producer.produce(topics.topic(topic.value), value=json.dumps(row), key=key)
-    assert producer.flush(60) == 0
+    _produce(topics, records)
     store = tmp_path / "store"
-    done = subprocess.run(
-        [*stream_command(topics, store), "--until-end"],
-        capture_output=True, env=clean_env(), timeout=600, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr.decode()[-3000:]
-    report = json.loads(done.stdout.splitlines()[-1])
+    report = _stream(topics, store)
     total = sum(len(rows) for rows in records.values())
     assert (report["events_in"], report["accepted"], report["dead"]) == (total, total, 0)
     expected = _expected(records, tmp_path)
@@ -97,3 +119,19 @@ def test_fork_records_are_accepted_as_they_are(topics: KafkaSettings, tmp_path: 
     unknown = [r for r in stored["genre_minute"] if r["genre"] == "unknown"]
     assert sum(r["plays"] for r in unknown) == len(records[Topic.LISTEN])
     assert ask(store, DeadLetterCounts()) == []
+
+
+def test_a_catalog_gives_fork_listens_back_their_track_and_genre(
+    topics: KafkaSettings, tmp_path: Path
+) -> None:
+    tracks = tmp_path / "tracks.csv"
+    write_kaggle_csv(tracks, n_tracks=300, n_genres=6)
+    original = _simulated(load_catalog(tracks))
+    _produce(topics, _as_fork(original))
+    store = tmp_path / "store"
+    report = _stream(topics, store, "--catalog", str(tracks))
+    assert report["dead"] == 0
+    want = _expected(original, tmp_path)  # as if the records had kept their additions
+    stored = all_metrics(store)
+    for name in ("genre_minute", "song_minute", "artist_minute"):
+        assert stored[name] == want[name], name
