@@ -92,7 +92,7 @@ def topic(name: str) -> Topic:
     return found
 
 
-def _fail(label: str, message: str) -> None:
+def fail(label: str, message: str) -> None:
     """One line on stderr; the message is text, never markup (it may quote any value)."""
     err_console.print(Text.assemble((f"{label}: ", "bold red"), message), soft_wrap=True)
 
@@ -104,7 +104,7 @@ def guard(fn: Callable[[], T]) -> T:
     except BackbeatError as exc:
         if OPTS.debug:
             raise
-        _fail("error", str(exc))
+        fail("error", str(exc))
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -112,12 +112,12 @@ def guard(fn: Callable[[], T]) -> T:
     except (OSError, ValueError) as exc:
         if OPTS.debug:
             raise
-        _fail("error", str(exc))
+        fail("error", str(exc))
         raise typer.Exit(1) from None
     except Exception as exc:  # a bug of ours: still one line, with the way to see more
         if OPTS.debug:
             raise
-        _fail(
+        fail(
             "internal error",
             f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback, and please "
             "report it)",

@@ -1,0 +1,99 @@
+"""The command line's grammar around Typer: usage errors in one line.
+
+:class:`BackbeatGroup` is the class of the app and of its sub-apps. A usage error (a bad flag
+value, an unknown option or command, a missing argument) is one line on stderr and exit code
+1, like every other error of a command (``error: --users: 'abc' is not a valid integer``),
+instead of Typer's box and exit code 2; ``--help`` and a bare ``backbeat`` still show help.
+
+Next: ``__init__.py`` (the app), ``common.py`` (the one-line errors of command bodies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from typer._click.core import Context
+from typer._click.exceptions import BadParameter, MissingParameter, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup, TyperOption
+
+from backbeat.commands.common import fail
+
+_RANGES = {
+    "greater_than_equal": ("too small", "at least", "ge"),
+    "greater_than": ("too small", "more than", "gt"),
+    "less_than_equal": ("too large", "at most", "le"),
+    "less_than": ("too large", "less than", "lt"),
+}
+_KINDS = {
+    "int_parsing": "a valid integer",
+    "int_from_float": "a valid integer",
+    "float_parsing": "a valid number",
+    "bool_parsing": "true or false",
+}
+
+
+class BackbeatGroup(TyperGroup):
+    """A Typer group whose usage errors are one line and exit code 1."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any
+    ) -> Context:
+        with _one_line():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Context) -> Any:
+        with _one_line():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    """Turn a usage error into one line on stderr and exit code 1 (help is left as it is)."""
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise
+    except UsageError as exc:  # with --debug too: its traceback would say nothing more
+        fail("error", describe(exc))
+        raise typer.Exit(1) from None
+
+
+def describe(exc: UsageError) -> str:
+    """A usage error as one line naming the flag and the value, and what it should be."""
+    if (
+        isinstance(exc, BadParameter)
+        and not isinstance(exc, MissingParameter)
+        and exc.param is not None
+    ):
+        return f"{_flag(exc.param, exc.ctx)}: {_problem(exc)}"
+    text = " ".join(exc.format_message().split()).rstrip(".")
+    text = text[:1].lower() + text[1:] if text[1:2].islower() else text
+    return text if exc.ctx is None else f"{text} (see {exc.ctx.command_path} --help)"
+
+
+def _flag(param: Any, ctx: Context | None) -> str:
+    """How the user wrote a parameter: its long option, else the command it is given to."""
+    if isinstance(param, TyperOption) and param.opts:
+        return max(param.opts, key=len)
+    return ctx.command_path if ctx is not None else str(param.name)
+
+
+def _problem(exc: BadParameter) -> str:
+    """What is wrong with the value, from the validation error behind ``exc`` when there is
+    one (Typer validates values with pydantic)."""
+    errors = getattr(exc.__cause__, "errors", None)
+    if not callable(errors):
+        return exc.message
+    first: dict[str, Any] = errors()[0]
+    value, kind, limits = first.get("input"), first.get("type", ""), first.get("ctx") or {}
+    if kind in _RANGES:
+        size, bound, key = _RANGES[kind]
+        return f"{value!r} is {size} ({bound} {limits.get(key):g})"
+    if kind in _KINDS:
+        return f"{value!r} is not {_KINDS[kind]}"
+    if kind == "value_error" and "error" in limits:
+        return str(limits["error"]).rstrip(".")
+    return f"{value!r}: {str(first.get('msg', exc.message)).replace('Input should', 'should')}"
