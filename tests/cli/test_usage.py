@@ -1,21 +1,24 @@
 """Usage errors as a user meets them: a bad flag value, an unknown option or command is one
 line and exit code 1 in every command (as the README promises), never Typer's box and exit
-code 2; ``--help`` still works.
+code 2; ``--help`` still works; a repeatable option takes several values.
 
 Next: ``backbeat.commands.usage``.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from backbeat.commands import app
-from tests.cli.test_cli import _run
+from backbeat.commands.usage import spread
+from tests.cli.test_cli import _run, events  # noqa: F401 - the module's simulated hour
 
 BOX = ("╭", "│", "╰", "Usage:")
 
@@ -88,3 +91,34 @@ def test_the_console_script_says_it_in_one_line_too() -> None:
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip() == "error: --batch-size: '0' is too small (at least 1)"
     assert done.stdout == ""
+
+
+def test_a_repeatable_option_takes_several_values() -> None:
+    stream = get_command(app).commands["stream"]  # type: ignore[attr-defined]
+    assert spread(stream, ["--input", "a", "b", "--store", "s", "--topics", "x", "y"]) == [
+        "--input", "a", "--input", "b", "--store", "s", "--topics", "x", "--topics", "y",
+    ]  # fmt: skip
+    assert spread(stream, ["-i", "a", "b", "--follow", "c"]) == [
+        "-i", "a", "-i", "b", "--follow", "c",
+    ]  # fmt: skip
+    assert spread(stream, ["--input=a", "b", "--", "c"]) == ["--input=a", "--input", "b", "--", "c"]
+    assert spread(stream, ["--input", "-", "b"]) == ["--input", "-", "--input", "b"]
+    query = get_command(app).commands["query"]  # type: ignore[attr-defined]
+    assert spread(query, ["top-songs", "x"]) == ["top-songs", "x"]  # positional: left alone
+
+
+def test_input_a_b_is_input_a_input_b(events: Path, tmp_path: Path) -> None:  # noqa: F811
+    files = [str(events / "listen_events.jsonl"), str(events / "auth_events.jsonl")]
+    code, text = _run("--json", "stream", "--input", *files, "--store", str(tmp_path / "a"))
+    assert code == 0, text
+    together = json.loads(text)
+    code, text = _run(
+        "--json", "stream", "--input", files[0], "--input", files[1], "--store", str(tmp_path / "b")
+    )
+    assert code == 0, text
+    assert json.loads(text) == together | {"seconds": json.loads(text)["seconds"]}
+    lines = sum(len(Path(f).read_bytes().splitlines()) for f in files)
+    assert together["events_in"] == lines > 0
+    code, text = _run("stream", "--input", files[0], "--store", str(tmp_path / "c"), "stray")
+    _one_line_exit_1(code, text)
+    assert "unexpected extra argument(s) (stray)" in text  # after another option: refused

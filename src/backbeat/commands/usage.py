@@ -1,23 +1,27 @@
-"""The command line's grammar around Typer: usage errors in one line.
+"""The command line's grammar around Typer: usage errors in one line, several values after a
+repeatable option.
 
 :class:`BackbeatGroup` is the class of the app and of its sub-apps. A usage error (a bad flag
 value, an unknown option or command, a missing argument) is one line on stderr and exit code
 1, like every other error of a command (``error: --users: 'abc' is not a valid integer``),
 instead of Typer's box and exit code 2; ``--help`` and a bare ``backbeat`` still show help.
+A repeatable option takes every value up to the next option, so ``--input a b`` is
+``--input a --input b`` (in commands without positional arguments, where that cannot be
+ambiguous).
 
 Next: ``__init__.py`` (the app), ``common.py`` (the one-line errors of command bodies).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import typer
-from typer._click.core import Context
+from typer._click.core import Command, Context
 from typer._click.exceptions import BadParameter, MissingParameter, NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from backbeat.commands.common import fail
 
@@ -36,7 +40,8 @@ _KINDS = {
 
 
 class BackbeatGroup(TyperGroup):
-    """A Typer group whose usage errors are one line and exit code 1."""
+    """A Typer group whose usage errors are one line and exit code 1, and whose commands'
+    repeatable options take several values."""
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any
@@ -47,6 +52,40 @@ class BackbeatGroup(TyperGroup):
     def invoke(self, ctx: Context) -> Any:
         with _one_line():
             return super().invoke(ctx)
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        return name, command, rest if command is None else spread(command, rest)
+
+
+def spread(command: Command, args: Sequence[str]) -> list[str]:
+    """``args`` with each value after a repeatable option's first one given its own flag
+    (``--input a b`` -> ``--input a --input b``), up to the next option or ``--``. Commands
+    with positional arguments are left alone (their arguments could not be told apart)."""
+    if any(isinstance(p, TyperArgument) for p in command.params):
+        return list(args)
+    repeatable = {
+        name for p in command.params if isinstance(p, TyperOption) and p.multiple for name in p.opts
+    }
+    out: list[str] = []
+    current: str | None = None  # the repeatable option the values go to
+    takes_value = False  # the token is the value of the option just before it
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + list(args[i:])
+        if takes_value:
+            out.append(arg)
+            takes_value = False
+        elif arg.startswith("-") and arg != "-":
+            name, eq, _ = arg.partition("=")
+            current = name if name in repeatable else None
+            takes_value = current is not None and not eq
+            out.append(arg)
+        else:
+            out.extend([current, arg] if current is not None else [arg])
+    return out
 
 
 @contextmanager
