@@ -91,6 +91,13 @@ def test_stream_then_query_every_view(events: Path, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("stream", "--input", "/nonexistent/dir"), "does not exist"),
+        (("stream", "--input", "/dev/null"), "'/dev/null' is not a regular file"),
+        (
+            ("stream", "--input", "{events}/listen_events.jsonl", "{csv}"),
+            "spotify_history.csv' is not named after a topic: name each file after the topic",
+        ),
+        (("stream", "--input", "{csv}"), "goes through `backbeat replay FILE --format FORMAT`"),
+        (("stream", "--input", "{bogus}"), "bogus_events.jsonl' is not named after a topic"),
         (("query", "top-songs", "--store", "/nonexistent/store"), "no store in"),
         (("simulate", "--start", "yesterday"), "is not an ISO time"),
         (("simulate", "--config", "/nonexistent.json"), "nonexistent.json"),
@@ -110,9 +117,16 @@ def test_errors_are_one_line_and_exit_1(
 ) -> None:
     store = tmp_path / "s"
     _run("stream", "--input", str(events), "--store", str(store), "--max-events", "10")
-    code, text = _run(*(a.format(store=store) for a in args))
+    csv = tmp_path / "spotify_history.csv"  # an export: its lines are not backbeat's events
+    csv.write_text("spotify_track_uri,ts,platform\n6potE1lWMqhk4OxmfsoGDk,2023-01-01,ios\n")
+    bogus = tmp_path / "bogus"  # a folder with a file of a topic backbeat does not know
+    bogus.mkdir()
+    (bogus / "bogus_events.jsonl").write_bytes((events / "listen_events.jsonl").read_bytes())
+    (bogus / "listen_events.jsonl").write_bytes((events / "listen_events.jsonl").read_bytes())
+    names = {"store": store, "events": events, "csv": csv, "bogus": bogus}
+    code, text = _run(*(a.format(**names) for a in args))
     assert code == 1
-    assert message in text
+    assert message in " ".join(text.split())
     assert "Traceback" not in text
     assert len(text.strip().splitlines()) <= 2  # one message (rich may wrap it once)
 
