@@ -145,7 +145,8 @@ def produce(
     ] = None,
     config: Config = None,
 ) -> None:
-    """Simulate a music service into Kafka (idempotent producer, acks=all, lz4)."""
+    """Simulate a music service into Kafka (idempotent producer, acks=all, lz4); creates the
+    topics it writes when missing."""
     from backbeat import wiring
 
     def body() -> None:
