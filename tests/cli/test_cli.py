@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from backbeat.commands import app
 from backbeat.commands.common import start_from as _start_from
+from backbeat.commands.query import printable
 from tests.support.demo import demo_terminal
 
 runner = CliRunner()
@@ -58,11 +59,13 @@ def test_stream_then_query_every_view(events: Path, tmp_path: Path) -> None:
     report = json.loads(text)
     assert report["stopped_by"] == "exhausted"
     assert report["accepted"] == report["events_in"] > 1000
-    for name in ("top-songs", "top-artists", "genre-windows", "active-users", "dead-letters"):
+    for name in ("top-songs", "top-artists", "genre-windows", "active-users"):
         code, text = _run("--json", "query", name, "--store", str(store), "--limit", "5")
         assert code == 0, (name, text)
-        rows = json.loads(text)
-        assert (len(rows) == 0) if name == "dead-letters" else (0 < len(rows) <= 5)
+        assert 0 < len(json.loads(text)) <= 5
+    code, text = _run("--json", "query", "dead-letters", "--store", str(store), "--limit", "5")
+    assert code == 0, text
+    assert json.loads(text) == {"counts": [], "latest": []}
     code, text = _run("--json", "query", "engagement", "--by", "platform", "--store", str(store))
     assert code == 0
     assert {r["platform"] for r in json.loads(text)} <= {
@@ -91,6 +94,13 @@ def test_stream_then_query_every_view(events: Path, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("stream", "--input", "/nonexistent/dir"), "does not exist"),
+        (("stream", "--input", "/dev/null"), "'/dev/null' is not a regular file"),
+        (
+            ("stream", "--input", "{events}/listen_events.jsonl", "{csv}"),
+            "spotify_history.csv' is not named after a topic: name each file after the topic",
+        ),
+        (("stream", "--input", "{csv}"), "goes through `backbeat replay FILE --format FORMAT`"),
+        (("stream", "--input", "{bogus}"), "bogus_events.jsonl' is not named after a topic"),
         (("query", "top-songs", "--store", "/nonexistent/store"), "no store in"),
         (("simulate", "--start", "yesterday"), "is not an ISO time"),
         (("simulate", "--config", "/nonexistent.json"), "nonexistent.json"),
@@ -110,9 +120,16 @@ def test_errors_are_one_line_and_exit_1(
 ) -> None:
     store = tmp_path / "s"
     _run("stream", "--input", str(events), "--store", str(store), "--max-events", "10")
-    code, text = _run(*(a.format(store=store) for a in args))
+    csv = tmp_path / "spotify_history.csv"  # an export: its lines are not backbeat's events
+    csv.write_text("spotify_track_uri,ts,platform\n6potE1lWMqhk4OxmfsoGDk,2023-01-01,ios\n")
+    bogus = tmp_path / "bogus"  # a folder with a file of a topic backbeat does not know
+    bogus.mkdir()
+    (bogus / "bogus_events.jsonl").write_bytes((events / "listen_events.jsonl").read_bytes())
+    (bogus / "listen_events.jsonl").write_bytes((events / "listen_events.jsonl").read_bytes())
+    names = {"store": store, "events": events, "csv": csv, "bogus": bogus}
+    code, text = _run(*(a.format(**names) for a in args))
     assert code == 1
-    assert message in text
+    assert message in " ".join(text.split())
     assert "Traceback" not in text
     assert len(text.strip().splitlines()) <= 2  # one message (rich may wrap it once)
 
@@ -134,18 +151,70 @@ def test_a_bad_environment_setting_is_one_line(monkeypatch: pytest.MonkeyPatch) 
     assert "Traceback" not in text
 
 
-def test_dead_letters_with_any_bytes_can_be_listed(events: Path, tmp_path: Path) -> None:
+ARRIVED = [
+    b'{"city": "Ta\xff\xfepa"}',  # not UTF-8
+    b"\xff",
+    b"\x1b[31mred\x1b[0m caf\xc3\xa9 \xe2\x80\xae",  # ESC, UTF-8 text, a bidi override
+    b"[/bold] [red]not markup",
+    b'6potE1lWMqhk4OxmfsoGDk,2023-01-01 12:00:00,web player,"Queen"',  # a CSV line
+    b'{"ts":\t\t"' + "é".encode() * 3000 + b'"}',  # tabs; longer than the answer (4 KiB)
+    b'{"ts": 1767614497010}',
+]
+SHOWN = [
+    '{"city": "Ta\\xff\\xfepa"}',
+    "\\xff",
+    "\\x1b[31mred\\x1b[0m café \\u202e",
+    "[/bold] [red]not markup",
+    '6potE1lWMqhk4OxmfsoGDk,2023-01-01 12:00:00,web player,"Queen"',
+    '{"ts":\\t\\t"' + "é" * 2043 + "... (6,011 bytes in all)",  # no half "é" at the cut
+    '{"ts": 1767614497010}',
+]
+
+
+def test_dead_letters_show_counts_by_reason_and_each_record_as_it_arrived(
+    events: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     good = (events / "auth_events.jsonl").read_bytes()
-    (folder / "auth_events.jsonl").write_bytes(b'{"city": "Ta\xff\xfepa"}\n\xff\n' + good)
+    (folder / "auth_events.jsonl").write_bytes(b"\n".join(ARRIVED) + b"\n" + good)
     store = str(tmp_path / "store")
     assert _run("stream", "--input", str(folder), "--store", store)[0] == 0
-    code, text = _run("--json", "query", "dead-letters", "--store", store)
+    code, text = _run("--json", "query", "dead-letters", "--store", store, "--limit", "50")
     assert code == 0, text
-    rows = json.loads(text)
-    assert len(rows) == 2
-    assert {r["reason"].split(":")[0] for r in rows} <= {"not_json", "missing_field"}
+    shown = json.loads(text)
+    assert shown["counts"] == [
+        {"topic": "auth_events", "reason": "not_json", "dead_letters": 5},
+        {"topic": "auth_events", "reason": "missing_field", "dead_letters": 1},
+        {"topic": "auth_events", "reason": "wrong_type", "dead_letters": 1},
+    ]
+    latest = sorted(shown["latest"], key=lambda r: r["offset"])
+    assert [r["raw"] for r in latest] == SHOWN
+    assert [r["raw_bytes"] for r in latest] == [len(raw) for raw in ARRIVED]
+    assert latest[4]["reason"].startswith("not_json")  # a CSV line is not JSON
+    code, text = _run("query", "dead-letters", "--store", store, "--limit", "2")
+    assert code == 0, text
+    flat = " ".join(text.split())
+    assert "dead letters by topic and reason" in flat
+    assert "latest dead letters (up to 2)" in flat
+    assert "\x1b" not in text  # the record's escape sequences never reach the terminal
+
+
+@pytest.mark.parametrize(
+    ("raw", "whole", "text"),
+    [
+        (b"plain", True, "plain"),
+        ("Tampa – café 🎧".encode(), True, "Tampa – café 🎧"),
+        (b"a\tb\r\n\x00\x7f", True, "a\\tb\\r\\n\\x00\\x7f"),
+        (b"\xc2\x85 \xe2\x80\x8b \xe2\x80\xa8", True, "\\u0085 \\u200b \\u2028"),
+        (b"\xff\x85", True, "\\xff\\x85"),
+        ("é".encode()[:1], True, "\\xc3"),  # whole: a lone lead byte is a bad byte
+        (b"ab" + "é".encode()[:1], False, "ab"),  # cut: an incomplete last character is dropped
+        (b"a\\tb", True, "a\\tb"),  # a backslash stays as written
+    ],
+)
+def test_printable_keeps_text_and_escapes_the_rest(raw: bytes, whole: bool, text: str) -> None:
+    assert printable(raw, whole) == text
 
 
 def test_demo_refuses_to_wipe_a_stream_store(events: Path, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Broken records through the codec for a while: ``python -m tests.events.fuzz_codec 15``.
 
 Valid records of every topic, mutated (bytes flipped, cut, spliced with escapes, surrogates,
-huge numbers, stray quotes and braces), decoded in batches by the C core's codec and by the
-reference, which must agree exactly; what decodes is encoded again by both (same bytes,
+huge numbers, stray quotes and braces, a CSV line of its values), decoded in batches by the C
+core's codec and by the reference, which must agree exactly (and call whatever is not JSON
+``not_json``); what decodes is encoded again by both (same bytes,
 same record keys) and queued through the producer's C loop (``produce_each``), once as
 encoded and once with its offsets scrambled, against the Python loop. Run by
 ``test_jsonfast_sanitized.py`` with both C cores built under AddressSanitizer and UBSan,
@@ -24,7 +25,7 @@ from backbeat.events import Topic, codec
 from backbeat.events.codec import python
 from backbeat.events.codec.c_core import NativeCodec
 from backbeat.transport.kafka.produce_loop import Column, _produce_each, column, produce_each
-from tests.events.compare import assert_same
+from tests.events.compare import assert_reasons_fit, assert_same
 from tests.events.samples import record
 
 SPLICES = [b"\\u", b"\\ud800", b"\\udc00x", b'"', b"\\", b"{", b"}", b",", b":", b"1e999",
@@ -44,8 +45,11 @@ def mutate(rng: random.Random, raw: bytes) -> bytes:
             b[at:at] = rng.choice(SPLICES)
         elif op < 0.85:  # cut inside the last value, where a read past the end would go
             b = b[: max(0, len(b) - rng.randint(1, 14))]
-        else:
+        elif op < 0.95:
             b = b[: rng.randrange(len(b) + 1)]
+        else:  # the record's values as a CSV line (a misnamed export): not JSON at all
+            values = json.loads(raw).values()
+            return ",".join(str(v) for v in values).encode()[: rng.randint(1, 400)]
     return bytes(b)
 
 
@@ -124,6 +128,7 @@ def run(seconds: float, native: NativeCodec | None = None, seed: int = 7) -> int
         out = native.decode_batch(topic, payloads, offsets)
         assert_same(out, python.decode_batch(topic, payloads, offsets))
         assert out.table.num_rows + len(out.dead) == len(payloads)
+        assert_reasons_fit(out)
         if out.table.num_rows:
             start = rng.randrange(out.table.num_rows)
             _encode_both_ways(native, topic, out.table.slice(start))

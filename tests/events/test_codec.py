@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from backbeat.events import Topic, arrow_schema, encode_records
 from backbeat.events.codec import Codec, Decoded
+from tests.events.compare import NOT_JSON_CODES, assert_reasons_fit, is_json
 from tests.events.samples import record
 
 
@@ -72,6 +73,11 @@ BAD = {
         {k: v for k, v in record(Topic.LISTEN, 1).items() if k != "userId"}
     ),
     "bad_utf8": orjson.dumps(record(Topic.LISTEN, 1)).replace(b"Tampa", b"Ta\xff\xfepa"),
+    # A Kaggle spotify_history.csv line: a number first, so a typed parser sees an int.
+    "csv_line": b"6potE1lWMqhk4OxmfsoGDk,2023-01-01 12:00:00,web player,3185,Sunday,Queen",
+    "number_then_text": b"5 x",
+    "object_then_text": orjson.dumps(record(Topic.LISTEN, 1, ts="yesterday")) + b" x",
+    "number": b"5",
 }
 EXPECTED_CODE = {
     "not_json": "not_json", "truncated": "not_json", "empty": "empty", "array": "wrong_type",
@@ -79,7 +85,8 @@ EXPECTED_CODE = {
     "long_string": "bad_value", "missing": "missing_field", "bad_enum": "bad_value",
     "inconsistent": "inconsistent", "skipped_and_completed": "inconsistent",
     "rating_range": "out_of_range", "int32_overflow": "out_of_range", "zip_letters": "bad_value",
-    "logged_in_no_user": "missing_field", "bad_utf8": "not_json",
+    "logged_in_no_user": "missing_field", "bad_utf8": "not_json", "csv_line": "not_json",
+    "number_then_text": "not_json", "object_then_text": "not_json", "number": "wrong_type",
 }  # fmt: skip
 
 
@@ -104,6 +111,23 @@ def test_arbitrary_bytes_never_raise_and_are_classified(
     out = _decode(codec, Topic.AUTH, payloads)
     assert out.table.num_rows + len(out.dead) == len(payloads)
     assert all(d.reason.split(":")[0] for d in out.dead)
+    assert_reasons_fit(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(st.characters(codec="utf-8"), max_size=12), min_size=2, max_size=6),
+    st.sampled_from([",", ";", "\t"]),
+)
+def test_a_delimited_line_is_not_json(codec: Codec, cells: list[str], sep: str) -> None:
+    """CSV and TSV lines (what a misnamed export holds) are ``not_json`` whatever their first
+    cell, unless the line happens to be one JSON document."""
+    raw = sep.join(cells).encode()
+    out = _decode(codec, Topic.LISTEN, [raw])
+    assert out.table.num_rows == 0
+    assert_reasons_fit(out)
+    if not is_json(raw):
+        assert out.dead[0].reason.startswith(NOT_JSON_CODES), out.dead[0].reason
 
 
 json_values = st.recursive(

@@ -9,7 +9,9 @@ Downgrade page has its status change.
 :func:`write_log` encodes the tables as ``<topic>.jsonl`` files and, with a seed, mixes in
 exact duplicates, same-(sessionId, itemInSession) duplicates with a new eventId, late events
 (moved minutes later in the file), late-but-allowed events, exact duplicates arriving too late,
-malformed records (``malformed.py``) and a ``bogus_events.jsonl`` file. The returned
+malformed records (``malformed.py``) and, when asked, a ``bogus_events.jsonl`` file (for
+sources used as a library: ``backbeat stream`` refuses a file not named after a topic). The
+returned
 :class:`EventLog` (also saved as ``manifest.json`` next to the files) lists every injected
 line with its byte offset and category.
 
@@ -287,7 +289,7 @@ class Trouble:
     late_dups: int = 5
     malformed: int = 60
     categories: tuple[str, ...] = STANDARD
-    bogus_lines: int = 5
+    bogus_lines: int = 0  # lines of bogus_events.jsonl (an unknown topic: not for the CLI)
 
 
 def write_log(

@@ -171,6 +171,20 @@ def wait_for_commits(
     return False
 
 
+def wait_for_log(
+    proc: subprocess.Popen[bytes], log: Path, text: bytes, timeout: float = 120
+) -> bool:
+    """Wait until ``text`` is in the log of ``proc`` (False: it ended or the time ran out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_bytes():
+            return True
+        if proc.poll() is not None:
+            return text in log.read_bytes()
+        time.sleep(0.05)
+    return False
+
+
 def committed(store_dir: Path) -> tuple[int, int]:
     """(events, accepted) committed in the store so far (0, 0 before the first batch)."""
     if not (store_dir / "backbeat.duckdb").exists():

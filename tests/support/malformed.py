@@ -54,6 +54,9 @@ def _not_json(rng: np.random.Generator, topic: Topic, rec: Record) -> bytes:
             raw + b" trailing",
             raw + raw,
             raw.replace(b'"ts":', b"ts:", 1),
+            # A line of a CSV export (Kaggle's spotify_history.csv): a number comes first.
+            b"6potE1lWMqhk4OxmfsoGDk,2023-01-01 12:00:00,web player,3185,Sunday,Queen",
+            b"42 trailing",
         ],
     )
 

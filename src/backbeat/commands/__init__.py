@@ -2,12 +2,13 @@
 
 Each command parses flags, builds settings, calls one library function (most often in
 ``backbeat.wiring``) and renders the result (rich for people, ``--json`` for machines). Any
-:class:`~backbeat.errors.BackbeatError` becomes one line on stderr and exit code 1;
-``--debug`` shows tracebacks. Ctrl-C finishes and commits the batch in flight. This module
-only assembles the app; the command modules import nothing from it.
+:class:`~backbeat.errors.BackbeatError` becomes one line on stderr and exit code 1, and so
+does a usage error such as a bad flag value (``usage.py``); ``--debug`` shows tracebacks.
+Ctrl-C finishes and commits the batch in flight. This module only assembles the app; the
+command modules import nothing from it.
 
-Next: ``stream.py``, ``replay.py``, ``demo.py``, ``query.py``, ``serve.py``, ``simulate.py``, ``kafka.py``,
-``common.py`` (what they share).
+Next: ``stream.py``, ``replay.py``, ``demo.py``, ``query.py``, ``serve.py``, ``simulate.py``,
+``kafka.py``, ``common.py`` (what they share), ``usage.py`` (the grammar around Typer).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import typer
 from backbeat import __version__
 from backbeat.commands import demo, kafka, query, replay, serve, simulate, stream
 from backbeat.commands.common import OPTS, emit, guard, settings
+from backbeat.commands.usage import BackbeatGroup
 
 app = typer.Typer(
+    cls=BackbeatGroup,
     name="backbeat",
     help="Real-time analytics for a music streaming service.",
     no_args_is_help=True,

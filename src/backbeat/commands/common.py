@@ -92,7 +92,7 @@ def topic(name: str) -> Topic:
     return found
 
 
-def _fail(label: str, message: str) -> None:
+def fail(label: str, message: str) -> None:
     """One line on stderr; the message is text, never markup (it may quote any value)."""
     err_console.print(Text.assemble((f"{label}: ", "bold red"), message), soft_wrap=True)
 
@@ -104,7 +104,7 @@ def guard(fn: Callable[[], T]) -> T:
     except BackbeatError as exc:
         if OPTS.debug:
             raise
-        _fail("error", str(exc))
+        fail("error", str(exc))
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -112,12 +112,12 @@ def guard(fn: Callable[[], T]) -> T:
     except (OSError, ValueError) as exc:
         if OPTS.debug:
             raise
-        _fail("error", str(exc))
+        fail("error", str(exc))
         raise typer.Exit(1) from None
     except Exception as exc:  # a bug of ours: still one line, with the way to see more
         if OPTS.debug:
             raise
-        _fail(
+        fail(
             "internal error",
             f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback, and please "
             "report it)",
@@ -179,12 +179,28 @@ def emit_table(table: pa.Table, title: str) -> None:
     if OPTS.json:
         sys.stdout.write(json.dumps(table.to_pylist(), default=str) + "\n")
         return
+    console.print(_view(table, title))
+
+
+def emit_tables(tables: dict[str, tuple[pa.Table, str]]) -> None:
+    """Several result tables (``{key: (table, title)}``): one after the other for people, one
+    JSON object of row lists by key with ``--json``."""
+    if OPTS.json:
+        rows = {key: table.to_pylist() for key, (table, _) in tables.items()}
+        sys.stdout.write(json.dumps(rows, default=str) + "\n")
+        return
+    for table, title in tables.values():
+        console.print(_view(table, title))
+
+
+def _view(table: pa.Table, title: str) -> Table:
+    """A rich table; every cell is text, never markup (it may hold any value)."""
     view = Table(title=title, header_style="bold magenta")
     for name in table.column_names:
         view.add_column(name, overflow="fold")
     for row in table.to_pylist():
-        view.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
-    console.print(view)
+        view.add_row(*(Text(f"{v:,}" if isinstance(v, int) else str(v)) for v in row.values()))
+    return view
 
 
 def emit(payload: dict[str, Any], human: str) -> None:

@@ -23,11 +23,14 @@ from backbeat.commands.common import (
     topic,
 )
 from backbeat.commands.simulate import CatalogFile, Config, Seed, Users
+from backbeat.commands.usage import BackbeatGroup
 
 if TYPE_CHECKING:
     from backbeat.transport.kafka.settings import KafkaSettings
 
-topics_app = typer.Typer(help="Create, list, describe or delete backbeat's Kafka topics.")
+topics_app = typer.Typer(
+    cls=BackbeatGroup, help="Create, list, describe or delete backbeat's Kafka topics."
+)
 
 Servers = Annotated[
     str | None,
@@ -143,7 +146,8 @@ def produce(
     config: Config = None,
     catalog: CatalogFile = None,
 ) -> None:
-    """Simulate a music service into Kafka (idempotent producer, acks=all, lz4)."""
+    """Simulate a music service into Kafka (idempotent producer, acks=all, lz4); creates the
+    topics it writes when missing."""
     from backbeat import wiring
 
     def body() -> None:

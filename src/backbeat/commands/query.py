@@ -1,16 +1,23 @@
 """``backbeat query``: one of the store's named queries, as a table or JSON.
 
+``dead-letters`` shows two: the dead letters counted by topic and reason, then the latest ones
+with each raw record as it arrived (:func:`printable`: text as written, bytes that are not
+UTF-8 and control characters as escapes, so nothing in a record can move the terminal).
+
 Next: ``backbeat.sinks.queries`` (the queries), ``backbeat.sinks.registry`` (the reader).
 """
 
 from __future__ import annotations
 
+import codecs
+import re
 from enum import StrEnum
 from typing import Annotated
 
+import pyarrow as pa
 import typer
 
-from backbeat.commands.common import emit_table, guard, parse_time, settings
+from backbeat.commands.common import emit_table, emit_tables, guard, parse_time, settings
 from backbeat.commands.stream import StoreOption
 
 
@@ -65,10 +72,52 @@ def query(
         reader = open_reader(store or settings().store)
         try:
             table = reader.run(asked)
+            counts = reader.run(q.DeadLetterCounts()) if isinstance(asked, q.DeadLetters) else None
         finally:
             reader.close()
+        if counts is not None:
+            emit_tables(
+                {
+                    "counts": (counts, "dead letters by topic and reason"),
+                    "latest": (_readable(table), f"latest dead letters (up to {limit:,})"),
+                }
+            )
+            return
         if name is QueryName.GENRE_WINDOWS:
             table = table.drop_columns(["open_from"])
         emit_table(table, name.value)
 
     guard(body)
+
+
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(raw: bytes, whole: bool = True) -> str:
+    """``raw`` as text for a terminal: UTF-8 as written; bytes that are not UTF-8 as ``\\xff``;
+    control and invisible characters (C0, DEL, C1, zero-width, bidi overrides, line
+    separators) as ``\\t``, ``\\x1b``, ``\\u202e``. ``whole=False``: ``raw`` was cut, so an
+    incomplete character at its end is left out rather than shown as bytes."""
+    text = codecs.getincrementaldecoder("utf-8")("backslashreplace").decode(raw, final=whole)
+    return _INVISIBLE.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    char = found.group()
+    code = ord(char)
+    return _SHORT.get(char) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
+
+
+def _readable(latest: pa.Table) -> pa.Table:
+    """The latest dead letters with ``raw`` as printable text (marked when cut)."""
+    shown = [
+        printable(raw, whole=len(raw) == size)
+        + ("" if len(raw) == size else f"... ({size:,} bytes in all)")
+        for raw, size in zip(
+            latest.column("raw").to_pylist(), latest.column("raw_bytes").to_pylist(), strict=True
+        )
+    ]
+    return latest.set_column(
+        latest.schema.get_field_index("raw"), "raw", pa.array(shown, pa.string())
+    )

@@ -39,7 +39,12 @@ StoreOption = Annotated[
 
 def stream(
     input: Annotated[
-        list[Path] | None, typer.Option("--input", "-i", help="JSONL file(s) or folder(s).")
+        list[Path] | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="JSONL files named <topic>.jsonl (listen_events.jsonl...) or folders of them.",
+        ),
     ] = None,
     bootstrap_servers: Annotated[
         str | None, typer.Option(help="Read from Kafka at host:port instead of files.")

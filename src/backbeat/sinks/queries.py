@@ -32,6 +32,8 @@ Rows = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 BatchId = Annotated[int, msgspec.Meta(ge=0, le=2**62)]
 LIMIT_MAX: Final = 100_000
+RAW_SHOWN: Final = 4096
+"""``DeadLetters`` answers at most this many bytes of each record (a record may be megabytes)."""
 
 
 class TimeRange(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -210,8 +212,9 @@ class FilterValues(Query, tag="filter-values", frozen=True):
 
 
 class DeadLetters(Query, tag="dead-letters", frozen=True):
-    """The latest dead letters for people: reason and the raw record as it arrived
-    (shortened, bytes that are not UTF-8 escaped)."""
+    """The latest dead letters, newest first: where each came from, the reason, and the raw
+    record as it arrived (``raw``: its first ``RAW_SHOWN`` bytes, unchanged; ``raw_bytes``:
+    its size)."""
 
     limit: Rows = 100
 

@@ -1,11 +1,12 @@
 """JSONL files as a source: one file per topic, position = byte offset.
 
-A file's topic is its name without ``.jsonl`` (``listen_events.jsonl``); a file named after a
-topic backbeat does not know is still read, and its records become dead letters
-(``unknown_topic``). With ``follow`` only complete lines are handed out, so a file that is still
-being written is safe to stream; without it a file is read to its end, a last line without a
-newline included. Files share each poll's budget. A restart resumes at the stored byte offset of
-every file.
+A file's topic is its name without ``.jsonl`` (``listen_events.jsonl``). ``backbeat stream``
+refuses a file named otherwise (:func:`named_after_topics`: it says how to name it, and that an
+export goes through ``backbeat replay``); the source itself still reads one, and its records
+become dead letters (``unknown_topic``). With ``follow`` only complete lines are handed out, so
+a file that is still being written is safe to stream; without it a file is read to its end, a
+last line without a newline included. Files share each poll's budget. A restart resumes at the
+stored byte offset of every file, so inputs are regular files (not devices or pipes).
 
 Next: ``base.py`` (the contract), ``backbeat.engine.pipeline`` (the caller).
 """
@@ -15,28 +16,62 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 
 from backbeat.errors import SourceError
+from backbeat.events.schema import Topic, parse_topic
 from backbeat.transport.base import RawSlice, Slice, Source
 
 _READ_CHUNK = 8 << 20
+_NAMING: Final = (
+    "name each file after the topic it holds ("
+    + ", ".join(f"{t.value}.jsonl" for t in Topic)
+    + "); an export (a Spotify history, Kaggle's spotify_history.csv, eventsim's NDJSON) goes "
+    "through `backbeat replay FILE --format FORMAT`"
+)
 
 
 def discover(inputs: Sequence[Path]) -> list[Path]:
-    """The JSONL files named by ``inputs`` (files, or folders holding ``*.jsonl``), sorted."""
+    """The JSONL files named by ``inputs`` (files, or folders holding ``*.jsonl``), in order.
+
+    Raises:
+        SourceError: an input does not exist or is not a regular file (a device, a pipe), or
+            there is no file at all.
+    """
     files: list[Path] = []
     for path in inputs:
         if path.is_dir():
             files.extend(sorted(path.glob("*.jsonl")))
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            raise SourceError(
+                f"input {str(path)!r} is not a regular file (a device or a pipe): backbeat "
+                "resumes a file at a byte offset, so give .jsonl files or a folder of them"
+            )
         else:
             raise SourceError(f"input {str(path)!r} does not exist: give a .jsonl file or a folder")
     if not files:
-        raise SourceError(f"no .jsonl files in {', '.join(map(str, inputs))}")
+        raise SourceError(f"no .jsonl files in {', '.join(map(str, inputs))}: {_NAMING}")
     return files
+
+
+def named_after_topics(files: Sequence[Path]) -> list[Path]:
+    """``files`` if every one is named ``<topic>.jsonl`` after one of backbeat's topics.
+
+    Raises:
+        SourceError: naming the files that are not, how to name them, and where exports go.
+    """
+    wrong = [str(p) for p in files if p.suffix != ".jsonl" or parse_topic(p.stem) is None]
+    if wrong:
+        shown = ", ".join(repr(w) for w in wrong[:3]) + (
+            f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""
+        )
+        verb = "is" if len(wrong) == 1 else "are"
+        raise SourceError(f"{shown} {verb} not named after a topic: {_NAMING}")
+    return list(files)
 
 
 class JsonlSource(Source):

@@ -89,10 +89,15 @@ def sink_specs(
 
 
 def jsonl_source(inputs: Sequence[Path], follow: bool) -> Source:
-    """JSONL files (or folders of them) as a source."""
-    from backbeat.transport.jsonl import discover
+    """JSONL files (or folders of them), each named after its topic, as a source.
 
-    source: Source = SOURCES.load("jsonl")(discover(inputs), follow=follow)
+    Raises:
+        SourceError: an input is missing, not a regular file, or not named after a topic.
+    """
+    from backbeat.transport.jsonl import discover, named_after_topics
+
+    files = named_after_topics(discover(inputs))
+    source: Source = SOURCES.load("jsonl")(files, follow=follow)
     return source
 
 

@@ -46,7 +46,8 @@ def produce_to_kafka(
     """Simulate and produce to Kafka until the run ends, ``total`` events were queued or
     ``stop`` is set; flushes on the way out (Ctrl-C included) and returns what the broker
     acknowledged. ``rate`` caps events/s; ``speed`` releases event time at that many times
-    the wall clock (the live demo).
+    the wall clock (the live demo). The topics it writes are created first when missing
+    (idempotent), so a topic that gets no event yet still exists for ``stream``.
 
     Simulated minutes are merged into chunks of ``PRODUCE_CHUNK_EVENTS`` (with ``rate``,
     ``PACED_CHUNK_S`` worth of events) before they are encoded, so the fixed cost of encoding
@@ -54,8 +55,12 @@ def produce_to_kafka(
     chunk while this one is queued.
 
     Raises:
+        SourceError: the cluster cannot be reached or refused a topic.
         TransientError: records were still undelivered after the final flush.
     """
+    from backbeat.transport.kafka.admin import create_topics
+
+    create_topics(kafka, [kafka.topic(t.value) for t in Topic if topics is None or t in topics])
     chunks = produce_chunks(settings, topics, rate, total, speed)
     return produce_batches(chunks, kafka, topics, total=total, progress=progress, stop=stop)
 

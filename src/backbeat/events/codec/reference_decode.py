@@ -161,9 +161,24 @@ def _msgspec_reason(decoder: msgspec.json.Decoder[Any], raw: bytes) -> str | Non
     except msgspec.ValidationError as exc:
         msg = str(exc)
         code = "out_of_range" if (">=" in msg or "<=" in msg) else "wrong_type"
-        return f"{code}: {msg[:200]}"
+        # The typed decoder judges the first value before the rest of the line: a CSV line
+        # ("6potE...,2023-...") starts with a number, so it must be JSON as a whole first.
+        return _syntax_reason(raw) or f"{code}: {msg[:200]}"
     except msgspec.DecodeError as exc:
         return f"not_json: {str(exc)[:200]}"
     except UnicodeDecodeError:
         return "not_json: invalid UTF-8"
+    return None
+
+
+def _syntax_reason(raw: bytes) -> str | None:
+    """``not_json: ...`` if ``raw`` is not one JSON document, else None (whatever it holds)."""
+    try:
+        msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        return f"not_json: {str(exc)[:200]}"
+    except UnicodeDecodeError:
+        return "not_json: invalid UTF-8"
+    except msgspec.ValidationError:  # valid JSON: a number out of range, say
+        return None
     return None

@@ -248,10 +248,8 @@ def _filter_values(db: Connections, query: q.FilterValues) -> pa.Table:
 
 def _dead_letters(db: Connections, query: q.DeadLetters) -> pa.Table:
     return db.sql(
-        'SELECT topic, partition, "offset", reason, '
-        # A blob cast escapes bytes that are not UTF-8 (dead letters often hold such bytes).
-        "CASE WHEN octet_length(raw) > 120 THEN substr(raw::VARCHAR, 1, 120) || '...' "
-        "ELSE raw::VARCHAR END AS raw, received_at "
+        f'SELECT topic, partition, "offset", reason, raw[1:{q.RAW_SHOWN}] AS raw, '
+        "octet_length(raw) AS raw_bytes, received_at "
         'FROM dead_letters ORDER BY batch_id DESC, "offset" DESC LIMIT ?',
         (query.limit,),
     )

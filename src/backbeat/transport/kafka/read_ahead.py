@@ -91,11 +91,13 @@ class ReadAhead(Generic[T]):
         self._progress = offsets
 
     @contextmanager
-    def paused(self) -> Iterator[None]:
-        """Use the consumer inside (e.g. seek): everything fetched before is dropped."""
+    def paused(self, drop: bool = True) -> Iterator[None]:
+        """Use the consumer inside (e.g. seek): everything fetched before is dropped
+        (``drop=False``: kept, e.g. when partitions are only added)."""
         with self._lock:
             yield
-            self._generation += 1  # the thread reads it only while holding the lock
+            if drop:
+                self._generation += 1  # the thread reads it only while holding the lock
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -5,7 +5,9 @@ Each Kafka partition is one engine partition named ``kafka:<topic>:<partition>``
 engine commits exactly where to resume in the same store transaction as the results. On
 :meth:`KafkaSource.open` the consumer is *assigned* every partition of the topics, each at its
 stored position (or, when there is none, at the start or end of the log, or at the first
-record stamped at or after a start time: see ``seek.py``). In group mode (``group`` given) it
+record stamped at or after a start time: see ``seek.py``); a topic that does not exist yet is
+awaited and joins the assignment when it appears, from its first record (``awaited.py``; a
+bounded run reads it as empty). In group mode (``group`` given) it
 *subscribes*; every partition the group gives it is sought to the position the engine loads
 from the store at that moment (:meth:`listen`), which is what lets several ``stream``
 processes share the partitions, take over those of a member that died, and never count a
@@ -17,13 +19,15 @@ batch before (``read_ahead.py``), and that thread also groups and decodes it
 (``fetched.py``); records are still handed out on the engine's thread, in order, under the
 positions it has reached.
 
-Next: ``base.py`` (the contract), ``dead_letters.py``, ``backbeat.engine.pipeline``.
+Next: ``base.py`` (the contract), ``awaited.py``, ``dead_letters.py``,
+``backbeat.engine.pipeline``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Literal
 
@@ -40,6 +44,7 @@ from confluent_kafka import (
 
 from backbeat.errors import SourceError
 from backbeat.transport.base import OnAssigned, OnRevoked, RawSlice, Slice, Source
+from backbeat.transport.kafka.awaited import AwaitedTopics, existing
 from backbeat.transport.kafka.fetched import Fetched, Group, Key, group
 from backbeat.transport.kafka.health import BrokerWatch
 from backbeat.transport.kafka.read_ahead import ReadAhead
@@ -100,6 +105,7 @@ class KafkaSource(Source):
         self._reader: ReadAhead[Fetched] | None = None
         self._pending: list[Message] = []  # read ahead beyond what the engine asked for
         self._fixed: set[tuple[str, int]] | None = None  # the assignment, without a group
+        self._awaited: AwaitedTopics | None = None  # topics of a fixed assignment not there yet
         self._on_assigned: OnAssigned | None = None
         self._on_revoked: OnRevoked | None = None
         self.watch = BrokerWatch("consumer", settings.bootstrap_servers)
@@ -150,21 +156,41 @@ class KafkaSource(Source):
             raise SourceError(
                 f"Kafka at {self._settings.bootstrap_servers!r} did not answer: {exc.args[0].str()}"
             ) from None
-        missing = [t for t in self._topics if t not in meta.topics or meta.topics[t].error]
+        found = existing(meta, self._topics)
+        missing = [t for t in self._topics if t not in found]
         if missing:
-            raise SourceError(
-                f"no such topic: {', '.join(missing)} (create it: backbeat topics create)"
-            )
-        return [(t, p) for t in self._topics for p in sorted(meta.topics[t].partitions)]
+            self._awaited = AwaitedTopics(missing, wait=not self._stop_at_end)
+        return [(t, p) for t, parts in found.items() for p in parts]
 
-    def _assignment(self, parts: Sequence[tuple[str, int]]) -> list[TopicPartition]:
-        """Each partition at the position handed out last, else stored, else start/end."""
+    def _join_appeared(self) -> None:
+        """Awaited topics that now exist join the assignment, from their first record (all
+        of it came after the start) or the start time (``ReadAhead``: nothing read is lost)."""
+        assert self._consumer is not None
+        assert self._awaited is not None
+        found = self._awaited.appeared(self._consumer, self._settings.request_timeout_s)
+        if not self._awaited.missing:
+            self._awaited = None
+        if not found:
+            return
+        joining = self._assignment(
+            [(t, p) for t, ps in found.items() for p in ps], OFFSET_BEGINNING
+        )
+        with self._reader.paused(drop=False) if self._reader else nullcontext():
+            self._consumer.incremental_assign(joining)
+        assert self._fixed is not None
+        self._fixed |= {(p.topic, p.partition) for p in joining}
+
+    def _assignment(
+        self, parts: Sequence[tuple[str, int]], start: int | None = None
+    ) -> list[TopicPartition]:
+        """Each partition at the position handed out last, else stored, else ``start``
+        (default: the source's start or end)."""
         out = []
         for topic, number in parts:
             stored = self._stored.get(partition_name(topic, number))
             offset = self._next.get((topic, number), stored if stored is not None else -1)
             if offset < 0:
-                offset = self._start
+                offset = self._start if start is None else start
             else:
                 self._next[(topic, number)] = offset
             self._at_end.discard((topic, number))
@@ -263,8 +289,8 @@ class KafkaSource(Source):
     def exhausted(self) -> bool:
         if not self._stop_at_end or self._consumer is None or self._pending:
             return False
-        assigned = self._owned()
-        return bool(assigned) and assigned <= self._at_end
+        assigned = self._owned()  # fixed: may be empty (no topic exists: read as empty)
+        return (self._fixed is not None or bool(assigned)) and assigned <= self._at_end
 
     def partitions(self) -> dict[str, str]:
         """Assigned partitions (minus those at the end of the log in a bounded run)."""
@@ -279,6 +305,8 @@ class KafkaSource(Source):
     def poll(self, max_events: int) -> list[Slice]:
         """One ``consume()`` of up to ``max_events`` records, grouped per partition in order."""
         assert self._consumer is not None, "open() first"
+        if self._awaited is not None:
+            self._join_appeared()
         self._commit_progress()
         fetched = self._fetch(max(1, min(max_events, 1_000_000)))
         # A rebalance served inside consume() may have taken partitions away or sought them
