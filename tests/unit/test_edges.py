@@ -120,7 +120,9 @@ def test_typed_slices_with_nulls_or_missing_columns_become_dead_letters(tmp_path
     loose = good.cast(pa.schema([f.with_nullable(True) for f in arrow_schema(Topic.AUTH)]))
     broken = (
         loose.set_column(
-            loose.schema.get_field_index("level"), "level", pa.array(["free", None, "paid", None])
+            loose.schema.get_field_index("sessionId"),
+            "sessionId",
+            pa.array([1, None, 3, None], pa.int64()),
         )
         .drop_columns(["auth"])
         .slice(0, 4)
@@ -129,7 +131,7 @@ def test_typed_slices_with_nulls_or_missing_columns_become_dead_letters(tmp_path
     report = Pipeline(_Typed(broken), store).run()
     assert (report.accepted, report.dead) == (0, 4)
     dead = _dead(store)
-    assert {r["reason"] for r in dead} == {"missing_field: level", "missing_field: auth"}
+    assert {r["reason"] for r in dead} == {"missing_field: sessionId", "missing_field: auth"}
     assert orjson.loads(dead[0]["raw"])["success"] in (True, False)
 
 
