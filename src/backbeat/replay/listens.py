@@ -87,13 +87,14 @@ def user_id_of(name: str) -> int:
 def platform_of(text: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Export platform texts (``"Android OS 9 API 28"``, ``"web_player windows"``) as
     backbeat's platforms; null where none fits. Each distinct text is judged once."""
-    lower = pc.utf8_lower(pc.fill_null(text, ""))
-    distinct = pc.unique(lower)
+    coded = pc.dictionary_encode(pc.utf8_lower(pc.fill_null(text, "")))
+    if isinstance(coded, pa.ChunkedArray):
+        coded = coded.unify_dictionaries().combine_chunks()
     mapped = [
         next((value for needle, value in _PLATFORMS if needle in t), None)
-        for t in distinct.to_pylist()
+        for t in coded.dictionary.to_pylist()
     ]
-    return pa.array(mapped, pa.string()).take(pc.index_in(lower, value_set=distinct))
+    return pa.array(mapped, pa.string()).take(coded.indices)
 
 
 def _mix(*parts: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
@@ -114,9 +115,14 @@ def _track_tags(plays: pa.Table) -> pa.Array:
     key = pc.binary_join_element_wise(
         pc.fill_null(plays.column("artist"), ""), pc.fill_null(plays.column("track"), ""), "\x1f"
     )
-    distinct = pc.unique(key)
-    tags = [hashlib.blake2b(k.encode(), digest_size=4).hexdigest() for k in distinct.to_pylist()]
-    return pa.array(tags, pa.string()).take(pc.index_in(key, value_set=distinct))
+    coded = pc.dictionary_encode(key)
+    if isinstance(coded, pa.ChunkedArray):
+        coded = coded.unify_dictionaries().combine_chunks()
+    tags = [
+        hashlib.blake2b(k.encode(), digest_size=4).hexdigest()
+        for k in coded.dictionary.to_pylist()
+    ]
+    return pa.array(tags, pa.string()).take(coded.indices)
 
 
 def _ordered(plays: pa.Table, gap_ms: int) -> tuple[pa.Table, np.ndarray, np.ndarray]:
@@ -126,7 +132,8 @@ def _ordered(plays: pa.Table, gap_ms: int) -> tuple[pa.Table, np.ndarray, np.nda
     begin = start.to_numpy()
     end = plays.column("end_ms").to_numpy()
     order = np.lexsort((plays.column("ms_played").to_numpy(), end, begin))
-    plays, begin, end = plays.take(pa.array(order)), begin[order], end[order]
+    if np.any(order[1:] < order[:-1]):  # most exports come in order already
+        plays, begin, end = plays.take(pa.array(order)), begin[order], end[order]
     n = len(begin)
     if n == 0:
         return plays, begin, np.zeros(0, dtype=np.int64)
@@ -205,7 +212,7 @@ def listen_events(
         "sessionId": pa.array(session),
         "itemInSession": pa.array(item.astype(np.int32)),
         "level": nothing,
-        "auth": pa.array(["Logged In"] * n, pa.string()) if n else nothing,
+        "auth": pa.repeat("Logged In", n),
         "userId": pa.array(np.full(n, user_id, dtype=np.int64)),
         "artist": plays.column("artist"),
         "song": plays.column("track"),

@@ -82,11 +82,34 @@ class Plays:
 
 def parse_times(text: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Epoch ms (UTC) of timestamps written in any of the shapes exports use; null where none
-    fits. A trailing ``Z`` and fractions of a second are accepted."""
+    fits. A trailing ``Z``, fractions of a second and spaces around are accepted.
+
+    Whole columns in one plain shape (the common case) are read in one pass per shape; only
+    the values none of them reads go through the slower cleaning of ``Z`` and fractions."""
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    values = pc.utf8_trim_whitespace(text)
-    values = pc.replace_substring_regex(values, r"Z$", "")
+    plain = pc.multiply(_seconds(text), 1000)
+    rest = pc.and_(pc.is_null(plain), pc.is_valid(text))
+    if not pc.any(rest).as_py():
+        return plain
+    return pc.replace_with_mask(plain, rest, _cleaned_times(text.filter(rest)))
+
+
+def _seconds(values: pa.Array) -> pa.Array:
+    """Epoch seconds of values in one of :data:`_TIME_FORMATS`; null where none fits."""
+    out = pc.strptime(values, format=_TIME_FORMATS[0], unit="s", error_is_null=True)
+    for fmt in _TIME_FORMATS[1:]:
+        missing = pc.and_(pc.is_null(out), pc.is_valid(values))
+        if not pc.any(missing).as_py():
+            break  # every time read: the other shapes need no pass
+        parsed = pc.strptime(values.filter(missing), format=fmt, unit="s", error_is_null=True)
+        out = pc.replace_with_mask(out, missing, parsed)
+    return pc.cast(out, pa.int64())
+
+
+def _cleaned_times(text: pa.Array) -> pa.Array:
+    """Epoch ms of values with spaces around, a trailing ``Z`` or a fraction of a second."""
+    values = pc.replace_substring_regex(pc.utf8_trim_whitespace(text), r"Z$", "")
     fraction = pc.extract_regex(values, r"^(?P<head>[^.]*)\.(?P<frac>\d{1,6})$")
     has_fraction = pc.is_valid(fraction)
     head = pc.if_else(has_fraction, pc.struct_field(fraction, "head"), values)
@@ -100,16 +123,8 @@ def parse_times(text: pa.Array | pa.ChunkedArray) -> pa.Array:
         ),
         pa.scalar(0, pa.int64()),
     )
-    out = pc.strptime(head, format=_TIME_FORMATS[0], unit="s", error_is_null=True)
-    for fmt in _TIME_FORMATS[1:]:
-        missing = pc.and_(pc.is_null(out), pc.is_valid(head))
-        if not pc.any(missing).as_py():
-            break  # every time read: the other shapes need no pass
-        parsed = pc.strptime(head.filter(missing), format=fmt, unit="s", error_is_null=True)
-        out = pc.replace_with_mask(out, missing, parsed)
-    seconds = pc.cast(out, pa.int64())
-    result: pa.Array = pc.add(pc.multiply(seconds, 1000), millis)
-    return result.combine_chunks() if isinstance(result, pa.ChunkedArray) else result
+    result: pa.Array = pc.add(pc.multiply(_seconds(head), 1000), millis)
+    return result
 
 
 def _bool(values: pa.ChunkedArray) -> pa.Array:
@@ -155,6 +170,7 @@ def _finish(columns: dict[str, Any], left_out: Counter[str]) -> Plays:
     bad_ms = pc.or_kleene(
         pc.is_null(table.column("ms_played")), pc.less(table.column("ms_played"), 0)
     )
+    dropped = 0
     for reason, mask in (
         ("no readable time", no_time),
         ("no track or artist", pc.and_not(no_track, no_time)),
@@ -163,6 +179,9 @@ def _finish(columns: dict[str, Any], left_out: Counter[str]) -> Plays:
         count = pc.sum(pc.cast(mask, pa.int64())).as_py() or 0
         if count:
             left_out[reason] += count
+            dropped += count
+    if not dropped:
+        return Plays(table, left_out)  # every row readable: nothing to filter
     keep = pc.invert(pc.or_(pc.or_(no_time, no_track), pc.fill_null(bad_ms, True)))
     return Plays(table.filter(keep), left_out)
 

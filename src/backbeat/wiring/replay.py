@@ -125,8 +125,9 @@ def _by_listener(plays: pa.Table, user: str | None) -> list[tuple[str, pa.Table]
 def _export_name(plays: pa.Table) -> str:
     """A stable name for an export without a username: a hash of its earliest play, which a
     newer export of the same account also starts with."""
-    first = plays.sort_by([("end_ms", "ascending"), ("artist", "ascending"),
-                           ("track", "ascending")]).slice(0, 1).to_pylist()[0]  # fmt: skip
+    earliest = plays.filter(pc.equal(plays.column("end_ms"), pc.min(plays.column("end_ms"))))
+    first = earliest.sort_by([("artist", "ascending"), ("track", "ascending"),
+                              ("ms_played", "ascending")]).slice(0, 1).to_pylist()[0]  # fmt: skip
     key = f"{first['end_ms']}|{first['ms_played']}|{first['artist']}|{first['track']}"
     return "export-" + hashlib.blake2b(key.encode(), digest_size=6).hexdigest()
 
@@ -173,7 +174,8 @@ def to_jsonl(replay: Replay, out: Path) -> dict[str, int]:
         path = out / f"{topic.value}.jsonl"
         _cut_to(path, sizes.get(topic.value, 0))
         with path.open("ab") as fh:
-            fh.write(encode_table(topic, rows))
+            for i in range(0, rows.num_rows, _CHUNK):  # a bounded buffer, however long
+                fh.write(encode_table(topic, rows.slice(i, _CHUNK)))
             fh.flush()
             os.fsync(fh.fileno())
             sizes[topic.value] = fh.tell()
