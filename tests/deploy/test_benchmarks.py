@@ -41,3 +41,15 @@ def test_the_kafka_benchmark_runs_every_path(kafka_servers: str, tmp_path: Path)
     )  # fmt: skip
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert (tmp_path / "kafka.json").exists()
+
+
+@pytest.mark.integration
+def test_the_replay_benchmark_runs_to_jsonl_and_kafka(kafka_servers: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_replay.py"), "--rows", "5000", "--rounds", "1",
+         "--bootstrap-servers", kafka_servers],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "rows/s to JSONL" in done.stdout
+    assert "rows/s to Kafka" in done.stdout
