@@ -86,7 +86,27 @@ def stream(
         list[str] | None,
         typer.Option("--sink-option", help="A sink's option: NAME.KEY=VALUE (repeatable)."),
     ] = None,
-    engine: Annotated[str, typer.Option(help="The engine: embedded.")] = "embedded",
+    engine: Annotated[
+        str, typer.Option(help="The engine: embedded, or spark (backbeat[spark]).")
+    ] = "embedded",
+    master: Annotated[
+        str | None,
+        typer.Option(help="--engine spark: local[*] (default), spark://HOST:7077, yarn, k8s://..."),
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--spark-conf", help="--engine spark: a Spark setting KEY=VALUE (repeatable)."
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(help="--engine spark: the query's checkpoint folder (or URL)."),
+    ] = None,
+    trigger: Annotated[
+        str | None,
+        typer.Option(help="--engine spark: a batch interval (10s) or available-now."),
+    ] = None,
     catalog: Annotated[
         Path | None,
         typer.Option(
@@ -155,6 +175,7 @@ def stream(
                 lateness_ms=int(lateness * 1000) if lateness is not None else current.lateness_ms,
                 max_batch_events=batch_size or current.max_batch_events,
                 catalog=lookup_file(catalog) if catalog is not None else None,
+                options=engine_options(engine, master, spark_conf or [], checkpoint, trigger),
             ),
             shared=group is not None,  # members of a group share one store
         )
@@ -214,3 +235,26 @@ def start_web(web: WebProcess) -> None:
     web.start()
     err_console.print(f"dashboard: {web.url}", highlight=False, soft_wrap=True)
     yield_to_web()
+
+
+def engine_options(
+    engine: str, master: str | None, conf: list[str], checkpoint: str | None, trigger: str | None
+) -> dict[str, str]:
+    """The Spark engine's flags as engine options (refused, in one line, for another engine).
+
+    Raises:
+        ConfigError: a Spark flag without ``--engine spark``, or a malformed ``--spark-conf``.
+    """
+    given = {"master": master, "checkpoint": checkpoint, "trigger": trigger}
+    options = {k: v for k, v in given.items() if v is not None}
+    for entry in conf:
+        key, equals, value = entry.partition("=")
+        if not (equals and key.strip()):
+            raise ConfigError(f"--spark-conf {entry!r}: write it as KEY=VALUE")
+        options[f"conf.{key.strip()}"] = value
+    if options and engine != "spark":
+        flags = ", ".join(f"--{k.split('.')[0].replace('conf', 'spark-conf')}" for k in options)
+        raise ConfigError(f"{flags}: only with --engine spark")
+    if trigger is not None and trigger != "available-now" and not trigger[:1].isdigit():
+        raise ConfigError(f"--trigger {trigger!r}: give an interval such as 10s, or available-now")
+    return options

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -36,6 +36,8 @@ class EngineSettings:
             processed (one batch in flight; off for sources whose partitions come and go).
         catalog: what a catalog knows of tracks (``backbeat.replay.catalog.lookup``): fills
             listens' missing track, genre, mood and duration (``enrich.py``); None: nothing.
+        options: the chosen engine's own settings (the Spark engine's master, checkpoint,
+            trigger and ``conf.<key>`` entries); an engine refuses ones it does not know.
     """
 
     lateness_ms: int = 120_000
@@ -44,6 +46,7 @@ class EngineSettings:
     max_future_ms: int | None = 86_400_000
     overlap_commit: bool = True
     catalog: pa.Table | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -10,15 +10,12 @@ Next: ``pipeline.py`` (who fills it), ``backbeat.events.codec`` (decode and vali
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pyarrow as pa
 
-from backbeat.events.codec import DeadLetter, validate_table
+from backbeat.events.codec import DeadLetter
 from backbeat.events.schema import Topic
 from backbeat.sinks.base import DEAD_LETTER_SCHEMA, BatchStats
-from backbeat.transport.base import ArrowSlice, RawSlice, Slice
 
 
 class Batch:
@@ -55,23 +52,3 @@ class Batch:
             ],
             schema=DEAD_LETTER_SCHEMA,
         )
-
-
-def checked(topic: Topic, piece: ArrowSlice) -> tuple[pa.Table, np.ndarray, list[DeadLetter]]:
-    """Validate an in-process slice (already typed) against the contract."""
-    decoded = validate_table(topic, piece.table, piece.offsets, lambda idx: _rows_json(piece, idx))
-    return decoded.table, decoded.offsets, decoded.dead
-
-
-def _rows_json(piece: ArrowSlice, idx: list[int]) -> list[bytes]:
-    """Rows of a typed slice as JSON, for dead letters (any columns, as they came)."""
-    rows = piece.table.take(pa.array(idx, pa.int64())).to_pylist()
-    return [json.dumps(r, default=str, sort_keys=False).encode() for r in rows]
-
-
-def raws_at(piece: Slice, offsets: np.ndarray) -> list[bytes]:
-    """Raw bytes of the messages at ``offsets`` (for dead letters)."""
-    idx = np.searchsorted(piece.offsets, offsets).tolist()
-    if isinstance(piece, RawSlice):
-        return [bytes(piece.payloads[i]) for i in idx]
-    return _rows_json(piece, idx)

@@ -35,14 +35,14 @@ import pyarrow as pa
 
 from backbeat.analytics.compute import BatchAggregator
 from backbeat.engine.base import Engine, EngineSettings, OnBatch, RunReport
-from backbeat.engine.batch import Batch, checked, raws_at
+from backbeat.engine.batch import Batch
 from backbeat.engine.commit import Committer
 from backbeat.engine.dedup import Deduplicator
 from backbeat.engine.enrich import Enricher
 from backbeat.engine.eventtime import NO_TS, Watermarks
+from backbeat.engine.verdicts import judge
 from backbeat.errors import ConfigError, FencedError
-from backbeat.events.codec import DeadLetter, decode_batch
-from backbeat.events.schema import Topic, parse_topic
+from backbeat.events.schema import Topic
 from backbeat.sinks.base import (
     BatchStats,
     CheckpointState,
@@ -52,7 +52,7 @@ from backbeat.sinks.base import (
     SinkBatch,
     Store,
 )
-from backbeat.transport.base import RawSlice, Slice, Source
+from backbeat.transport.base import Slice, Source
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +102,7 @@ class Pipeline(Engine):
         self._expected: dict[str, int | None] = {}
         if not self._dynamic:
             self._hold(state)  # fixed partitions: all of them, from the start
-        reader = self.store.reader()
-        for sink in self.sinks:
-            mark = state.marks.get(sink.key)
-            if mark is None and state.batch_id:
-                log.warning(
-                    "%s is new to this store: it receives the batches after batch %d",
-                    sink.key,
-                    state.batch_id,
-                )
-            sink.resume(state.batch_id, mark, reader)
+        resume_sinks(self.store, self.sinks, state)
         self.source.open({p: s.position for p, s in state.partitions.items()})
         if state.batch_id:
             log.info(
@@ -163,7 +154,7 @@ class Pipeline(Engine):
         self._report = report = RunReport()
         started = time.monotonic()
         read = 0
-        with _graceful_interrupt(self.stop):
+        with graceful_interrupt(self.stop):
             try:
                 while True:
                     if self._stop.is_set():
@@ -256,57 +247,26 @@ class Pipeline(Engine):
 
     def _ingest(self, piece: Slice, batch: Batch) -> None:
         stats = batch.stats
-        count = len(piece.offsets)
-        stats.events_in += count
-        topic = parse_topic(piece.topic)
-        if topic is None:
-            self._advance(piece, piece.topic)
-            reason = f"unknown_topic: {piece.topic!r} is not one of backbeat's topics"
-            raws = piece.payloads if isinstance(piece, RawSlice) else raws_at(piece, piece.offsets)
-            batch.reject(
-                piece.topic,
-                piece.partition,
-                [
-                    DeadLetter(bytes(r), int(o), reason)
-                    for r, o in zip(raws, piece.offsets.tolist(), strict=True)
-                ],
-            )
-            return
+        stats.events_in += len(piece.offsets)
         t = time.perf_counter()
-        if isinstance(piece, RawSlice):
-            decoded = piece.decoded or decode_batch(topic, piece.payloads, piece.offsets)
-            table, offsets, dead = decoded.table, decoded.offsets, decoded.dead
-        else:
-            table, offsets, dead = checked(topic, piece)
-        if topic is Topic.LISTEN and self._enricher is not None:
-            table = self._enricher.listens(table)
-        t = stats.timed("decode + validate", t)
-        batch.reject(topic.value, piece.partition, list(dead))
-
-        if self.settings.max_future_ms is not None:
-            table, offsets = self._drop_future(topic, piece, table, offsets, batch)
-        ts = table.column("ts").to_numpy()
-        marks = self._watermarks.advance(topic.value, piece.partition, ts)
-        late = ts < marks
-        self._advance(piece, topic.value)
-        if late.any():
-            late_idx = np.flatnonzero(late)
-            raws = raws_at(piece, offsets[late_idx])
-            behind = f"more than {self.settings.lateness_ms} ms behind the partition's event time"
-            batch.reject(
-                topic.value,
-                piece.partition,
-                [
-                    DeadLetter(raw, int(offsets[i]), f"late: ts {int(ts[i])} is {behind}")
-                    for i, raw in zip(late_idx.tolist(), raws, strict=True)
-                ],
-                late=True,
+        verdicts = judge(
+            piece,
+            self._watermarks,
+            self.settings.lateness_ms,
+            self.settings.max_future_ms,
+            int(time.time() * 1000),
+            self._enricher,
+        )
+        topic = verdicts.topic
+        self._advance(piece, piece.topic if topic is None else topic.value)
+        name = piece.topic if topic is None else topic.value
+        batch.reject(name, piece.partition, verdicts.dead)
+        batch.reject(name, piece.partition, verdicts.late, late=True)
+        stats.timed("decode + validate", t)
+        if topic is not None and verdicts.table is not None and verdicts.table.num_rows:
+            batch.on_time.setdefault(topic, []).append(
+                (piece.partition, verdicts.table, verdicts.horizons)
             )
-            table = table.filter(pa.array(~late))
-            marks = marks[~late]
-        stats.timed("event time + dedup", t)
-        if table.num_rows:
-            batch.on_time.setdefault(topic, []).append((piece.partition, table, marks))
 
     def _drop_duplicates(
         self,
@@ -334,27 +294,6 @@ class Pipeline(Engine):
         batch.stats.accepted += table.num_rows
         batch.fresh[topic] = table
 
-    def _drop_future(
-        self, topic: Topic, piece: Slice, table: pa.Table, offsets: np.ndarray, batch: Batch
-    ) -> tuple[pa.Table, np.ndarray]:
-        assert self.settings.max_future_ms is not None
-        limit = int(time.time() * 1000) + self.settings.max_future_ms
-        ts = table.column("ts").to_numpy()
-        future = ts > limit
-        if not future.any():
-            return table, offsets
-        idx = np.flatnonzero(future)
-        reason = f"out_of_range: ts is more than {self.settings.max_future_ms} ms in the future"
-        batch.reject(
-            topic.value,
-            piece.partition,
-            [
-                DeadLetter(raw, int(offsets[i]), reason)
-                for i, raw in zip(idx.tolist(), raws_at(piece, offsets[idx]), strict=True)
-            ],
-        )
-        return table.filter(pa.array(~future)), offsets[~future]
-
     def _advance(self, piece: Slice, topic: str) -> None:
         """Record where the partition now stands (position and largest event time)."""
         self._partitions[piece.partition] = PartitionState(
@@ -376,8 +315,23 @@ class Pipeline(Engine):
                 sink.close()
 
 
+def resume_sinks(store: Store, sinks: Sequence[ResultSink], state: CheckpointState) -> None:
+    """Let each sink finish its last write from its committed mark (a sink new to the store
+    starts with the next batch, and says so)."""
+    reader = store.reader()
+    for sink in sinks:
+        mark = state.marks.get(sink.key)
+        if mark is None and state.batch_id:
+            log.warning(
+                "%s is new to this store: it receives the batches after batch %d",
+                sink.key,
+                state.batch_id,
+            )
+        sink.resume(state.batch_id, mark, reader)
+
+
 @contextmanager
-def _graceful_interrupt(stop: Callable[[], None]) -> Iterator[None]:
+def graceful_interrupt(stop: Callable[[], None]) -> Iterator[None]:
     """Turn Ctrl-C / SIGTERM into 'finish and commit the current batch, then stop'."""
     if threading.current_thread() is not threading.main_thread():
         yield

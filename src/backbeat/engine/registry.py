@@ -1,4 +1,4 @@
-"""Engines by ``--engine`` name, imported lazily (``embedded``; Spark joins in its issue).
+"""Engines by ``--engine`` name, imported lazily: ``embedded`` and ``spark`` (``backbeat[spark]``).
 
 Each entry builds an :class:`~backbeat.engine.base.Engine` from a source, the primary store,
 the result sinks, settings and an ``on_batch`` callback.
@@ -19,5 +19,13 @@ ENGINES: Final = Registry(
         "embedded",
         "backbeat.engine.pipeline:Pipeline",
         "micro-batches in this process: no JVM, broker or server (the default)",
+    ),
+    Plugin(
+        "engine",
+        "spark",
+        "backbeat.engine.spark.engine:SparkEngine",
+        "Apache Spark Structured Streaming, local or on a cluster (--master)",
+        extra="spark",
+        needs=("pyspark",),
     ),
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +65,20 @@ OnRevoked = Callable[[Sequence[str]], None]
 """Called with partitions a source just lost."""
 
 
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """What a source reads, as plain data another engine can read it from (the Spark engine
+    reads the same files or partitions with its own readers, named and positioned alike).
+
+    Attributes:
+        kind: ``jsonl`` or ``kafka``.
+        options: what the kind needs (JSON-serializable).
+    """
+
+    kind: str
+    options: Mapping[str, Any]
+
+
 class Source(ABC):
     """A replayable, positioned stream of event slices."""
 
@@ -87,6 +102,11 @@ class Source(ABC):
         holds its topic's watermark back instead of being overtaken, and a finished one no
         longer does.
         """
+        return None
+
+    def spec(self) -> SourceSpec | None:
+        """What this source reads, for engines that read it themselves; None if it cannot
+        be described (an in-process simulator)."""
         return None
 
     def listen(self, on_assigned: OnAssigned, on_revoked: OnRevoked) -> bool:

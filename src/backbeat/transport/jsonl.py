@@ -22,7 +22,7 @@ import numpy as np
 
 from backbeat.errors import SourceError
 from backbeat.events.schema import Topic, parse_topic
-from backbeat.transport.base import RawSlice, Slice, Source
+from backbeat.transport.base import RawSlice, Slice, Source, SourceSpec
 
 _READ_CHUNK = 8 << 20
 _NAMING: Final = (
@@ -94,6 +94,9 @@ class JsonlSource(Source):
     @property
     def exhausted(self) -> bool:
         return self._exhausted
+
+    def spec(self) -> SourceSpec:
+        return SourceSpec("jsonl", {"files": [str(p) for p in self._files], "follow": self._follow})
 
     def partitions(self) -> dict[str, str]:
         """Files that may still deliver (all of them when following), with their topics."""

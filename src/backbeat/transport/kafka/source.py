@@ -43,7 +43,7 @@ from confluent_kafka import (
 )
 
 from backbeat.errors import SourceError
-from backbeat.transport.base import OnAssigned, OnRevoked, RawSlice, Slice, Source
+from backbeat.transport.base import OnAssigned, OnRevoked, RawSlice, Slice, Source, SourceSpec
 from backbeat.transport.kafka.awaited import AwaitedTopics, existing
 from backbeat.transport.kafka.fetched import Fetched, Group, Key, group
 from backbeat.transport.kafka.health import BrokerWatch
@@ -111,6 +111,18 @@ class KafkaSource(Source):
         self.watch = BrokerWatch("consumer", settings.bootstrap_servers)
 
     # ------------------------------------------------------------------ lifecycle
+
+    def spec(self) -> SourceSpec:
+        return SourceSpec(
+            "kafka",
+            {
+                "config": self._settings.to_librdkafka(),
+                "topics": {t: self._settings.backbeat_topic(t) for t in self._topics},
+                "from": "latest" if self._start == OFFSET_END else "earliest",
+                "group": self._group,
+                "stop_at_end": self._stop_at_end,
+            },
+        )
 
     def listen(self, on_assigned: OnAssigned, on_revoked: OnRevoked) -> bool:
         """In group mode, ask the engine where to resume each partition the group gives."""

@@ -1,0 +1,53 @@
+"""The Spark engine gives the embedded engine's answers: every metric and every dead letter.
+
+One deterministic log with every kind of trouble (duplicates of both kinds, late and
+late-but-allowed events, late duplicates, malformed records) runs through the Spark engine
+on ``local[2]``, in batches that cut it differently from the embedded engine's; the stored
+metrics must equal the independent oracle row for row, the dead letters be exactly the
+malformed and late lines, and every metric equal the embedded engine's store.
+
+Next: ``conftest.py`` (the session), ``backbeat.engine.spark``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engine.spark.conftest import run_spark
+from tests.support.eventlog import EventLog, generate, write_log
+from tests.support.harness import dead_letter_problems, metric_mismatches, run_once
+from tests.support.oracle import Expected, compute
+from tests.support.stores import all_metrics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expected]:
+    events = write_log(tmp_path_factory.mktemp("spark") / "in", generate(150, 20, seed=11), seed=12)
+    return events, compute(events.directory, events.malformed_offsets())
+
+
+def test_spark_from_jsonl_equals_the_oracle_and_the_embedded_engine(
+    spark: Any, log: tuple[EventLog, Expected], tmp_path: Path
+) -> None:
+    from backbeat.wiring import jsonl_source
+
+    events, expected = log
+    report = run_spark(jsonl_source([events.directory], follow=False), tmp_path / "spark",
+                       tmp_path / "checkpoint", batch=3_000)  # fmt: skip
+    assert report.stopped_by == "exhausted"
+    assert report.batches > 1
+    problems = metric_mismatches(tmp_path / "spark", expected)
+    problems += dead_letter_problems(tmp_path / "spark", events, expected)
+    assert not problems, "\n".join(problems)
+    late = sum(len(v) for v in expected.late.values())
+    duplicates = sum(expected.duplicates.values())
+    assert (report.events_in, report.duplicates, report.late, report.dead) == (
+        sum(events.lines.values()), duplicates, late, len(events.of_kind("malformed"))
+    )  # fmt: skip
+    run_once(events.directory, tmp_path / "embedded", 10_000)
+    assert all_metrics(tmp_path / "spark") == all_metrics(tmp_path / "embedded")
