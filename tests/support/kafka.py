@@ -27,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 
 from backbeat.errors import StoreNotReadyError
+from backbeat.events.schema import Topic
 from backbeat.sinks.queries import BatchTotals
 from backbeat.transport.kafka.admin import TopicSpec, backbeat_topics, create_topics
 from backbeat.transport.kafka.settings import KafkaSettings
+from tests.support.eventlog import EventLog
 from tests.support.harness import STREAM_CLI
 from tests.support.stores import ask
 
@@ -194,3 +197,51 @@ def committed(store_dir: Path) -> tuple[int, int]:
     except StoreNotReadyError:  # created, its first commit not in yet
         return 0, 0
     return int(row["events_in"]), int(row["accepted"])
+
+
+KAFKA_LIMIT = 1_000_000
+"""Kafka refuses larger records (message.max.bytes): a ``too_large`` record's 1 MiB field is
+cut to 100 kB, still over the engine's 64 KiB limit."""
+PARTITION = {Topic.LISTEN: 0, Topic.PAGE_VIEW: 1, Topic.AUTH: 2, Topic.STATUS_CHANGE: 0}
+
+
+def file_lines(path: Path) -> tuple[list[bytes], dict[int, int]]:
+    """The lines of a file and ``{byte offset: line number}``."""
+    lines = path.read_bytes().split(b"\n")[:-1]
+    index, offset = {}, 0
+    for i, line in enumerate(lines):
+        index[offset] = i
+        offset += len(line) + 1
+    return lines, index
+
+
+def produce_log(
+    kafka: KafkaSettings, log: EventLog, exact_ends: bool = False
+) -> tuple[dict[str, str], dict[str, list[bytes]]]:
+    """Each topic file of ``log`` into one partition of its topic, line by line and in order
+    (a record's offset is its line number); returns file -> partition name, and the values.
+    ``exact_ends``: one record per produce request (see below), slower."""
+    config: dict[str, str | int] = {"bootstrap.servers": kafka.bootstrap_servers, "log_level": 3}
+    if exact_ends:
+        # tansu answers a partition's end offset as the last record *batch*'s base offset + 1:
+        # one record per batch keeps the two equal, for readers that plan up to the end.
+        config["batch.num.messages"] = 1
+    producer = Producer(config)
+    names: dict[str, str] = {}
+    values: dict[str, list[bytes]] = {}
+    for topic, number in PARTITION.items():
+        file, cluster = f"{topic.value}.jsonl", kafka.topic(topic.value)
+        names[file] = f"kafka:{cluster}:{number}"
+        values[file] = []
+        for line in file_lines(log.directory / file)[0]:
+            if len(line) > KAFKA_LIMIT:
+                line = line.replace(b"x" * (1 << 20), b"x" * 100_000)
+            values[file].append(line)
+            while True:
+                try:
+                    producer.produce(cluster, value=line, partition=number)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+    assert producer.flush(60) == 0
+    return names, values

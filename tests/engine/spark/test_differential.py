@@ -2,25 +2,30 @@
 
 One deterministic log with every kind of trouble (duplicates of both kinds, late and
 late-but-allowed events, late duplicates, malformed records) runs through the Spark engine
-on ``local[2]``, in batches that cut it differently from the embedded engine's; the stored
-metrics must equal the independent oracle row for row, the dead letters be exactly the
-malformed and late lines, and every metric equal the embedded engine's store.
+on ``local[2]``, in batches that cut it differently from the embedded engine's: from JSONL
+files, the stored metrics must equal the independent oracle row for row, the dead letters be
+exactly the malformed and late lines, and every metric equal the embedded engine's store;
+from the test Kafka broker, metrics and dead letters equal the embedded engine's.
 
 Next: ``conftest.py`` (the session), ``backbeat.engine.spark``.
 """
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from backbeat.events.schema import Topic
+from backbeat.transport.kafka.settings import KafkaSettings
 from tests.engine.spark.conftest import run_spark
 from tests.support.eventlog import EventLog, generate, write_log
 from tests.support.harness import dead_letter_problems, metric_mismatches, run_once
+from tests.support.kafka import clean_env, produce_log, stream_command
 from tests.support.oracle import Expected, compute
-from tests.support.stores import all_metrics
+from tests.support.stores import all_metrics, duck_sql
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +56,28 @@ def test_spark_from_jsonl_equals_the_oracle_and_the_embedded_engine(
     )  # fmt: skip
     run_once(events.directory, tmp_path / "embedded", 10_000)
     assert all_metrics(tmp_path / "spark") == all_metrics(tmp_path / "embedded")
+
+
+def test_spark_from_kafka_equals_the_embedded_engine(
+    spark: Any, log: tuple[EventLog, Expected], topics: KafkaSettings, tmp_path: Path
+) -> None:
+    """The same log in the test broker (each file in one partition, in order): the Spark
+    engine's Python Kafka source and the embedded engine store the same metrics and dead
+    letters."""
+    from backbeat.wiring import kafka_source
+
+    events, _ = log
+    produce_log(topics, events, exact_ends=True)
+    done = subprocess.run(
+        stream_command(topics, tmp_path / "embedded", "--until-end", "--batch-size", "5000"),
+        capture_output=True, env=clean_env(), timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    cluster = [topics.topic(t.value) for t in Topic]
+    source = kafka_source(topics, cluster, group=None, start="earliest", stop_at_end=True)
+    report = run_spark(source, tmp_path / "spark", tmp_path / "checkpoint", batch=4_000)
+    assert report.stopped_by == "exhausted"
+    assert all_metrics(tmp_path / "spark") == all_metrics(tmp_path / "embedded")
+    letters = 'SELECT partition, "offset", reason FROM dead_letters ORDER BY 1, 2'
+    assert duck_sql(tmp_path / "spark", letters) == duck_sql(tmp_path / "embedded", letters)
+    assert len(duck_sql(tmp_path / "spark", letters)) > 0

@@ -20,13 +20,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 
 from backbeat.events.schema import Topic
 from backbeat.transport.kafka.settings import DLQ_SUFFIX, KafkaSettings
 from tests.support.eventlog import EventLog, Injected, Trouble, generate, write_log
 from tests.support.harness import dead_letter_problems, dead_letters, metric_mismatches
-from tests.support.kafka import clean_env, stream_command
+from tests.support.kafka import clean_env, file_lines, produce_log, stream_command
 from tests.support.kafka_log import read_topics
 from tests.support.malformed import CATEGORIES, STANDARD
 from tests.support.oracle import compute
@@ -34,45 +33,6 @@ from tests.support.oracle import compute
 pytestmark = pytest.mark.integration
 
 MALFORMED = 10_000
-KAFKA_LIMIT = 1_000_000
-"""Kafka refuses larger records (message.max.bytes): a ``too_large`` record's 1 MiB field is
-cut to 100 kB, still over the engine's 64 KiB limit."""
-PARTITION = {Topic.LISTEN: 0, Topic.PAGE_VIEW: 1, Topic.AUTH: 2, Topic.STATUS_CHANGE: 0}
-
-
-def _lines(path: Path) -> tuple[list[bytes], dict[int, int]]:
-    """The lines of a file and ``{byte offset: line number}``."""
-    lines = path.read_bytes().split(b"\n")[:-1]
-    index, offset = {}, 0
-    for i, line in enumerate(lines):
-        index[offset] = i
-        offset += len(line) + 1
-    return lines, index
-
-
-def _produce_raw(
-    kafka: KafkaSettings, log: EventLog
-) -> tuple[dict[str, str], dict[str, list[bytes]]]:
-    """Each topic file into its partition; returns file -> partition name, and the values."""
-    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 3})
-    names: dict[str, str] = {}
-    values: dict[str, list[bytes]] = {}
-    for topic, number in PARTITION.items():
-        file, cluster = f"{topic.value}.jsonl", kafka.topic(topic.value)
-        names[file] = f"kafka:{cluster}:{number}"
-        values[file] = []
-        for line in _lines(log.directory / file)[0]:
-            if len(line) > KAFKA_LIMIT:
-                line = line.replace(b"x" * (1 << 20), b"x" * 100_000)
-            values[file].append(line)
-            while True:
-                try:
-                    producer.produce(cluster, value=line, partition=number)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-    assert producer.flush(60) == 0
-    return names, values
 
 
 def test_ten_thousand_malformed_records_go_to_the_store_and_the_dlq_topics(
@@ -84,7 +44,7 @@ def test_ten_thousand_malformed_records_go_to_the_store_and_the_dlq_topics(
     log = write_log(tmp_path / "in", generate(1_500, 60, seed=61), seed=62, trouble=trouble)
     assert set(log.counts("malformed")) == set(CATEGORIES)
     expected = compute(log.directory, log.malformed_offsets())
-    names, values = _produce_raw(topics, log)
+    names, values = produce_log(topics, log)
 
     done = subprocess.run(
         stream_command(topics, tmp_path / "store", "--until-end", "--batch-size", "5000"),
@@ -99,7 +59,7 @@ def test_ten_thousand_malformed_records_go_to_the_store_and_the_dlq_topics(
     )
 
     # The same checks as the file tests, with (file, byte offset) as (partition, Kafka offset).
-    index = {file: _lines(log.directory / file)[1] for file in names}
+    index = {file: file_lines(log.directory / file)[1] for file in names}
     kafka_log = EventLog(
         log.directory,
         [

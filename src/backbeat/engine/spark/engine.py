@@ -45,6 +45,7 @@ from backbeat.engine.eventtime import NO_TS, Watermarks
 from backbeat.engine.pipeline import graceful_interrupt, resume_sinks
 from backbeat.engine.spark.prepare import META, WIDE, preparer
 from backbeat.engine.spark.session import session
+from backbeat.engine.spark.sources import kafka_bounds, kafka_client
 from backbeat.errors import ConfigError
 from backbeat.events.schema import Topic, arrow_schema
 from backbeat.sinks.base import (
@@ -131,6 +132,13 @@ class SparkEngine(Engine):
         self._dedup = Deduplicator(state.seen)
         self._done = state.marks.get(MARK_KEY) or {}
         resume_sinks(store, self.sinks, state)
+        self._ends: dict[str, tuple[int, int]] | None = None  # --until-end: where to stop
+        if spec.kind == "kafka" and spec.options.get("stop_at_end"):
+            client = kafka_client(spec.options["config"])
+            try:
+                self._ends = kafka_bounds(client, spec.options["topics"])
+            finally:
+                client.close()
         self._query: Any = None
         self._error: BaseException | None = None
 
@@ -160,18 +168,30 @@ class SparkEngine(Engine):
                 for n, p in self._partitions.items()
                 if n in self._spec.options["files"] and p.position < _size(n)
             }
+        if self._spec.kind == "kafka":
+            topics: dict[str, str] = self._spec.options["topics"]
+            names = self._ends or {n: (0, 0) for n in self._partitions}
+            return {
+                n: topics[cluster]
+                for n in names
+                if (cluster := n.split(":", 1)[1].rpartition(":")[0]) in topics
+                and not (self._ends and self._position(n, self._ends[n][0]) >= self._ends[n][1])
+            }
         return {}
+
+    def _position(self, name: str, otherwise: int) -> int:
+        part = self._partitions.get(name)
+        return otherwise if part is None else part.position
 
     def _at_end(self) -> bool:
         """A bounded source read to its end (files not followed, or ``--until-end``)."""
         if self._spec.kind == "jsonl":
             if self._spec.options.get("follow"):
                 return False
-            return all(
-                (self._partitions[n].position if n in self._partitions else 0) >= _size(n)
-                for n in self._spec.options["files"]
-            )
-        return False
+            return all(self._position(n, 0) >= _size(n) for n in self._spec.options["files"])
+        return self._ends is not None and all(
+            self._position(n, low) >= high for n, (low, high) in self._ends.items()
+        )
 
     def run(self, max_events: int | None = None, timeout: float | None = None) -> RunReport:
         self._report = report = RunReport()

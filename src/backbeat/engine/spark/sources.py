@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -193,6 +193,31 @@ def _kafka_batch(topic: str, name: str, offsets: list[int], values: list[bytes])
     return _raw_batch(topic, name, offsets, [o + 1 for o in offsets], values)
 
 
+def kafka_bounds(consumer: Any, topics: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Low and high watermark of every partition of ``topics`` (cluster names) that exists."""
+    from confluent_kafka import TopicPartition
+
+    found: dict[str, tuple[int, int]] = {}
+    metadata = consumer.list_topics(timeout=15)
+    for topic in topics:
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            continue  # not created yet: its partitions join when it is
+        for number in info.partitions:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, number), timeout=15, cached=False
+            )
+            found[_kafka_name(topic, number)] = (low, high)
+    return found
+
+
+def kafka_client(config: Mapping[str, str]) -> Any:
+    """A consumer for metadata and watermarks (no group, nothing committed)."""
+    from confluent_kafka import Consumer
+
+    return Consumer({**config, "group.id": "backbeat-spark-planner", "enable.auto.commit": False})
+
+
 class KafkaStreamReader(DataSourceStreamReader):
     def __init__(self, options: Mapping[str, str]) -> None:
         self.config: dict[str, str] = json.loads(options["config"])
@@ -204,30 +229,11 @@ class KafkaStreamReader(DataSourceStreamReader):
 
     def _client(self) -> Any:
         if self._consumer is None:
-            from confluent_kafka import Consumer
-
-            self._consumer = Consumer(
-                {**self.config, "group.id": "backbeat-spark-planner", "enable.auto.commit": False}
-            )
+            self._consumer = kafka_client(self.config)
         return self._consumer
 
     def _bounds(self) -> dict[str, tuple[int, int]]:
-        """Low and high watermark of every partition of the topics."""
-        from confluent_kafka import TopicPartition
-
-        consumer = self._client()
-        found: dict[str, tuple[int, int]] = {}
-        metadata = consumer.list_topics(timeout=15)
-        for topic in self.topics:
-            info = metadata.topics.get(topic)
-            if info is None or info.error is not None:
-                continue  # not created yet: its partitions join when it is
-            for number in info.partitions:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, number), timeout=15, cached=False
-                )
-                found[_kafka_name(topic, number)] = (low, high)
-        return found
+        return kafka_bounds(self._client(), self.topics)
 
     def initialOffset(self) -> dict[str, int]:
         bounds = self._bounds()
@@ -292,10 +298,10 @@ class KafkaStreamReader(DataSourceStreamReader):
                     yield _kafka_batch(backbeat_topic, partition.name, offsets, values)
                     offsets, values = [], []
                 if position < partition.end:
-                    (_, high) = consumer.get_watermark_offsets(
-                        TopicPartition(topic, number), timeout=15, cached=True
-                    )
-                    if high <= position:  # the rest are transaction markers: nothing to read
+                    # Records after ``position`` may be transaction markers, which are never
+                    # delivered: the consumer's own position says where it really stands.
+                    (where,) = consumer.position([TopicPartition(topic, number)])
+                    if where.offset >= partition.end:
                         break
             if offsets:
                 yield _kafka_batch(backbeat_topic, partition.name, offsets, values)
