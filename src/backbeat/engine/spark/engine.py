@@ -350,7 +350,10 @@ class SparkEngine(Engine):
 
     def _committed(self, stats: BatchStats) -> None:
         self._report.add(stats)
-        log.info("committed batch %d: %d events", stats.batch_id, stats.events_in)
+        log.info(
+            "committed batch %d: %d events in %.0f ms (%d this run)",
+            stats.batch_id, stats.events_in, stats.seconds * 1000, self._report.events_in,
+        )  # fmt: skip
         if self.on_batch is not None:
             self.on_batch(stats, self._report)
 
