@@ -37,6 +37,7 @@ def spark() -> Iterator[Any]:
     from backbeat.engine.spark.session import DEFAULTS
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.master("local[2]")
     for key, value in {**DEFAULTS, "spark.sql.shuffle.partitions": "4",
                        "spark.ui.enabled": "false"}.items():  # fmt: skip

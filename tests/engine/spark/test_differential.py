@@ -105,3 +105,27 @@ def test_a_loopback_standalone_cluster_reading_kafka_equals_the_embedded_engine(
     assert all_metrics(tmp_path / "cluster") == all_metrics(tmp_path / "embedded")
     letters = 'SELECT partition, "offset", reason FROM dead_letters ORDER BY 1, 2'
     assert duck_sql(tmp_path / "cluster", letters) == duck_sql(tmp_path / "embedded", letters)
+
+
+def test_spark_submit_runs_the_stream_and_keeps_its_master(
+    spark: Any, log: tuple[EventLog, Expected], tmp_path: Path
+) -> None:
+    """``spark-submit --master local[2] submit.py --input ... --store ...``: the entry point a
+    cluster runs, with the master spark-submit gives."""
+    import pyspark
+
+    from backbeat.engine.spark import submit
+
+    events, expected = log
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    done = subprocess.run(
+        [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false",
+         submit.__file__, "--input", str(events.directory), "--store", str(tmp_path / "store"),
+         "--checkpoint", str(tmp_path / "checkpoint"), "--batch-size", "5000"],
+        capture_output=True, env={**clean_env(), "SPARK_LOCAL_IP": "127.0.0.1"},
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    problems = metric_mismatches(tmp_path / "store", expected)
+    problems += dead_letter_problems(tmp_path / "store", events, expected)
+    assert not problems, "\n".join(problems)

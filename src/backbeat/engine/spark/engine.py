@@ -43,6 +43,7 @@ from backbeat.engine.commit import Committer
 from backbeat.engine.dedup import Deduplicator
 from backbeat.engine.eventtime import NO_TS, Watermarks
 from backbeat.engine.pipeline import graceful_interrupt, resume_sinks
+from backbeat.engine.spark.native import native_kafka, native_kafka_frame
 from backbeat.engine.spark.prepare import META, WIDE, preparer
 from backbeat.engine.spark.session import session
 from backbeat.engine.spark.sources import kafka_bounds, kafka_client
@@ -110,6 +111,11 @@ class SparkEngine(Engine):
                 "--group is for embedded engines sharing a store: Spark shares the work among "
                 "its executors, drop --group"
             )
+        if spec.options.get("from_ms") is not None:
+            raise ConfigError(
+                "--from a time is for the embedded engine: with --engine spark, start from "
+                "earliest or latest"
+            )
         self.source, self.store, self.sinks, self.on_batch = source, store, list(sinks), on_batch
         self._spec = spec
         options = dict(self.settings.options)
@@ -150,6 +156,8 @@ class SparkEngine(Engine):
             "maxRows": str(self._max_rows),
         }
         spec = self._spec.options
+        if self._spec.kind == "kafka" and native_kafka(self._spark):
+            return native_kafka_frame(self._spark, spec, self._partitions, self._max_rows)
         if self._spec.kind == "jsonl":
             options["files"] = json.dumps(list(spec["files"]))
             options["follow"] = "true" if spec.get("follow") else "false"

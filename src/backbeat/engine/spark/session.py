@@ -1,7 +1,7 @@
 """The SparkSession the engine runs on: local, a standalone cluster, YARN or Kubernetes.
 
-``--master`` picks the cluster (default ``local[*]``; under ``spark-submit`` the one it was
-given); ``--spark-conf k=v`` sets anything else. Locally the executors' Python is this one
+``--master`` picks the cluster (default ``local[*]``; under ``spark-submit``, ``submit.py``,
+the one it was given); ``--spark-conf k=v`` sets anything else. Locally the executors' Python is this one
 (``spark.pyspark.python``), so they import the same backbeat. backbeat's Python data sources
 are registered on the session (``sources.py``).
 
@@ -42,6 +42,15 @@ def require_java() -> None:
         )
 
 
+def _submitted_master() -> str | None:
+    """The master ``spark-submit`` gave this driver, or None when not under it."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # spark-submit started the JVM first
+        return None
+    from pyspark import SparkConf
+
+    return SparkConf().get("spark.master", None)
+
+
 def session(master: str | None, conf: Mapping[str, str]) -> SparkSession:
     """The session for a run: an active one (``spark-submit``, tests) or a new one.
 
@@ -59,9 +68,13 @@ def session(master: str | None, conf: Mapping[str, str]) -> SparkSession:
         spark = active
     else:
         require_java()
-        builder = SparkSession.builder.master(master or "local[*]")
+        submitted = _submitted_master()  # under spark-submit: its --master
+        chosen = master or submitted or "local[*]"
+        builder = SparkSession.builder
+        if master is not None or submitted is None:
+            builder = builder.master(chosen)
         settings = {**DEFAULTS, **conf}
-        if (master or "local").startswith("local"):
+        if chosen.startswith("local"):
             # The JVM starts Python workers (executors, data source planning) with this.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         for key, value in settings.items():

@@ -119,6 +119,7 @@ class KafkaSource(Source):
                 "config": self._settings.to_librdkafka(),
                 "topics": {t: self._settings.backbeat_topic(t) for t in self._topics},
                 "from": "latest" if self._start == OFFSET_END else "earliest",
+                "from_ms": self._start_ms,
                 "group": self._group,
                 "stop_at_end": self._stop_at_end,
             },
