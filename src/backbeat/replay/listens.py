@@ -119,8 +119,7 @@ def _track_tags(plays: pa.Table) -> pa.Array:
     if isinstance(coded, pa.ChunkedArray):
         coded = coded.unify_dictionaries().combine_chunks()
     tags = [
-        hashlib.blake2b(k.encode(), digest_size=4).hexdigest()
-        for k in coded.dictionary.to_pylist()
+        hashlib.blake2b(k.encode(), digest_size=4).hexdigest() for k in coded.dictionary.to_pylist()
     ]
     return pa.array(tags, pa.string()).take(coded.indices)
 
