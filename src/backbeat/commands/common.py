@@ -31,6 +31,7 @@ from backbeat.settings import Settings
 from backbeat.ui.text import plain
 
 if TYPE_CHECKING:
+    from backbeat.serve.auth import AuthConfig
     from backbeat.simulate.simulator import SimulatorSettings
     from backbeat.transport.kafka.settings import KafkaSettings
 
@@ -58,8 +59,15 @@ def settings() -> Settings:
         raise ConfigError(f"{name}={problem.get('input')!r}: {problem['msg']}") from None
 
 
-def api_token(current: Settings) -> str | None:
-    return current.api_token.get_secret_value() if current.api_token else None
+def api_token(current: Settings) -> AuthConfig:
+    """The web server's login settings: tokens, trusted proxies, allowed hosts, limits.
+
+    Raises:
+        ConfigError: an inconsistent combination (a previous token without a current one).
+    """
+    from backbeat.serve.auth import AuthConfig
+
+    return AuthConfig.from_settings(current)
 
 
 def kafka_settings(bootstrap_servers: str | None, topic_prefix: str | None) -> KafkaSettings:
