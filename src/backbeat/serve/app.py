@@ -27,6 +27,7 @@ from backbeat.errors import BackbeatError, ConfigError, UnsupportedQueryError
 from backbeat.serve import auth, models
 from backbeat.serve.cache import ResponseCache
 from backbeat.serve.hub import CommitHub
+from backbeat.serve.limits import LIMITS, BodyLimit, Limits, StreamLimit, server_options
 from backbeat.serve.routes import build_router
 from backbeat.sinks.queries import Reader
 
@@ -55,9 +56,11 @@ def _reason(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(reader: Reader, hub: CommitHub, token: str | None = None) -> FastAPI:
+def create_app(
+    reader: Reader, hub: CommitHub, token: str | None = None, limits: Limits = LIMITS
+) -> FastAPI:
     """The backbeat web app over ``reader``; with ``token``, every route but ``/health``,
-    ``/login`` and static assets requires it."""
+    ``/login`` and static assets requires it. ``limits``: request bodies, live streams, cache."""
     app = FastAPI(
         title="backbeat",
         summary="Live analytics of a music streaming service.",
@@ -112,16 +115,18 @@ def create_app(reader: Reader, hub: CommitHub, token: str | None = None) -> Fast
         return response
 
     app.mount("/static", StaticFiles(directory=WEB / "static", check_dir=False), name="static")
-    app.add_middleware(ResponseCache, hub=hub, skip=("/api/stream",))
+    app.add_middleware(ResponseCache, hub=hub, skip=("/api/stream",), limits=limits)
+    app.add_middleware(StreamLimit, max_streams=limits.max_streams)
     if token is not None:
         app.add_middleware(auth.TokenAuth, token=token)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body, timeout_s=limits.body_timeout_s)
     return app
 
 
 class WebServer:
     """uvicorn serving an app on host:port, in a background thread or in the foreground."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int, limits: Limits = LIMITS) -> None:
         config = uvicorn.Config(
             app,
             host=host,
@@ -130,6 +135,7 @@ class WebServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,  # live streams never end by themselves
+            **server_options(limits),
         )
         self.server = uvicorn.Server(config)
         self.url = f"http://{host}:{port}/"
