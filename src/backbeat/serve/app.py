@@ -30,6 +30,7 @@ from backbeat.serve import headers, models
 from backbeat.serve.auth import AuthConfig, Gate, TokenAuth
 from backbeat.serve.cache import ResponseCache
 from backbeat.serve.hub import CommitHub
+from backbeat.serve.limits import LIMITS, BodyLimit, Limits, StreamLimit, server_options
 from backbeat.serve.login import login_routes
 from backbeat.serve.proxies import ForwardedHeaders, TrustedProxies
 from backbeat.serve.routes import build_router
@@ -60,10 +61,16 @@ def _reason(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(reader: Reader, hub: CommitHub, auth: AuthConfig | str | None = None) -> FastAPI:
+def create_app(
+    reader: Reader,
+    hub: CommitHub,
+    auth: AuthConfig | str | None = None,
+    limits: Limits = LIMITS,
+) -> FastAPI:
     """The backbeat web app over ``reader``. With tokens in ``auth`` (an :class:`AuthConfig`,
     or one token), every route but ``/health``, ``/login``, ``/logout`` and static assets
-    requires one (``auth.py``). :class:`WebServer` adds the Host check (``headers.py``)."""
+    requires one (``auth.py``). :class:`WebServer` adds the Host check (``headers.py``).
+    ``limits``: request bodies, live streams, the cache (``limits.py``)."""
     config = AuthConfig.of(auth)
     app = FastAPI(
         title="backbeat",
@@ -112,13 +119,16 @@ def create_app(reader: Reader, hub: CommitHub, auth: AuthConfig | str | None = N
     gate = Gate(config)
     app.include_router(login_routes(gate, WEB / "login.html"))
     app.mount("/static", StaticFiles(directory=WEB / "static", check_dir=False), name="static")
-    # The last added runs first: the client's address and scheme (proxies), the headers of
-    # every answer, credentials, the cache. WebServer puts the Host check in front of it all.
-    app.add_middleware(ResponseCache, hub=hub, skip=("/api/stream",))
+    # The last added runs first: the body cap, the client's address and scheme (proxies),
+    # the headers of every answer, credentials, the live-stream cap, the cache. WebServer
+    # puts the Host check in front of it all.
+    app.add_middleware(ResponseCache, hub=hub, skip=("/api/stream",), limits=limits)
+    app.add_middleware(StreamLimit, max_streams=limits.max_streams)
     if config.tokens:
         app.add_middleware(TokenAuth, gate=gate)
     app.add_middleware(headers.SecurityHeaders)
     app.add_middleware(ForwardedHeaders, proxies=TrustedProxies(config.trusted_proxies))
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body, timeout_s=limits.body_timeout_s)
     return app
 
 
@@ -149,7 +159,7 @@ def _on_the_network(app: FastAPI, host: str) -> ASGIApp:
 class WebServer:
     """uvicorn serving an app on host:port, in a background thread or in the foreground."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int, limits: Limits = LIMITS) -> None:
         config = uvicorn.Config(
             _on_the_network(app, host),
             host=host,
@@ -159,6 +169,7 @@ class WebServer:
             lifespan="off",
             timeout_graceful_shutdown=1,  # live streams never end by themselves
             proxy_headers=False,  # only BACKBEAT_TRUSTED_PROXIES are believed (proxies.py)
+            **server_options(limits),
         )
         self.server = uvicorn.Server(config)
         self.url = f"http://{host}:{port}/"
