@@ -84,7 +84,7 @@ def _json_body(answer: bytes) -> Any:
 
 def test_a_body_announced_over_the_cap_is_refused_before_it_is_read(web: WebServer) -> None:
     head = (
-        b"POST /login HTTP/1.1\r\nHost: backbeat\r\n"
+        b"POST /login HTTP/1.1\r\nHost: localhost\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 67108864\r\n\r\n"
     )
     with socket.create_connection(_address(web)) as sock:
@@ -98,7 +98,7 @@ def test_a_chunked_body_is_refused_once_past_the_cap(web: WebServer) -> None:
     chunk = b"%x\r\n%s\r\n" % (700, b"t" * 700)
     with socket.create_connection(_address(web)) as sock:
         sock.sendall(
-            b"POST /login HTTP/1.1\r\nHost: backbeat\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"POST /login HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
             + chunk * 2  # 1,400 bytes, and no last chunk: the body never ends
         )
         answer = _until_closed(sock)
@@ -109,7 +109,7 @@ def test_a_small_form_still_reaches_the_login(web: WebServer) -> None:
     body = b"token=whatever"
     with socket.create_connection(_address(web)) as sock:
         sock.sendall(
-            b"POST /login HTTP/1.1\r\nHost: backbeat\r\nConnection: close\r\n"
+            b"POST /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
             b"Content-Type: application/x-www-form-urlencoded\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
@@ -118,7 +118,7 @@ def test_a_small_form_still_reaches_the_login(web: WebServer) -> None:
 
 def test_a_body_slower_than_its_timeout_gets_408(web: WebServer) -> None:
     with socket.create_connection(_address(web)) as sock:
-        sock.sendall(b"POST /login HTTP/1.1\r\nHost: backbeat\r\nContent-Length: 100\r\n\r\ntoken=")
+        sock.sendall(b"POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\ntoken=")
         started = time.monotonic()
         answer = _until_closed(sock)
     assert _status(answer) == 408
@@ -142,7 +142,7 @@ def test_a_client_leaving_mid_login_is_one_log_line(web: WebServer) -> None:
     try:
         with socket.create_connection(_address(web)) as sock:
             sock.sendall(
-                b"POST /login HTTP/1.1\r\nHost: backbeat\r\nContent-Length: 100\r\n\r\ntoken="
+                b"POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\ntoken="
             )
         deadline = time.monotonic() + WAIT_S
         while not handler.records and time.monotonic() < deadline:
@@ -159,7 +159,7 @@ def test_a_client_leaving_mid_login_is_one_log_line(web: WebServer) -> None:
 
 @pytest.mark.parametrize("complete", [True, False], ids=["whole head", "head still coming"])
 def test_a_request_head_over_the_cap_gets_431(web: WebServer, complete: bool) -> None:
-    head = b"GET /api/summary HTTP/1.1\r\nHost: backbeat\r\nX-Big: " + b"a" * (LIMITS.max_head + 1)
+    head = b"GET /api/summary HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * (LIMITS.max_head + 1)
     with socket.create_connection(_address(web)) as sock:
         sock.sendall(head + (b"\r\n\r\n" if complete else b""))
         answer = _until_closed(sock)
@@ -169,7 +169,7 @@ def test_a_request_head_over_the_cap_gets_431(web: WebServer, complete: bool) ->
 
 def test_a_head_just_under_the_cap_is_served(web: WebServer) -> None:
     filler = b"a" * (LIMITS.max_head - 200)
-    request = b"GET /health HTTP/1.1\r\nHost: backbeat\r\nConnection: close\r\nX-Big: %s\r\n\r\n"
+    request = b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Big: %s\r\n\r\n"
     with socket.create_connection(_address(web)) as sock:
         sock.sendall(request % filler)
         assert _status(_until_closed(sock)) == 200
@@ -201,8 +201,8 @@ def _read_response(sock: socket.socket) -> bytes:
 def test_a_request_head_must_arrive_in_time(web: WebServer) -> None:
     """Slowloris: a connection that sends nothing, or part of a head, is closed by the
     server after the head timeout, also on a connection kept alive after a first request."""
-    partial = b"GET /api/summary HTTP/1.1\r\nHost: backbeat\r\nX-Slow: "
-    for first in (None, b"GET /health HTTP/1.1\r\nHost: backbeat\r\n\r\n"):
+    partial = b"GET /api/summary HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
+    for first in (None, b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"):
         for then in (b"", partial):
             with socket.create_connection(_address(web)) as sock:
                 if first is not None:
