@@ -51,3 +51,15 @@ def test_every_backbeat_command_parses() -> None:
         assert argv[0] == "backbeat"
         result = runner.invoke(app, [*argv[1:], "--help"])
         assert result.exit_code == 0, (name, result.output)
+
+
+def test_published_ports_are_reachable_from_this_machine_only() -> None:
+    """The broker takes unauthenticated clients and the dashboard has no token by default."""
+    services = _compose()["services"]
+    published = {name: s["ports"] for name, s in services.items() if "ports" in s}
+    assert set(published) == {"kafka", "stream"}, published
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+    # A token set in the shell reaches the server (never an empty one: that is refused).
+    assert services["stream"]["environment"]["BACKBEAT_API_TOKEN"] is None

@@ -77,6 +77,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="session")
+def idle_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small store that no process holds open, for ``backbeat serve`` in a subprocess."""
+    root = tmp_path_factory.mktemp("idle")
+    settings = SimulatorSettings(users=100, seed=5, start=START, end=START + timedelta(hours=1))
+    write_jsonl_run(settings, root / "events", progress=False)
+    store = DuckDBStore.at(str(root / "store"))
+    try:
+        source = JsonlSource(discover([root / "events"]))
+        Pipeline(source, store, settings=EngineSettings(max_future_ms=None)).run()
+    finally:
+        store.close()
+    return root / "store"
+
+
+@pytest.fixture(scope="session")
 def client(served: Served) -> Iterator[TestClient]:
     with TestClient(served.app) as client:
         yield client

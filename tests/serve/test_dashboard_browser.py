@@ -1,6 +1,8 @@
 """The dashboard in a real browser against a real ``backbeat demo``: charts render with data,
 a filter changes the live table without a reload and lands in the URL, and the page asks
-nothing of any host but the server it came from.
+nothing of any host but the server it came from, within its Content-Security-Policy. With a
+token (a base64 one, the kind browsers' cookies used to mangle), the login form leads to the
+dashboard and sign-out ends the session.
 
 ``BACKBEAT_TEST_DASHBOARD=http://host:port/`` uses a server that is already running instead of
 starting a demo. Next: ``tests/support/dashboard.py`` (demo + Chromium helpers).
@@ -20,8 +22,10 @@ import pytest
 from tests.support.dashboard import (
     CHARTS,
     chromium,
+    csp_violations,
     missing_browser,
     running_demo,
+    server_process,
     settle,
     wait_for_data,
 )
@@ -78,6 +82,7 @@ def test_dashboard_shows_data_filters_live_and_stays_local(
             ),
         )
         page.on("pageerror", lambda e: errors.append(str(e)))
+        violations = csp_violations(page)
         page.goto(dashboard_url)
         wait_for_data(page)
 
@@ -96,7 +101,9 @@ def test_dashboard_shows_data_filters_live_and_stays_local(
         # A filter: the table follows live, without a reload, and the URL keeps it.
         page.evaluate("window.__marker = 'same page'")
         navigations = page.evaluate("performance.getEntriesByType('navigation').length")
-        page.wait_for_function("document.querySelector('select[name=genre]').options.length > 1")
+        page.wait_for_function(
+            "() => document.querySelector('select[name=genre]').options.length > 1"
+        )
         genre = page.evaluate(BUSIEST_GENRE)
         updates = page.evaluate("window.backbeat.updates")
         page.select_option("select[name=genre]", genre)
@@ -125,7 +132,9 @@ def test_dashboard_shows_data_filters_live_and_stays_local(
 
         page.set_viewport_size({"width": 390, "height": 844})
         with contextlib.suppress(PlaywrightTimeout):  # the assertion says how wide it stayed
-            page.wait_for_function("document.documentElement.scrollWidth <= 390", timeout=15_000)
+            page.wait_for_function(
+                "() => document.documentElement.scrollWidth <= 390", timeout=15_000
+            )
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
 
@@ -139,7 +148,49 @@ def test_dashboard_shows_data_filters_live_and_stays_local(
     outside = [u for u in outside if urlsplit(u).hostname not in LOCAL_HOSTS]
     assert not outside, outside
     assert not errors, errors
+    assert not violations, violations  # the Content-Security-Policy lets the page work
     print(
         f"\ndashboard: {len(requests)} requests, {pushed} pushed {genre!r} events, "
         f"{time.monotonic() - started:.1f}s in the browser"
     )
+
+
+BASE64_TOKEN = "Zm9v/YmFy+YmF6=="
+"""``/``, ``+`` and ``=``: what ``openssl rand -base64`` tokens contain."""
+
+
+def test_a_base64_token_logs_in_and_the_dashboard_loads_data(idle_store: Path) -> None:
+    if reason := missing_browser():
+        pytest.skip(reason)
+    env = {"BACKBEAT_API_TOKEN": BASE64_TOKEN}
+    errors: list[str] = []
+    with (
+        server_process("serve", "--store", str(idle_store), env=env) as server,
+        chromium() as browser,
+    ):
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        violations = csp_violations(page)
+        page.goto(server.url)
+        page.wait_for_url(f"{server.url}login")
+        page.fill("input[name=token]", BASE64_TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_url(server.url)
+        wait_for_data(page)
+        assert page.locator("#status").get_attribute("data-state") == "live"
+
+        [cookie] = [c for c in page.context.cookies() if c["name"] == "backbeat_session"]
+        assert BASE64_TOKEN not in cookie["value"]
+        assert cookie["httpOnly"]
+        assert cookie["sameSite"] == "Strict"
+        assert cookie["expires"] > time.time() + 3600  # it expires (in 12 h by default)
+
+        page.goto(f"{server.url}docs")  # Swagger UI runs within its policy too
+        page.wait_for_selector(".swagger-ui .info .title")
+        page.goto(server.url)
+        page.click("[data-signout] button")
+        page.wait_for_url(f"{server.url}login")
+        page.goto(server.url)
+        page.wait_for_url(f"{server.url}login")  # the session is over
+    assert not violations, violations
+    assert not errors, errors

@@ -1,5 +1,6 @@
-"""The dashboard's files as shipped in the package: everything a page loads is local, the
-vendored chart library is the version web/package.json pins, the login form posts ``token``.
+"""The dashboard's files as shipped in the package: everything a page loads is local, nothing is
+inline (the CSP forbids it), the vendored chart library is the version web/package.json pins,
+the login form posts ``token``.
 
 Fast: no server, no browser (``test_dashboard_browser.py`` drives the page itself).
 """
@@ -24,6 +25,7 @@ class _Refs(HTMLParser):
         self.refs: list[str] = []
         self.forms: list[dict[str, str | None]] = []
         self.inputs: list[dict[str, str | None]] = []
+        self.inline: list[str] = []  # what a CSP without 'unsafe-inline' would block
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = dict(attrs)
@@ -32,6 +34,9 @@ class _Refs(HTMLParser):
             self.forms.append(found)
         if tag == "input":
             self.inputs.append(found)
+        if tag == "style" or (tag == "script" and not found.get("src")):
+            self.inline.append(f"<{tag}>")
+        self.inline += [f"{tag} {k}=" for k in found if k == "style" or k.startswith("on")]
 
 
 def _parse(name: str) -> _Refs:
@@ -49,6 +54,12 @@ def test_pages_load_only_files_of_this_server(page: str) -> None:
         assert not ref.startswith("//"), ref
         if ref.startswith("/static/"):
             assert (WEB / "static" / ref.removeprefix("/static/")).is_file(), ref
+
+
+@pytest.mark.parametrize("page", ["index.html", "login.html"])
+def test_pages_have_no_inline_script_or_style(page: str) -> None:
+    """The Content-Security-Policy of pages (``serve/headers.py``) allows none."""
+    assert _parse(page).inline == []
 
 
 @pytest.mark.parametrize("name", ["app.js", "app.css", "login.js"])

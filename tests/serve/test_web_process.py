@@ -1,19 +1,16 @@
 """The web server in its own process: the same answers as in-process, live pushes after each
 commit of the parent, a clear error when the port is taken, and no orphan when the parent dies.
 
-Next: ``test_stream.py`` (the live push in one process), ``backbeat.serve.remote``.
+Next: ``test_stream.py`` (the live push in one process), ``test_remote.py`` (the socket).
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import socket
-import struct
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -65,63 +62,6 @@ def test_remote_reader_answers_like_the_store(served: Served, tmp_path: Path) ->
         service.stop()
     with pytest.raises(StoreError, match="not answering"):
         RemoteReader(tmp_path / "r.sock").run(q.LatestBatch())
-
-
-def _frame(path: Path, kind: bytes, payload: bytes) -> tuple[bytes, bytes]:
-    """One raw request to a read service, and its answer (b"", b"" if it hung up)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(10)
-        sock.connect(str(path))
-        try:
-            sock.sendall(struct.pack("!cI", kind, len(payload)) + payload)
-            head = sock.recv(5, socket.MSG_WAITALL)
-        except (BrokenPipeError, ConnectionResetError):
-            return b"", b""
-        if len(head) < 5:
-            return b"", b""
-        answer_kind, length = struct.unpack("!cI", head)
-        return answer_kind, sock.recv(length, socket.MSG_WAITALL)
-
-
-def test_connections_end_with_their_threads_and_only_named_queries_run(
-    served: Served, tmp_path: Path
-) -> None:
-    path = tmp_path / "r.sock"
-    service = ReadService(served.store_reader, served.hub, path)
-    service.start()
-    remote = RemoteReader(path)
-    try:
-        for _ in range(3):  # thread pools come and go: their connections must not pile up
-            threads = [
-                threading.Thread(target=remote.run, args=(q.LatestBatch(),)) for _ in range(10)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        gc.collect()
-        deadline = time.monotonic() + 5
-        while service.connections and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert service.connections == 0
-        count = q.Events(limit=500)
-        rows = remote.run(count).num_rows
-        for request in (
-            b'{"q": "WITH d AS (DELETE FROM listens RETURNING *) SELECT * FROM d", "p": []}',
-            b'{"query": "SELECT read_text(\'/etc/passwd\')"}',
-            b'{"query": "top-songs", "limit": 0}',
-            b'{"query": "top-songs", "span": {"last": "1; DROP TABLE listens"}}',
-            b'{"query": "metric-rows", "name": "listens; DELETE FROM listens"}',
-            b"not json",
-        ):
-            kind, answer = _frame(path, b"Q", request)
-            assert kind == b"E", request
-            assert answer.startswith(b"not a named query"), answer
-        assert _frame(path, b"Q", b"x" * (1 << 20)) == (b"", b"")  # over the cap: hung up
-        assert remote.run(count).num_rows == rows > 0
-    finally:
-        remote.close()
-        service.stop()
 
 
 class _Broken(q.Reader):

@@ -20,9 +20,14 @@ def write_kaggle_csv(
 ) -> pa.Table:
     """A Kaggle-format CSV of a synthetic catalog at ``path``; returns the tracks written."""
     table = synthetic_catalog(n_tracks=n_tracks, n_genres=n_genres, seed=seed).table
+    write_kaggle_table(path, table)
+    return table
+
+
+def write_kaggle_table(path: Path, table: pa.Table) -> None:
+    """``table`` (a catalog's tracks, in the Kaggle columns) as a Kaggle-format CSV."""
     indexed = table.add_column(0, "", pa.array(range(table.num_rows), pa.int64()))
     pacsv.write_csv(indexed, path)
-    return table
 
 
 def write_listen_counts(path: Path, n_tracks: int = 50, *, gz: bool = True) -> list[str]:

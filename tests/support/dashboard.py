@@ -1,8 +1,9 @@
 """Dashboard helpers: ``backbeat demo`` with its web server as a user starts it, and the
 system Chromium driven by Playwright (never a downloaded browser).
 
-:func:`running_demo` starts the demo (:func:`serving`: any command that serves the dashboard)
-as a subprocess on a free loopback port and yields the ``dashboard: http://...`` URL it prints
+:func:`running_demo` starts the demo (:func:`serving`: any command that serves the dashboard;
+:func:`server_process`: the same with its environment, address and output)
+as a subprocess on a free port and yields the ``dashboard: http://...`` URL it prints
 once the server is ready; :func:`chromium` launches
 ``/usr/bin/chromium`` headless; :func:`wait_for_data` returns once the page shows data.
 ``tests/serve/test_dashboard_browser.py`` and ``scripts/screenshot.py`` use them.
@@ -12,7 +13,6 @@ Next: ``src/backbeat/serve/web/static/app.js`` (what the page does, ``window.bac
 
 from __future__ import annotations
 
-import collections
 import os
 import re
 import signal
@@ -20,10 +20,13 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -80,23 +83,53 @@ def running_demo(store: Path, *, users: int = 2000, duration: int = 120) -> Iter
 def serving(*args: str) -> Iterator[str]:
     """Run ``backbeat ARGS --host 127.0.0.1 --port P`` (a command that serves the dashboard);
     yield the URL it prints once the server is ready; stop it with Ctrl-C."""
+    with server_process(*args) as server:
+        yield server.url
+
+
+@dataclass
+class ServerProcess:
+    """A running ``backbeat`` command that serves: its URL (on 127.0.0.1 whatever it listens
+    on) and every line it has printed so far."""
+
+    url: str
+    output: list[str]
+
+    def wait_for_output(self, text: str, timeout_s: float = 10.0) -> str:
+        """The first line containing ``text``, once printed (AssertionError after timeout_s)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = [line for line in list(self.output) if text in line]
+            if found:
+                return found[0]
+            time.sleep(0.02)
+        raise AssertionError(f"no line with {text!r} in:\n" + "\n".join(self.output[-30:]))
+
+
+@contextmanager
+def server_process(
+    *args: str, env: dict[str, str] | None = None, host: str = "127.0.0.1"
+) -> Iterator[ServerProcess]:
+    """Run ``backbeat ARGS --host HOST --port P`` with ``BACKBEAT_*`` from ``env`` only; yield
+    it once it prints its URL; stop it with Ctrl-C."""
     command = [
         sys.executable, "-m", "backbeat", *args,
-        "--host", "127.0.0.1", "--port", str(free_port()),
+        "--host", host, "--port", str(free_port()),
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_")}
-    env |= {"FORCE_COLOR": "0", "NO_COLOR": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_")}
+    clean |= {"FORCE_COLOR": "0", "NO_COLOR": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
-    )
-    tail: collections.deque[str] = collections.deque(maxlen=60)
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=clean | (env or {}),
+        text=True,
+    )  # fmt: skip
+    output: list[str] = []
     found: list[str] = []
     ready = threading.Event()
 
     def drain() -> None:  # read everything, or a full pipe would stall the demo
         assert proc.stdout is not None
         for line in proc.stdout:
-            tail.append(line.rstrip())
+            output.append(line.rstrip())
             match = URL_LINE.search(line)
             if match and not found:
                 found.append(match.group(1))
@@ -111,9 +144,12 @@ def serving(*args: str) -> Iterator[str]:
             state = "exited" if proc.poll() is not None else "still starting"
             raise RuntimeError(
                 f"backbeat {args[0]} printed no 'dashboard: URL' within {STARTUP_TIMEOUT_S:.0f}s "
-                f"({state}); last output:\n" + "\n".join(tail)
+                f"({state}); last output:\n" + "\n".join(output[-60:])
             )
-        yield found[0]
+        port = urlsplit(found[0]).port
+        assert port is not None, found
+        _wait_until_listening(port, proc, output)
+        yield ServerProcess(f"http://127.0.0.1:{port}/", output)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -125,6 +161,21 @@ def serving(*args: str) -> Iterator[str]:
         reader.join(timeout=5)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _wait_until_listening(port: int, proc: subprocess.Popen[str], output: list[str]) -> None:
+    """``backbeat serve`` prints its URL just before it listens: wait for the port."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"nothing listens on port {port}; last output:\n" + "\n".join(output[-60:])
+                ) from None
+            time.sleep(0.02)
 
 
 @contextmanager
@@ -142,11 +193,24 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+def csp_violations(page: Page) -> list[str]:
+    """The Content-Security-Policy violations of every page ``page`` loads from now on
+    (Chromium reports each on the console), filled as they happen."""
+    found: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            found.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    return found
+
+
 def wait_for_data(page: Page, timeout_s: float = 45.0) -> None:
     """Return once every chart has data and the live table has rows."""
     page.wait_for_function(CHARTS_HAVE_DATA, arg=list(CHARTS), timeout=timeout_s * 1000)
-    page.wait_for_function(
-        "document.querySelectorAll('#events tr').length > 0", timeout=timeout_s * 1000
+    page.wait_for_function(  # a function, not an expression: Playwright evals those (CSP)
+        "() => document.querySelectorAll('#events tr').length > 0", timeout=timeout_s * 1000
     )
 
 

@@ -3,7 +3,8 @@
 :func:`guard` runs a command's body and turns any :class:`~backbeat.errors.BackbeatError` (and
 any other failure) into one line on stderr and exit code 1 (``--debug`` shows the
 traceback); :func:`emit` and :func:`emit_table` write for people (rich) or machines
-(``--json``).
+(``--json``). What they print for people is text, never markup, with control characters made
+visible (``backbeat.ui.text``): a result or a message may quote any value, event text included.
 
 Next: the command modules of this package.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -27,8 +28,10 @@ from rich.text import Text
 from backbeat.errors import BackbeatError, ConfigError
 from backbeat.events.schema import Topic, parse_topic
 from backbeat.settings import Settings
+from backbeat.ui.text import plain
 
 if TYPE_CHECKING:
+    from backbeat.serve.auth import AuthConfig
     from backbeat.simulate.simulator import SimulatorSettings
     from backbeat.transport.kafka.settings import KafkaSettings
 
@@ -56,8 +59,15 @@ def settings() -> Settings:
         raise ConfigError(f"{name}={problem.get('input')!r}: {problem['msg']}") from None
 
 
-def api_token(current: Settings) -> str | None:
-    return current.api_token.get_secret_value() if current.api_token else None
+def api_token(current: Settings) -> AuthConfig:
+    """The web server's login settings: tokens, trusted proxies, allowed hosts, limits.
+
+    Raises:
+        ConfigError: an inconsistent combination (a previous token without a current one).
+    """
+    from backbeat.serve.auth import AuthConfig
+
+    return AuthConfig.from_settings(current)
 
 
 def kafka_settings(bootstrap_servers: str | None, topic_prefix: str | None) -> KafkaSettings:
@@ -93,8 +103,9 @@ def topic(name: str) -> Topic:
 
 
 def fail(label: str, message: str) -> None:
-    """One line on stderr; the message is text, never markup (it may quote any value)."""
-    err_console.print(Text.assemble((f"{label}: ", "bold red"), message), soft_wrap=True)
+    """One line on stderr; the message is text, never markup, its control characters (a line
+    break included) visible: it may quote any value."""
+    err_console.print(Text.assemble((f"{label}: ", "bold red"), plain(message)), soft_wrap=True)
 
 
 def guard(fn: Callable[[], T]) -> T:
@@ -194,18 +205,21 @@ def emit_tables(tables: dict[str, tuple[pa.Table, str]]) -> None:
 
 
 def _view(table: pa.Table, title: str) -> Table:
-    """A rich table; every cell is text, never markup (it may hold any value)."""
+    """A rich table; every cell is text, never markup, with its control characters visible
+    (it may hold any value)."""
     view = Table(title=title, header_style="bold magenta")
     for name in table.column_names:
         view.add_column(name, overflow="fold")
     for row in table.to_pylist():
-        view.add_row(*(Text(f"{v:,}" if isinstance(v, int) else str(v)) for v in row.values()))
+        view.add_row(*(plain(f"{v:,}" if isinstance(v, int) else v) for v in row.values()))
     return view
 
 
-def emit(payload: dict[str, Any], human: str) -> None:
-    """A command's result: one line for people, a JSON object with ``--json``."""
+def emit(payload: dict[str, Any], human: str | Sequence[str]) -> None:
+    """A command's result: for people, ``human`` (one line, or each of a sequence of lines) as
+    text, never markup, its control characters visible; a JSON object with ``--json``."""
     if OPTS.json:
         sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    else:
-        console.print(human)
+        return
+    for line in [human] if isinstance(human, str) else human:
+        console.print(console.highlighter(plain(line)))

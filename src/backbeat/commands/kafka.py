@@ -24,6 +24,7 @@ from backbeat.commands.common import (
 )
 from backbeat.commands.simulate import CatalogFile, Config, Seed, Users
 from backbeat.commands.usage import BackbeatGroup
+from backbeat.ui.text import visible
 
 if TYPE_CHECKING:
     from backbeat.transport.kafka.settings import KafkaSettings
@@ -70,7 +71,7 @@ def topics_create(
         kafka, names = _names(bootstrap_servers, topic_prefix, topic)
         retention = None if retention_hours is None else int(retention_hours * 3_600_000)
         result = create_topics(kafka, names, TopicSpec(partitions, replication_factor, retention))
-        emit(result, "\n".join(f"{n}: {state}" for n, state in result.items()))
+        emit(result, [f"{n}: {state}" for n, state in result.items()])
 
     guard(body)
 
@@ -82,7 +83,7 @@ def topics_list(bootstrap_servers: Servers = None) -> None:
 
     def body() -> None:
         result = list_topics(kafka_settings(bootstrap_servers, None))
-        emit(result, "\n".join(f"{n}  ({p} partitions)" for n, p in result.items()) or "no topics")
+        emit(result, [f"{n}  ({p} partitions)" for n, p in result.items()] or "no topics")
 
     guard(body)
 
@@ -99,10 +100,10 @@ def topics_describe(
         infos = describe_topics(kafka, names)
         emit(
             {"topics": [asdict(i) for i in infos]},
-            "\n".join(
+            [
                 f"{i.name}: {i.partitions} partitions × {i.replication_factor} replicas {i.config}"
                 for i in infos
-            ),
+            ],
         )
 
     guard(body)
@@ -120,10 +121,10 @@ def topics_delete(
 
     def body() -> None:
         kafka, names = _names(bootstrap_servers, topic_prefix, topic)
-        if not yes and not typer.confirm(f"delete {', '.join(names)}?"):
+        if not yes and not typer.confirm(f"delete {visible(', '.join(names))}?"):
             raise typer.Abort()
         result = delete_topics(kafka, names)
-        emit(result, "\n".join(f"{n}: {state}" for n, state in result.items()))
+        emit(result, [f"{n}: {state}" for n, state in result.items()])
 
     guard(body)
 

@@ -10,7 +10,6 @@ Next: ``backbeat.sinks.queries`` (the queries), ``backbeat.sinks.registry`` (the
 from __future__ import annotations
 
 import codecs
-import re
 from enum import StrEnum
 from typing import Annotated
 
@@ -19,6 +18,7 @@ import typer
 
 from backbeat.commands.common import emit_table, emit_tables, guard, parse_time, settings
 from backbeat.commands.stream import StoreOption
+from backbeat.ui.text import visible
 
 
 class QueryName(StrEnum):
@@ -90,23 +90,15 @@ def query(
     guard(body)
 
 
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
-_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
-
 def printable(raw: bytes, whole: bool = True) -> str:
     """``raw`` as text for a terminal: UTF-8 as written; bytes that are not UTF-8 as ``\\xff``;
     control and invisible characters (C0, DEL, C1, zero-width, bidi overrides, line
-    separators) as ``\\t``, ``\\x1b``, ``\\u202e``. ``whole=False``: ``raw`` was cut, so an
-    incomplete character at its end is left out rather than shown as bytes."""
-    text = codecs.getincrementaldecoder("utf-8")("backslashreplace").decode(raw, final=whole)
-    return _INVISIBLE.sub(_escape, text)
-
-
-def _escape(found: re.Match[str]) -> str:
-    char = found.group()
-    code = ord(char)
-    return _SHORT.get(char) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
+    separators) as ``\\t``, ``\\x1b``, ``\\u202e`` (:func:`backbeat.ui.text.visible`).
+    ``whole=False``: ``raw`` was cut, so an incomplete character at its end is left out rather
+    than shown as bytes."""
+    return visible(
+        codecs.getincrementaldecoder("utf-8")("backslashreplace").decode(raw, final=whole)
+    )
 
 
 def _readable(latest: pa.Table) -> pa.Table:

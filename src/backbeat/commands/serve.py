@@ -11,6 +11,7 @@ import typer
 
 from backbeat.commands.common import api_token, err_console, guard, settings
 from backbeat.commands.stream import StoreOption
+from backbeat.ui.text import plain
 
 
 def serve(
@@ -34,7 +35,7 @@ def serve(
         web = WebServer(create_app(reader, hub, api_token(current)), host, port)
         watcher = StoreWatcher(reader, hub)
         watcher.start()
-        err_console.print(f"dashboard: {web.url} (API docs: {web.url}docs)", highlight=False)
+        err_console.print(plain(f"dashboard: {web.url} (API docs: {web.url}docs)"))
         try:
             web.run()
         finally:

@@ -24,6 +24,7 @@ from backbeat.commands.common import (
 )
 from backbeat.errors import ConfigError
 from backbeat.events.schema import Topic
+from backbeat.ui.text import plain
 
 if TYPE_CHECKING:
     from backbeat.serve.web_process import WebProcess
@@ -233,7 +234,7 @@ def start_web(web: WebProcess) -> None:
     from backbeat.serve.web_process import yield_to_web
 
     web.start()
-    err_console.print(f"dashboard: {web.url}", highlight=False, soft_wrap=True)
+    err_console.print(plain(f"dashboard: {web.url}"), soft_wrap=True)
     yield_to_web()
 
 

@@ -4,29 +4,35 @@
 runs it with uvicorn, in a thread of the engine's process (``backbeat demo``) or in the
 foreground (``backbeat serve``). Errors keep one shape: ``{"error": reason, "status": code}``.
 
-Next: ``routes/`` (the API), ``auth.py``, ``cache.py``, ``web/`` (the dashboard's files).
+Next: ``routes/`` (the API), ``auth.py`` and ``login.py`` (tokens, sessions), ``headers.py``
+(CSP, Host check), ``cache.py``, ``web/`` (the dashboard's files).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
-import urllib.parse
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
 
 from backbeat.errors import BackbeatError, ConfigError, UnsupportedQueryError
-from backbeat.serve import auth, models
+from backbeat.serve import headers, models
+from backbeat.serve.auth import AuthConfig, Gate, TokenAuth
 from backbeat.serve.cache import ResponseCache
 from backbeat.serve.hub import CommitHub
+from backbeat.serve.limits import LIMITS, BodyLimit, Limits, StreamLimit, server_options
+from backbeat.serve.login import login_routes
+from backbeat.serve.proxies import ForwardedHeaders, TrustedProxies
 from backbeat.serve.routes import build_router
 from backbeat.sinks.queries import Reader
 
@@ -55,9 +61,17 @@ def _reason(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(reader: Reader, hub: CommitHub, token: str | None = None) -> FastAPI:
-    """The backbeat web app over ``reader``; with ``token``, every route but ``/health``,
-    ``/login`` and static assets requires it."""
+def create_app(
+    reader: Reader,
+    hub: CommitHub,
+    auth: AuthConfig | str | None = None,
+    limits: Limits = LIMITS,
+) -> FastAPI:
+    """The backbeat web app over ``reader``. With tokens in ``auth`` (an :class:`AuthConfig`,
+    or one token), every route but ``/health``, ``/login``, ``/logout`` and static assets
+    requires one (``auth.py``). :class:`WebServer` adds the Host check (``headers.py``).
+    ``limits``: request bodies, live streams, the cache (``limits.py``)."""
+    config = AuthConfig.of(auth)
     app = FastAPI(
         title="backbeat",
         summary="Live analytics of a music streaming service.",
@@ -65,6 +79,7 @@ def create_app(reader: Reader, hub: CommitHub, token: str | None = None) -> Fast
         docs_url=None,
         responses=_ERRORS,  # type: ignore[arg-type]
     )
+    app.state.auth = config
     app.include_router(build_router(reader, hub))
 
     @app.exception_handler(RequestValidationError)
@@ -79,57 +94,82 @@ def create_app(reader: Reader, hub: CommitHub, token: str | None = None) -> Fast
     async def store_error(request: Request, exc: BackbeatError) -> JSONResponse:
         return _error(501 if isinstance(exc, UnsupportedQueryError) else 503, str(exc))
 
+    index_page = (WEB / "index.html").read_text(encoding="utf-8")
+    if config.tokens:  # the sign-out button
+        index_page = index_page.replace(" data-signout hidden", " data-signout")
+
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(WEB / "index.html", headers={"cache-control": "no-cache"})
+    def index() -> HTMLResponse:
+        return HTMLResponse(index_page, headers={"cache-control": "no-cache"})
+
+    swagger = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="backbeat API",
+        swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+        swagger_css_url="/static/vendor/swagger-ui.css",
+        swagger_favicon_url="/static/favicon.svg",
+    )
+    docs_page = bytes(swagger.body).decode()
+    docs_headers = {"content-security-policy": headers.docs_policy(docs_page)}
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="backbeat API",
-            swagger_js_url="/static/vendor/swagger-ui-bundle.js",
-            swagger_css_url="/static/vendor/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-        )
+        return HTMLResponse(docs_page, headers=docs_headers)
 
-    @app.get("/login", include_in_schema=False)
-    def login_page() -> Response:
-        if token is None:
-            return RedirectResponse("/", status_code=303)
-        return FileResponse(WEB / "login.html")
-
-    @app.post("/login", include_in_schema=False)
-    async def login(request: Request) -> Response:
-        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
-        submitted = (form.get("token") or [""])[0]
-        if token is None:
-            return RedirectResponse("/", status_code=303)
-        if not auth.matches(token, submitted):
-            return RedirectResponse("/login?failed=1", status_code=303)
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(auth.COOKIE, submitted, httponly=True, samesite="strict")
-        return response
-
+    gate = Gate(config)
+    app.include_router(login_routes(gate, WEB / "login.html"))
     app.mount("/static", StaticFiles(directory=WEB / "static", check_dir=False), name="static")
-    app.add_middleware(ResponseCache, hub=hub, skip=("/api/stream",))
-    if token is not None:
-        app.add_middleware(auth.TokenAuth, token=token)
+    # The last added runs first: the body cap, the client's address and scheme (proxies),
+    # the headers of every answer, credentials, the live-stream cap, the cache. WebServer
+    # puts the Host check in front of it all.
+    app.add_middleware(ResponseCache, hub=hub, skip=("/api/stream",), limits=limits)
+    app.add_middleware(StreamLimit, max_streams=limits.max_streams)
+    if config.tokens:
+        app.add_middleware(TokenAuth, gate=gate)
+    app.add_middleware(headers.SecurityHeaders)
+    app.add_middleware(ForwardedHeaders, proxies=TrustedProxies(config.trusted_proxies))
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body, timeout_s=limits.body_timeout_s)
     return app
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _on_the_network(app: FastAPI, host: str) -> ASGIApp:
+    """``app`` as served on ``host``: behind the Host check when it has no token (or names
+    are configured); a warning when it has no token and others can reach it."""
+    auth: AuthConfig = getattr(app.state, "auth", AuthConfig())
+    if auth.tokens and not auth.allowed_hosts:
+        return app
+    if not auth.tokens and not _loopback(host):
+        log.warning(
+            "serving on %s without BACKBEAT_API_TOKEN: anyone who can reach this address "
+            "reads the API and the dashboard (set a token: see docs/security.md)",
+            host,
+        )
+    return headers.HostCheck(app, allowed=(*auth.allowed_hosts, host.lower()))
 
 
 class WebServer:
     """uvicorn serving an app on host:port, in a background thread or in the foreground."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int, limits: Limits = LIMITS) -> None:
         config = uvicorn.Config(
-            app,
+            _on_the_network(app, host),
             host=host,
             port=port,
             log_level="warning",
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,  # live streams never end by themselves
+            proxy_headers=False,  # only BACKBEAT_TRUSTED_PROXIES are believed (proxies.py)
+            **server_options(limits),
         )
         self.server = uvicorn.Server(config)
         self.url = f"http://{host}:{port}/"

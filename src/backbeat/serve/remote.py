@@ -14,10 +14,12 @@ only, never SQL. Each frame is ``kind (1 byte) | length (4 bytes) | payload``:
 - ``W`` + the last batch id seen (8 bytes) -> ``V`` + the newest batch id, once it is newer
   or after ``timeout`` seconds: the web process learns of each commit without polling.
 
-Requests larger than ``MAX_REQUEST`` bytes are refused and the connection closed. Queries
-are answered on the service's thread per connection (DuckDB runs them without the GIL), so
-the engine thread is never blocked for long. When the writing process dies, the socket
-closes and the web process stops (it never outlives its engine).
+A frame is refused, unread, when its header announces more than the reading side accepts
+(``MAX_REQUEST`` bytes for the service, ``MAX_ANSWER`` for the reader), and the connection is
+closed; payloads are read in slices, so a peer announcing much and sending little costs
+little. Queries are answered on the service's thread per connection (DuckDB runs them
+without the GIL), so the engine thread is never blocked for long. When the writing process
+dies, the socket closes and the web process stops (it never outlives its engine).
 
 Next: ``web_process.py`` (the web server in a child process), ``backbeat.sinks.queries``.
 """
@@ -49,7 +51,8 @@ _VERSION = struct.Struct("!q")
 WAIT_S = 15.0  # the longest a ``W`` request waits before answering with the same version
 IDLE_S = 300.0  # a connection silent this long is closed (the reader reconnects on demand)
 MAX_REQUEST = 64 << 10  # a query is a few hundred bytes
-MAX_ANSWER = 1 << 30
+MAX_ANSWER = 1 << 30  # genre windows over years of replayed minutes: tens of MB
+_SLICE = 1 << 20  # bytes read at a time
 _DECODE = msgspec.json.Decoder(AnyQuery)
 
 
@@ -57,10 +60,15 @@ def _send(sock: socket.socket, kind: bytes, payload: bytes) -> None:
     sock.sendall(_HEAD.pack(kind, len(payload)) + payload)
 
 
+class FrameTooLargeError(ConnectionError):
+    """A frame header announced more bytes than the reading side accepts (the connection is
+    dropped without reading them)."""
+
+
 def _receive_exactly(sock: socket.socket, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
+        chunk = sock.recv(min(n - len(buf), _SLICE))
         if not chunk:
             raise ConnectionError("the other side closed the connection")
         buf += chunk
@@ -68,10 +76,11 @@ def _receive_exactly(sock: socket.socket, n: int) -> bytes:
 
 
 def _receive(sock: socket.socket, limit: int) -> tuple[bytes, bytes]:
-    """One frame; ConnectionError (the connection is dropped) when it is over ``limit``."""
+    """One frame; FrameTooLargeError (the connection is to be dropped) when it is over
+    ``limit``, ConnectionError when the other side closed the connection."""
     kind, length = _HEAD.unpack(_receive_exactly(sock, _HEAD.size))
     if length > limit:
-        raise ConnectionError(f"a frame of {length:,} bytes is over the limit of {limit:,}")
+        raise FrameTooLargeError(f"a frame of {length:,} bytes is over the limit of {limit:,}")
     return kind, _receive_exactly(sock, length)
 
 
@@ -150,9 +159,10 @@ class ReadService:
         while not self._closed.is_set():
             try:
                 kind, payload = _receive(conn, MAX_REQUEST)
-            except (ConnectionError, OSError) as exc:
-                if isinstance(exc, ConnectionError) and "limit" in str(exc):
-                    log.warning("read service: %s; connection closed", exc)
+            except FrameTooLargeError as exc:
+                log.warning("read service: %s; connection closed", exc)
+                return
+            except (ConnectionError, OSError):
                 return  # the web process closed it, went away, or was idle for IDLE_S
             try:
                 reply = self._reply(kind, payload)
@@ -239,6 +249,9 @@ class RemoteReader(Reader):
                 raise StoreError(
                     f"the store did not answer within {timeout_s or self._timeout_s:g} s"
                 ) from exc
+            except FrameTooLargeError as exc:  # asking again would get the same answer
+                self._drop(conn)
+                raise StoreError(f"the store's answer is too large: {exc}") from exc
             except (ConnectionError, OSError) as exc:
                 self._drop(conn)
                 conn = None

@@ -23,11 +23,15 @@ import tempfile
 import threading
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backbeat.errors import BackbeatError, ConfigError
 from backbeat.serve.hub import CommitHub, latest_batch
 from backbeat.serve.remote import ReadService, RemoteReader
 from backbeat.sinks.queries import Reader
+
+if TYPE_CHECKING:
+    from backbeat.serve.auth import AuthConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ class WebProcess:
     """The dashboard and API over ``reader`` (this process's store), served by a child process."""
 
     def __init__(
-        self, reader: Reader, hub: CommitHub, host: str, port: int, token: str | None
+        self, reader: Reader, hub: CommitHub, host: str, port: int, token: AuthConfig
     ) -> None:
         self._reader = reader
         self._hub = hub
@@ -126,7 +130,7 @@ def yield_to_web() -> None:
 
 
 def process_server(
-    reader: Reader, host: str, port: int, token: str | None
+    reader: Reader, host: str, port: int, token: AuthConfig
 ) -> tuple[WebProcess, CommitHub]:
     """A server in a child process over the store this process writes (``reader``: its named
     queries, answered here); publish each batch id to the hub."""
@@ -134,7 +138,7 @@ def process_server(
     return WebProcess(reader, hub, host, port, token), hub
 
 
-def _serve(path: str, host: str, port: int, token: str | None, parent: Connection) -> None:
+def _serve(path: str, host: str, port: int, token: AuthConfig, parent: Connection) -> None:
     """The child: serve until the parent's read service goes away (or SIGTERM)."""
     from backbeat.serve.app import WebServer, create_app  # the web stack loads in the child
 

@@ -3,7 +3,8 @@
 It reads the store through its reader's named queries (never engine internals) and renders
 top songs, top artists, a sparkline per genre of plays per minute over the last minutes, and
 throughput. :class:`LiveView` refreshes at most once a second from the engine's per-batch
-callback.
+callback. Names, genres and the title are data: shown as text, never markup, their control
+characters visible (``text.py``).
 
 Next: ``backbeat.sinks.queries`` (the reads), ``backbeat.commands.demo`` (who shows it).
 """
@@ -25,6 +26,7 @@ from rich.text import Text
 from backbeat.engine.base import RunReport
 from backbeat.sinks import queries as q
 from backbeat.sinks.base import BatchStats
+from backbeat.ui.text import plain
 
 _BARS = " ▁▂▃▄▅▆▇█"
 _MINUTES = 15
@@ -47,7 +49,7 @@ def _ranked(title: str, rows: pa.Table, label: str) -> Panel:
     for i, row in enumerate(rows.to_pylist(), 1):
         name = f"{row['artist']} — {row['song']}" if "song" in row else row["artist"]
         bar = "█" * max(1, round(row["plays"] / top * 10))
-        table.add_row(str(i), Text(name), f"[green]{bar}[/] {row['plays']:,}")
+        table.add_row(str(i), plain(name), Text.assemble((bar, "green"), f" {row['plays']:,}"))
     return Panel(table, title=title, border_style="magenta")
 
 
@@ -119,7 +121,7 @@ class LiveView:
             (f"dead letters {report.dead:,}", "red"),
             f"   event time {clock}   up {time.monotonic() - self._started:,.0f}s",
         )
-        return Panel(text, title=self.title, border_style="cyan")
+        return Panel(text, title=plain(self.title), border_style="cyan")
 
     def _genres(self, span: q.TimeRange, latest: int) -> Panel:
         rows = self.reader.run(q.GenreWindows(span=span)).to_pylist()
@@ -135,5 +137,5 @@ class LiveView:
         table.add_column("total", justify="right", style="bold cyan")
         for genre, counts in ranked:
             series = [counts.get(m, 0) for m in minutes]
-            table.add_row(genre, sparkline(series), f"{sum(series):,}")
+            table.add_row(plain(genre), sparkline(series), f"{sum(series):,}")
         return Panel(Group(table), title="Plays per genre per minute", border_style="green")

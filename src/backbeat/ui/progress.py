@@ -1,7 +1,8 @@
 """A one-line live status for long runs (``stream``, ``simulate``): rate, totals, state.
 
 Used as a context manager around a run; the engine calls :meth:`StatusLine.on_batch` after
-every commit. Disabled (silent) for ``--json`` output.
+every commit. Disabled (silent) for ``--json`` output. The description and the status are
+shown as text, never markup, their control characters visible (``text.py``).
 
 Next: ``live.py`` (the full demo screen).
 """
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from backbeat.engine.base import RunReport
 from backbeat.sinks.base import BatchStats
+from backbeat.ui.text import visible
 
 
 class StatusLine:
@@ -31,15 +33,17 @@ class StatusLine:
         self._started = time.monotonic()
         self._progress = Progress(
             SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn() if total else TextColumn(""),
-            TextColumn("{task.fields[status]}"),
+            TextColumn("{task.fields[status]}", markup=False),
             TimeElapsedColumn(),
             console=console,
             transient=False,
             disable=not enabled,
         )
-        self._task = self._progress.add_task(description, total=total, status="waiting for events")
+        self._task = self._progress.add_task(
+            visible(description), total=total, status="waiting for events"
+        )
 
     def __enter__(self) -> StatusLine:
         self._progress.__enter__()
@@ -50,7 +54,7 @@ class StatusLine:
 
     def advance(self, done: int, status: str) -> None:
         """Set progress to ``done`` with a status text."""
-        self._progress.update(self._task, completed=done, status=status)
+        self._progress.update(self._task, completed=done, status=visible(status))
 
     def on_batch(self, stats: BatchStats, report: RunReport) -> None:
         rate = report.events_in / max(time.monotonic() - self._started, 1e-9)

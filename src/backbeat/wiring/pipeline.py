@@ -29,6 +29,7 @@ from backbeat.transport.base import Source
 from backbeat.transport.registry import SOURCES
 
 if TYPE_CHECKING:
+    from backbeat.serve.auth import AuthConfig
     from backbeat.serve.hub import CommitHub
     from backbeat.serve.web_process import WebProcess
     from backbeat.transport.kafka.settings import KafkaSettings
@@ -161,7 +162,7 @@ def assemble(
 
 
 def web_server(
-    reader: Reader, host: str, port: int, token: str | None
+    reader: Reader, host: str, port: int, token: AuthConfig
 ) -> tuple[WebProcess, CommitHub]:
     """The API and dashboard over the store this process writes, in a child process (its own
     GIL); the caller publishes each committed batch id to the hub."""

@@ -2,7 +2,8 @@
 
 ``/api/stream`` pushes one Server-Sent Event per committed batch: the new summary and the
 new events matching the client's filters. Updates for one batch are computed once however
-many clients wait for them (``Flights``).
+many clients wait for them (``Flights``, within ``UPDATE_CACHE_BYTES``); how many streams
+may be open at once is ``../limits.py``'s ``StreamLimit``.
 
 Next: ``params.py``, ``ops.py``, ``../hub.py`` (knowing when a batch was committed).
 """
@@ -23,6 +24,7 @@ from backbeat.errors import BackbeatError
 from backbeat.serve import models
 from backbeat.serve.cache import Flights
 from backbeat.serve.hub import CommitHub
+from backbeat.serve.limits import UPDATE_CACHE_BYTES
 from backbeat.serve.routes.params import Keep, ms, rows
 from backbeat.sinks import queries as q
 
@@ -50,7 +52,7 @@ def _error_event(exc: BackbeatError) -> str:
 
 def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
     api = APIRouter()
-    flights: Flights[bytes] = Flights()
+    flights: Flights[bytes] = Flights(max_bytes=UPDATE_CACHE_BYTES, size=lambda _, v: len(v))
 
     @api.get("/api/filters", tags=["events"])
     def filters() -> models.Filters:
