@@ -118,7 +118,9 @@ def test_a_small_form_still_reaches_the_login(web: WebServer) -> None:
 
 def test_a_body_slower_than_its_timeout_gets_408(web: WebServer) -> None:
     with socket.create_connection(_address(web)) as sock:
-        sock.sendall(b"POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\ntoken=")
+        sock.sendall(
+            b"POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\ntoken="
+        )
         started = time.monotonic()
         answer = _until_closed(sock)
     assert _status(answer) == 408

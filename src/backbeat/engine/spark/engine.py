@@ -24,9 +24,7 @@ Next: ``prepare.py``, ``sources.py``, ``session.py``; ``docs/spark.md``.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import tempfile
 import threading
 import time
@@ -43,10 +41,9 @@ from backbeat.engine.commit import Committer
 from backbeat.engine.dedup import Deduplicator
 from backbeat.engine.eventtime import NO_TS, Watermarks
 from backbeat.engine.pipeline import graceful_interrupt, resume_sinks
-from backbeat.engine.spark.native import native_kafka, native_kafka_frame
+from backbeat.engine.spark.plan import SourcePlan
 from backbeat.engine.spark.prepare import META, WIDE, preparer
 from backbeat.engine.spark.session import session
-from backbeat.engine.spark.sources import kafka_bounds, kafka_client
 from backbeat.errors import ConfigError
 from backbeat.events.schema import Topic, arrow_schema
 from backbeat.sinks.base import (
@@ -66,7 +63,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MARK_KEY: Final = "engine:spark"
-_FORMATS: Final = {"jsonl": "backbeat-jsonl", "kafka": "backbeat-kafka"}
 _SPARK_TYPES: Final = {
     pa.string(): "STRING", pa.int64(): "BIGINT", pa.int32(): "INT", pa.float64(): "DOUBLE",
     pa.bool_(): "BOOLEAN", pa.binary(): "BINARY",
@@ -101,23 +97,8 @@ class SparkEngine(Engine):
         self.settings = settings or EngineSettings()
         if self.settings.catalog is not None:
             raise ConfigError("--catalog is not supported by the Spark engine yet: drop it")
-        spec = source.spec()
-        if spec is None or spec.kind not in _FORMATS:
-            raise ConfigError(
-                "the Spark engine reads JSONL files or Kafka: give --input or --topics"
-            )
-        if spec.options.get("group"):
-            raise ConfigError(
-                "--group is for embedded engines sharing a store: Spark shares the work among "
-                "its executors, drop --group"
-            )
-        if spec.options.get("from_ms") is not None:
-            raise ConfigError(
-                "--from a time is for the embedded engine: with --engine spark, start from "
-                "earliest or latest"
-            )
+        self._plan = SourcePlan(source.spec())
         self.source, self.store, self.sinks, self.on_batch = source, store, list(sinks), on_batch
-        self._spec = spec
         options = dict(self.settings.options)
         conf = {k.removeprefix("conf."): v for k, v in options.items() if k.startswith("conf.")}
         self._spark = session(options.get("master"), conf)
@@ -138,73 +119,16 @@ class SparkEngine(Engine):
         self._dedup = Deduplicator(state.seen)
         self._done = state.marks.get(MARK_KEY) or {}
         resume_sinks(store, self.sinks, state)
-        self._ends: dict[str, tuple[int, int]] | None = None  # --until-end: where to stop
-        if spec.kind == "kafka" and spec.options.get("stop_at_end"):
-            client = kafka_client(spec.options["config"])
-            try:
-                self._ends = kafka_bounds(client, spec.options["topics"])
-            finally:
-                client.close()
         self._query: Any = None
         self._error: BaseException | None = None
 
     # ------------------------------------------------------------------ the query
 
-    def _reader(self) -> DataFrame:
-        options: dict[str, str] = {
-            "start": json.dumps({n: p.position for n, p in self._partitions.items()}),
-            "maxRows": str(self._max_rows),
-        }
-        spec = self._spec.options
-        if self._spec.kind == "kafka" and native_kafka(self._spark):
-            return native_kafka_frame(self._spark, spec, self._partitions, self._max_rows)
-        if self._spec.kind == "jsonl":
-            options["files"] = json.dumps(list(spec["files"]))
-            options["follow"] = "true" if spec.get("follow") else "false"
-        else:
-            options.update(config=json.dumps(spec["config"]), topics=json.dumps(spec["topics"]),
-                           **{"from": str(spec["from"])})  # fmt: skip
-        reader = self._spark.readStream.format(_FORMATS[self._spec.kind]).options(**options)
-        return reader.load()
-
-    def _open_partitions(self) -> dict[str, str]:
-        """Partitions that may still deliver, for the topics' watermarks (as the embedded
-        sources say: unfinished files; every partition of the topics)."""
-        if self._spec.kind == "jsonl" and not self._spec.options.get("follow"):
-            return {
-                n: p.topic
-                for n, p in self._partitions.items()
-                if n in self._spec.options["files"] and p.position < _size(n)
-            }
-        if self._spec.kind == "kafka":
-            topics: dict[str, str] = self._spec.options["topics"]
-            names = self._ends or {n: (0, 0) for n in self._partitions}
-            return {
-                n: topics[cluster]
-                for n in names
-                if (cluster := n.split(":", 1)[1].rpartition(":")[0]) in topics
-                and not (self._ends and self._position(n, self._ends[n][0]) >= self._ends[n][1])
-            }
-        return {}
-
-    def _position(self, name: str, otherwise: int) -> int:
-        part = self._partitions.get(name)
-        return otherwise if part is None else part.position
-
-    def _at_end(self) -> bool:
-        """A bounded source read to its end (files not followed, or ``--until-end``)."""
-        if self._spec.kind == "jsonl":
-            if self._spec.options.get("follow"):
-                return False
-            return all(self._position(n, 0) >= _size(n) for n in self._spec.options["files"])
-        return self._ends is not None and all(
-            self._position(n, low) >= high for n, (low, high) in self._ends.items()
-        )
-
     def run(self, max_events: int | None = None, timeout: float | None = None) -> RunReport:
         self._report = report = RunReport()
         started = time.monotonic()
-        writer = self._reader().writeStream.foreachBatch(self._batch)
+        frame = self._plan.frame(self._spark, self._partitions, self._max_rows)
+        writer = frame.writeStream.foreachBatch(self._batch)
         writer = writer.option("checkpointLocation", self._checkpoint)
         if self._trigger == "available-now":
             writer = writer.trigger(availableNow=True)
@@ -223,7 +147,7 @@ class SparkEngine(Engine):
                     if max_events is not None and report.events_in >= max_events:
                         report.stopped_by = "max_events"
                         break
-                    if self._at_end() or not self._query.isActive:
+                    if self._plan.at_end(self._partitions) or not self._query.isActive:
                         report.stopped_by = "exhausted"
                         break
                     self._query.awaitTermination(0.2)
@@ -278,7 +202,9 @@ class SparkEngine(Engine):
             prepared.unpersist()
         watermarks: dict[str, int | None] = {}
         for topic in Topic:
-            wm = self._watermarks.watermark(topic.value, self._open_partitions())
+            wm = self._watermarks.watermark(
+                topic.value, self._plan.open_partitions(self._partitions)
+            )
             watermarks[topic.value] = wm
             if wm is not None:
                 self._dedup.prune(topic.value, wm)
@@ -331,7 +257,9 @@ class SparkEngine(Engine):
         repeats: list[pa.Table] = []
         for topic in pc.unique(keys.column("_topic")).to_pylist():
             mine = keys.filter(pc.equal(keys.column("_topic"), topic))
-            keep_from = self._watermarks.watermark(topic, self._open_partitions())
+            keep_from = self._watermarks.watermark(
+                topic, self._plan.open_partitions(self._partitions)
+            )
             keep = self._dedup.fresh_mask(
                 topic,
                 mine.column("_partition").combine_chunks(),
@@ -382,10 +310,3 @@ def _topic_rows(fresh: DataFrame, topic: Topic) -> DataFrame:
     return fresh.filter(fresh["_topic"] == topic.value).select(
         *[f.name for f in arrow_schema(topic)]
     )
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
