@@ -63,7 +63,11 @@ def _ms(iso: str) -> int:
         (("--sink", "csv"), "the csv sink needs a file: --csv FILE"),
         (("--sink-option", "csv.x=1", "--csv", "r.csv"), "the csv sink takes no options"),
         (("--sink-option", "nope"), "--sink-option 'nope': write it as NAME.KEY=VALUE"),
-        (("--engine", "spark"), "unknown engine 'spark': choose one of embedded"),
+        (("--engine", "flink"), "unknown engine 'flink': choose one of embedded, spark"),
+        (("--master", "local[2]"), "--master: only with --engine spark"),
+        (("--spark-conf", "a=b"), "--spark-conf: only with --engine spark"),
+        (("--engine", "spark", "--trigger", "soon"), "--trigger 'soon': give an interval"),
+        (("--engine", "spark", "--spark-conf", "nokey"), "--spark-conf 'nokey': write it as"),
         (("--sink", "kafka-dlq"), "the kafka-dlq sink needs a Kafka cluster"),
     ],
 )
