@@ -195,8 +195,13 @@ class SparkEngine(Engine):
             stats.events_in = stats.dead + stats.late + keys.num_rows
             stats.duplicates, stats.accepted = duplicates, keys.num_rows - duplicates
             t = stats.timed("event time + dedup", t)
-            partials = self._aggregate(fresh)
-            listens = _topic_rows(fresh, Topic.LISTEN).toArrow()
+            views = {topic: _topic_rows(fresh, topic).persist() for topic in VIEWS}
+            try:  # each topic's fresh events computed once, read by its metrics
+                partials = _aggregate(views)
+                listens = views[Topic.LISTEN].toArrow()
+            finally:
+                for view in views.values():
+                    view.unpersist()
             t = stats.timed("aggregate", t)
         finally:
             prepared.unpersist()
@@ -277,13 +282,6 @@ class SparkEngine(Engine):
             drop.num_rows
         )
 
-    def _aggregate(self, fresh: DataFrame) -> dict[str, pa.Table]:
-        """Every metric's SQL over the fresh events, on the executors."""
-        for topic, view in VIEWS.items():
-            _topic_rows(fresh, topic).createOrReplaceTempView(view)
-        spark = fresh.sparkSession  # the batch's session: its temp views are its own
-        return {m.name: spark.sql(m.sql).toArrow() for m in METRICS}
-
     def _committed(self, stats: BatchStats) -> None:
         self._report.add(stats)
         log.info(
@@ -303,6 +301,14 @@ class SparkEngine(Engine):
             self.source.close()
             for sink in self.sinks:
                 sink.close()
+
+
+def _aggregate(views: dict[Topic, DataFrame]) -> dict[str, pa.Table]:
+    """Every metric's SQL over the topics' fresh events, on the executors."""
+    for topic, frame in views.items():
+        frame.createOrReplaceTempView(VIEWS[topic])
+    spark = next(iter(views.values())).sparkSession  # the batch's: its temp views are its own
+    return {m.name: spark.sql(m.sql).toArrow() for m in METRICS}
 
 
 def _topic_rows(fresh: DataFrame, topic: Topic) -> DataFrame:
