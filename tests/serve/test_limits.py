@@ -33,6 +33,7 @@ from backbeat.serve.cache import ResponseCache
 from backbeat.serve.limits import LIMITS, Limits
 from backbeat.sinks import queries as q
 from tests.serve.conftest import Served
+from tests.support.sockets import until_closed
 
 SMALL = Limits(head_timeout_s=1.0, body_timeout_s=1.0, keep_alive_s=1, max_body=1024, max_streams=3)
 WAIT_S = 15.0  # the longest any wait here may take (a loaded 2-core machine)
@@ -59,20 +60,6 @@ def _address(web: WebServer) -> tuple[str, int]:
     return host, port
 
 
-def _until_closed(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (fails after WAIT_S)."""
-    sock.settimeout(WAIT_S)
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    except TimeoutError:
-        raise AssertionError(f"the server kept the connection open; it sent {received!r}") from None
-    return received
-
-
 def _status(answer: bytes) -> int:
     assert answer.startswith(b"HTTP/1.1 "), answer[:200]
     return int(answer.split(b" ", 2)[1])
@@ -89,7 +76,7 @@ def test_a_body_announced_over_the_cap_is_refused_before_it_is_read(web: WebServ
     )
     with socket.create_connection(_address(web)) as sock:
         sock.sendall(head)  # and not one byte of the 64 MB
-        answer = _until_closed(sock)
+        answer = until_closed(sock, WAIT_S)
     assert _status(answer) == 413
     assert _json_body(answer) == {"error": "a request body is 1,024 bytes at most", "status": 413}
 
@@ -101,7 +88,7 @@ def test_a_chunked_body_is_refused_once_past_the_cap(web: WebServer) -> None:
             b"POST /login HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
             + chunk * 2  # 1,400 bytes, and no last chunk: the body never ends
         )
-        answer = _until_closed(sock)
+        answer = until_closed(sock, WAIT_S)
     assert _status(answer) == 413
 
 
@@ -113,7 +100,7 @@ def test_a_small_form_still_reaches_the_login(web: WebServer) -> None:
             b"Content-Type: application/x-www-form-urlencoded\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
         )
-        assert _status(_until_closed(sock)) == 303
+        assert _status(until_closed(sock, WAIT_S)) == 303
 
 
 def test_a_body_slower_than_its_timeout_gets_408(web: WebServer) -> None:
@@ -122,7 +109,7 @@ def test_a_body_slower_than_its_timeout_gets_408(web: WebServer) -> None:
             b"POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\ntoken="
         )
         started = time.monotonic()
-        answer = _until_closed(sock)
+        answer = until_closed(sock, WAIT_S)
     assert _status(answer) == 408
     assert time.monotonic() - started >= SMALL.body_timeout_s / 2
 
@@ -164,7 +151,7 @@ def test_a_request_head_over_the_cap_gets_431(web: WebServer, complete: bool) ->
     head = b"GET /api/summary HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * (LIMITS.max_head + 1)
     with socket.create_connection(_address(web)) as sock:
         sock.sendall(head + (b"\r\n\r\n" if complete else b""))
-        answer = _until_closed(sock)
+        answer = until_closed(sock, WAIT_S)
     assert _status(answer) == 431
     assert _json_body(answer)["status"] == 431
 
@@ -174,7 +161,7 @@ def test_a_head_just_under_the_cap_is_served(web: WebServer) -> None:
     request = b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Big: %s\r\n\r\n"
     with socket.create_connection(_address(web)) as sock:
         sock.sendall(request % filler)
-        assert _status(_until_closed(sock)) == 200
+        assert _status(until_closed(sock, WAIT_S)) == 200
 
 
 def _read_response(sock: socket.socket) -> bytes:
@@ -212,7 +199,7 @@ def test_a_request_head_must_arrive_in_time(web: WebServer) -> None:
                     assert _read_response(sock).startswith(b"HTTP/1.1 200")
                 sock.sendall(then)
                 started = time.monotonic()
-                assert _until_closed(sock) == b""
+                assert until_closed(sock, WAIT_S) == b""
                 waited = time.monotonic() - started
             # (an idle kept-alive connection is closed by uvicorn's keep-alive timer)
             assert waited >= min(SMALL.head_timeout_s, SMALL.keep_alive_s) / 4

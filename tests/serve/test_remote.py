@@ -32,6 +32,7 @@ from backbeat.serve.remote import MAX_ANSWER, MAX_REQUEST, ReadService, RemoteRe
 from backbeat.sinks import queries as q
 from backbeat.sinks.duckdb.store import DuckDBStore
 from tests.serve.conftest import Served
+from tests.support.sockets import until_closed
 
 WAIT_S = 15.0
 SQL = (
@@ -162,18 +163,9 @@ def test_only_named_queries_run_and_the_store_is_unchanged(served: Served, servi
 def _until_closed(path: Path, data: bytes) -> bytes:
     """Send ``data``; what the service sends back before it closes the connection."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(WAIT_S)
         sock.connect(str(path))
         sock.sendall(data)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except ConnectionResetError:
-            pass
-        except TimeoutError:
-            raise AssertionError("the service kept the connection open") from None
-        return received
+        return until_closed(sock, WAIT_S)
 
 
 def test_a_frame_announcing_too_much_is_refused_unread(service: Path) -> None:
