@@ -220,15 +220,16 @@ def produce_log(
 ) -> tuple[dict[str, str], dict[str, list[bytes]]]:
     """Each topic file of ``log`` into one partition of its topic, line by line and in order
     (a record's offset is its line number); returns file -> partition name, and the values.
-    ``exact_ends``: one record per produce request (see below), slower."""
-    config: dict[str, str | int] = {"bootstrap.servers": kafka.bootstrap_servers, "log_level": 3}
-    if exact_ends:
-        # tansu answers a partition's end offset as the last record *batch*'s base offset + 1:
-        # one record per batch keeps the two equal, for readers that plan up to the end.
-        config["batch.num.messages"] = 1
-    producer = Producer(config)
+
+    ``exact_ends``: tansu answers a partition's end offset as its last record *batch*'s base
+    offset + 1, not the last record's offset + 1; the last record of each partition is then
+    produced alone, in a batch of its own, so the two agree for readers that plan up to the
+    end (real Kafka needs no such care).
+    """
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "log_level": 3})
     names: dict[str, str] = {}
     values: dict[str, list[bytes]] = {}
+    last: list[tuple[str, int, bytes]] = []
     for topic, number in PARTITION.items():
         file, cluster = f"{topic.value}.jsonl", kafka.topic(topic.value)
         names[file] = f"kafka:{cluster}:{number}"
@@ -237,11 +238,22 @@ def produce_log(
             if len(line) > KAFKA_LIMIT:
                 line = line.replace(b"x" * (1 << 20), b"x" * 100_000)
             values[file].append(line)
-            while True:
-                try:
-                    producer.produce(cluster, value=line, partition=number)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
+        lines = values[file]
+        if exact_ends and lines:
+            lines, last = lines[:-1], [*last, (cluster, number, lines[-1])]
+        for line in lines:
+            _produce(producer, cluster, number, line)
     assert producer.flush(60) == 0
+    for cluster, number, line in last:
+        _produce(producer, cluster, number, line)
+        assert producer.flush(60) == 0
     return names, values
+
+
+def _produce(producer: Producer, topic: str, partition: int, value: bytes) -> None:
+    while True:
+        try:
+            producer.produce(topic, value=value, partition=partition)
+            return
+        except BufferError:
+            producer.poll(0.1)
