@@ -25,6 +25,8 @@ import pytest
 
 from backbeat.engine.base import EngineSettings, RunReport
 from backbeat.transport.base import Source
+from tests.support.eventlog import EventLog, generate, write_log
+from tests.support.oracle import Expected, compute
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +48,15 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expected]:
+    """One log with every kind of trouble (duplicates, late, malformed) and its oracle, for
+    every Spark test."""
+    events = write_log(tmp_path_factory.mktemp("spark-log") / "in", generate(200, 30, seed=81),
+                       seed=82)  # fmt: skip
+    return events, compute(events.directory, events.malformed_offsets())
 
 
 def run_spark(

@@ -21,27 +21,21 @@ import pytest
 from backbeat.events.schema import Topic
 from backbeat.transport.kafka.settings import KafkaSettings
 from tests.engine.spark.conftest import Cluster, run_spark
-from tests.support.eventlog import EventLog, generate, write_log
+from tests.support.eventlog import EventLog
 from tests.support.harness import dead_letter_problems, metric_mismatches, run_once
 from tests.support.kafka import clean_env, produce_log, stream_command
-from tests.support.oracle import Expected, compute
+from tests.support.oracle import Expected
 from tests.support.stores import all_metrics, duck_sql
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expected]:
-    events = write_log(tmp_path_factory.mktemp("spark") / "in", generate(150, 20, seed=11), seed=12)
-    return events, compute(events.directory, events.malformed_offsets())
-
-
 def test_spark_from_jsonl_equals_the_oracle_and_the_embedded_engine(
-    spark: Any, log: tuple[EventLog, Expected], tmp_path: Path
+    spark: Any, spark_log: tuple[EventLog, Expected], tmp_path: Path
 ) -> None:
     from backbeat.wiring import jsonl_source
 
-    events, expected = log
+    events, expected = spark_log
     report = run_spark(jsonl_source([events.directory], follow=False), tmp_path / "spark",
                        tmp_path / "checkpoint", batch=3_000)  # fmt: skip
     assert report.stopped_by == "exhausted"
@@ -59,14 +53,14 @@ def test_spark_from_jsonl_equals_the_oracle_and_the_embedded_engine(
 
 
 def test_spark_from_kafka_equals_the_embedded_engine(
-    spark: Any, log: tuple[EventLog, Expected], topics: KafkaSettings, tmp_path: Path
+    spark: Any, spark_log: tuple[EventLog, Expected], topics: KafkaSettings, tmp_path: Path
 ) -> None:
     """The same log in the test broker (each file in one partition, in order): the Spark
     engine's Python Kafka source and the embedded engine store the same metrics and dead
     letters."""
     from backbeat.wiring import kafka_source
 
-    events, _ = log
+    events, _ = spark_log
     produce_log(topics, events, exact_ends=True)
     done = subprocess.run(
         stream_command(topics, tmp_path / "embedded", "--until-end", "--batch-size", "5000"),
@@ -84,12 +78,15 @@ def test_spark_from_kafka_equals_the_embedded_engine(
 
 
 def test_a_loopback_standalone_cluster_reading_kafka_equals_the_embedded_engine(
-    spark_cluster: Cluster, log: tuple[EventLog, Expected], topics: KafkaSettings, tmp_path: Path
+    spark_cluster: Cluster,
+    spark_log: tuple[EventLog, Expected],
+    topics: KafkaSettings,
+    tmp_path: Path,
 ) -> None:
     """The same differential from the test broker, the Spark driver in a child process
     (``backbeat stream --engine spark --master spark://...``) and its work on a standalone
     master and worker on 127.0.0.1."""
-    events, _ = log
+    events, _ = spark_log
     produce_log(topics, events, exact_ends=True)
     for store, extra in (
         ("embedded", ()),
@@ -108,7 +105,7 @@ def test_a_loopback_standalone_cluster_reading_kafka_equals_the_embedded_engine(
 
 
 def test_spark_submit_runs_the_stream_and_keeps_its_master(
-    spark: Any, log: tuple[EventLog, Expected], tmp_path: Path
+    spark: Any, spark_log: tuple[EventLog, Expected], tmp_path: Path
 ) -> None:
     """``spark-submit --master local[2] submit.py --input ... --store ...``: the entry point a
     cluster runs, with the master spark-submit gives."""
@@ -116,7 +113,7 @@ def test_spark_submit_runs_the_stream_and_keeps_its_master(
 
     from backbeat.engine.spark import submit
 
-    events, expected = log
+    events, expected = spark_log
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     done = subprocess.run(
         [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false",

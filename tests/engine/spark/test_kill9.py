@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.eventlog import EventLog, generate, write_log
+from tests.support.eventlog import EventLog
 from tests.support.harness import STREAM_CLI, dead_letter_problems, metric_mismatches
 from tests.support.kafka import clean_env, run_committed, wait_for_commits
-from tests.support.oracle import Expected, compute
+from tests.support.oracle import Expected
 from tests.support.stores import ask
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,18 +33,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KILLS = 3
 
 
-@pytest.fixture(scope="module")
-def log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expected]:
-    events = write_log(tmp_path_factory.mktemp("kill9") / "in", generate(200, 30, seed=81), seed=82)
-    return events, compute(events.directory, events.malformed_offsets())
-
-
 def test_kill9_of_the_driver_loses_nothing_and_doubles_nothing(
-    spark: Any, log: tuple[EventLog, Expected], tmp_path: Path
+    spark: Any, spark_log: tuple[EventLog, Expected], tmp_path: Path
 ) -> None:
     from backbeat.sinks.queries import BatchTotals
 
-    events, expected = log
+    events, expected = spark_log
     head, rest = STREAM_CLI[:-2], STREAM_CLI[-2:]
     command = [
         *head, "--log-level", "INFO", *rest,
