@@ -1,5 +1,5 @@
-"""One SparkSession (``local[2]``) for every Spark test of the session, one standalone
-cluster on loopback (a master and a worker from the PySpark package), and a way to run the
+"""One SparkSession (``local[2]``) for every Spark test (this package: made once, shut down
+with its JVM when the package is done), one standalone cluster on loopback (a master and a worker from the PySpark package), and a way to run the
 Spark engine in this process over JSONL files or Kafka into a store.
 
 Spark needs PySpark (``backbeat[spark]``) and Java: without them these tests skip, saying
@@ -29,7 +29,7 @@ from tests.support.eventlog import EventLog, generate, write_log
 from tests.support.oracle import Expected, compute
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def spark() -> Iterator[Any]:
     pytest.importorskip("pyspark", reason="the Spark tests need backbeat[spark] (PySpark)")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -47,7 +47,28 @@ def spark() -> Iterator[Any]:
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
+    _shut_down(session)
+
+
+def _shut_down(session: Any) -> None:
+    """Stop the session, and the JVM and the callback server ``foreachBatch`` started: a
+    process that forks later (the engine's prefetching worker, in other tests) must not carry
+    their threads into the child, where they crash it."""
+    from pyspark import SparkContext
+
     session.stop()
+    gateway = SparkContext._gateway
+    if gateway is not None:
+        process = getattr(gateway, "proc", None)
+        if process is not None:  # the JVM first: closing its connections then never waits
+            process.kill()
+            process.wait()
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
+        gateway.shutdown(raise_exception=False)
+        SparkContext._gateway = None
+        SparkContext._jvm = None
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +136,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def spark_cluster(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A master and one worker (2 cores, 2 GiB) from the PySpark package, on 127.0.0.1."""
     from tests.support.kafka import free_port

@@ -111,7 +111,7 @@ def test_spark_submit_runs_the_stream_and_keeps_its_master(
     cluster runs, with the master spark-submit gives."""
     import pyspark
 
-    from backbeat.engine.spark import submit
+    from backbeat.commands import spark_submit as submit
 
     events, expected = spark_log
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"

@@ -1,8 +1,9 @@
 """The SparkSession the engine runs on: local, a standalone cluster, YARN or Kubernetes.
 
-``--master`` picks the cluster (default ``local[*]``; under ``spark-submit``, ``submit.py``,
-the one it was given); ``--spark-conf k=v`` sets anything else. Locally the executors' Python is this one
-(``spark.pyspark.python``), so they import the same backbeat. backbeat's Python data sources
+``--master`` picks the cluster (default ``local[*]``; under ``spark-submit``, through
+``backbeat/commands/spark_submit.py``, the one it was given); ``--spark-conf k=v`` sets
+anything else. Locally the executors' Python is this one (``PYSPARK_PYTHON``), so they import
+the same backbeat. backbeat's Python data sources
 are registered on the session (``sources.py``).
 
 Next: ``engine.py`` (the engine), ``sources.py``.

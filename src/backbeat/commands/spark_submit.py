@@ -1,13 +1,13 @@
 """``spark-submit``'s entry point: ``backbeat stream --engine spark`` as a cluster application.
 
     spark-submit --master yarn --deploy-mode client \\
-        "$(python -m backbeat.engine.spark.submit --path)" \\
+        "$(python -m backbeat.commands.spark_submit --path)" \\
         --bootstrap-servers broker:9092 --store /data/backbeat --checkpoint hdfs:///backbeat/ckpt
 
 The arguments after the file are ``backbeat stream``'s; the master and Spark settings come
 from ``spark-submit`` (``docs/spark.md`` has the commands for standalone, YARN and Kubernetes).
 
-Next: ``session.py`` (which takes the session spark-submit made), ``engine.py``.
+Next: ``backbeat.engine.spark.session`` (which takes the session spark-submit made).
 """
 
 from __future__ import annotations
