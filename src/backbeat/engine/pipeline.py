@@ -23,12 +23,9 @@ Next: ``commit.py``, ``batch.py``, ``eventtime.py``, ``dedup.py``.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +37,7 @@ from backbeat.engine.commit import Committer
 from backbeat.engine.dedup import Deduplicator
 from backbeat.engine.enrich import Enricher
 from backbeat.engine.eventtime import NO_TS, Watermarks
+from backbeat.engine.lifecycle import graceful_interrupt, report_commit, resume_sinks, settle_sinks
 from backbeat.engine.verdicts import judge
 from backbeat.errors import ConfigError, FencedError
 from backbeat.events.schema import Topic
@@ -140,13 +138,7 @@ class Pipeline(Engine):
 
     def _committed(self, stats: BatchStats) -> None:
         """A batch is committed and written (on the committer's thread)."""
-        self._report.add(stats)
-        log.info(
-            "committed batch %d: %d events in %.0f ms (%d this run)",
-            stats.batch_id, stats.events_in, stats.seconds * 1000, self._report.events_in,
-        )  # fmt: skip
-        if self.on_batch is not None:
-            self.on_batch(stats, self._report)
+        report_commit(self._report, stats, self.on_batch)
 
     # ------------------------------------------------------------------ loop
 
@@ -258,8 +250,8 @@ class Pipeline(Engine):
             self._enricher,
         )
         topic = verdicts.topic
-        self._advance(piece, piece.topic if topic is None else topic.value)
         name = piece.topic if topic is None else topic.value
+        self._advance(piece, name)
         batch.reject(name, piece.partition, verdicts.dead)
         batch.reject(name, piece.partition, verdicts.late, late=True)
         stats.timed("decode + validate", t)
@@ -304,46 +296,7 @@ class Pipeline(Engine):
         """Release the committer, the source and the sinks (after a clean run, the sinks'
         final marks are saved so a restart repeats nothing)."""
         self._committer.close()
-        marks = {s.key: mark for s in self.sinks if (mark := s.settle()) is not None}
         try:
-            if marks:
-                self.store.save_marks(marks)
+            settle_sinks(self.store, self.sinks, self.source)
         finally:
             self._aggregator.close()
-            self.source.close()
-            for sink in self.sinks:
-                sink.close()
-
-
-def resume_sinks(store: Store, sinks: Sequence[ResultSink], state: CheckpointState) -> None:
-    """Let each sink finish its last write from its committed mark (a sink new to the store
-    starts with the next batch, and says so)."""
-    reader = store.reader()
-    for sink in sinks:
-        mark = state.marks.get(sink.key)
-        if mark is None and state.batch_id:
-            log.warning(
-                "%s is new to this store: it receives the batches after batch %d",
-                sink.key,
-                state.batch_id,
-            )
-        sink.resume(state.batch_id, mark, reader)
-
-
-@contextmanager
-def graceful_interrupt(stop: Callable[[], None]) -> Iterator[None]:
-    """Turn Ctrl-C / SIGTERM into 'finish and commit the current batch, then stop'."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        log.warning("signal %d: finishing the current batch, then stopping", signum)
-        stop()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)

@@ -28,7 +28,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -40,7 +40,7 @@ from backbeat.engine.base import Engine, EngineSettings, OnBatch, RunReport
 from backbeat.engine.commit import Committer
 from backbeat.engine.dedup import Deduplicator
 from backbeat.engine.eventtime import NO_TS, Watermarks
-from backbeat.engine.pipeline import graceful_interrupt, resume_sinks
+from backbeat.engine.lifecycle import graceful_interrupt, report_commit, resume_sinks, settle_sinks
 from backbeat.engine.spark.plan import SourcePlan
 from backbeat.engine.spark.prepare import META, WIDE, preparer
 from backbeat.engine.spark.session import session
@@ -110,7 +110,6 @@ class SparkEngine(Engine):
         self._report = RunReport()
         self._committer = Committer(store, self.sinks, self._committed, overlap=False)
         state = store.load_state()
-        self._state_batch = state.batch_id
         self._partitions: dict[str, PartitionState] = dict(state.partitions)
         self._expected: dict[str, int | None] = {n: p.position for n, p in state.partitions.items()}
         self._watermarks = Watermarks(self.settings.lateness_ms, {}, {})
@@ -191,7 +190,8 @@ class SparkEngine(Engine):
             keys = prepared.filter("_kind = 'event'").select(*_KEYS).toArrow()
             t = stats.timed("decode + validate", t0)
             dead = self._marks_and_letters(small, stats)
-            fresh, duplicates = self._fresh(prepared, keys)
+            open_now = self._plan.open_partitions(self._partitions)
+            fresh, duplicates = self._fresh(prepared, keys, open_now)
             stats.events_in = stats.dead + stats.late + keys.num_rows
             stats.duplicates, stats.accepted = duplicates, keys.num_rows - duplicates
             t = stats.timed("event time + dedup", t)
@@ -207,9 +207,7 @@ class SparkEngine(Engine):
             prepared.unpersist()
         watermarks: dict[str, int | None] = {}
         for topic in Topic:
-            wm = self._watermarks.watermark(
-                topic.value, self._plan.open_partitions(self._partitions)
-            )
+            wm = self._watermarks.watermark(topic.value, open_now)
             watermarks[topic.value] = wm
             if wm is not None:
                 self._dedup.prune(topic.value, wm)
@@ -255,16 +253,17 @@ class SparkEngine(Engine):
             schema=DEAD_LETTER_SCHEMA,
         )
 
-    def _fresh(self, prepared: DataFrame, keys: pa.Table) -> tuple[DataFrame, int]:
-        """The batch's events minus duplicates (judged on the driver over their keys)."""
+    def _fresh(
+        self, prepared: DataFrame, keys: pa.Table, open_now: Mapping[str, str]
+    ) -> tuple[DataFrame, int]:
+        """The batch's events minus duplicates (judged on the driver over their keys);
+        ``open_now``: the partitions that may still deliver."""
         events = prepared.filter("_kind = 'event'")
         keys = keys.sort_by([("_partition", "ascending"), ("_offset", "ascending")])
         repeats: list[pa.Table] = []
         for topic in pc.unique(keys.column("_topic")).to_pylist():
             mine = keys.filter(pc.equal(keys.column("_topic"), topic))
-            keep_from = self._watermarks.watermark(
-                topic, self._plan.open_partitions(self._partitions)
-            )
+            keep_from = self._watermarks.watermark(topic, open_now)
             keep = self._dedup.fresh_mask(
                 topic,
                 mine.column("_partition").combine_chunks(),
@@ -283,24 +282,11 @@ class SparkEngine(Engine):
         )
 
     def _committed(self, stats: BatchStats) -> None:
-        self._report.add(stats)
-        log.info(
-            "committed batch %d: %d events in %.0f ms (%d this run)",
-            stats.batch_id, stats.events_in, stats.seconds * 1000, self._report.events_in,
-        )  # fmt: skip
-        if self.on_batch is not None:
-            self.on_batch(stats, self._report)
+        report_commit(self._report, stats, self.on_batch)
 
     def close(self) -> None:
         self._committer.close()
-        marks = {s.key: mark for s in self.sinks if (mark := s.settle()) is not None}
-        try:
-            if marks:
-                self.store.save_marks(marks)
-        finally:
-            self.source.close()
-            for sink in self.sinks:
-                sink.close()
+        settle_sinks(self.store, self.sinks, self.source)
 
 
 def _aggregate(views: dict[Topic, DataFrame]) -> dict[str, pa.Table]:

@@ -211,11 +211,11 @@ def kafka_bounds(consumer: Any, topics: Iterable[str]) -> dict[str, tuple[int, i
     return found
 
 
-def kafka_client(config: Mapping[str, str]) -> Any:
-    """A consumer for metadata and watermarks (no group, nothing committed)."""
+def kafka_client(config: Mapping[str, str], role: str = "planner") -> Any:
+    """A consumer that joins no group and commits nothing (metadata, or assigned reads)."""
     from confluent_kafka import Consumer
 
-    return Consumer({**config, "group.id": "backbeat-spark-planner", "enable.auto.commit": False})
+    return Consumer({**config, "group.id": f"backbeat-spark-{role}", "enable.auto.commit": False})
 
 
 class KafkaStreamReader(DataSourceStreamReader):
@@ -269,13 +269,11 @@ class KafkaStreamReader(DataSourceStreamReader):
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         assert isinstance(partition, Range)
-        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka import TopicPartition
 
         topic, number = _kafka_key(partition.name)
         backbeat_topic = self.topics.get(topic, topic)
-        consumer = Consumer(
-            {**self.config, "group.id": "backbeat-spark-reader", "enable.auto.commit": False}
-        )
+        consumer = kafka_client(self.config, "reader")
         try:
             consumer.assign([TopicPartition(topic, number, partition.start)])
             offsets: list[int] = []
