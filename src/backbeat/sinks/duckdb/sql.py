@@ -31,7 +31,11 @@ def windows(
     clauses: list[str] = []
     params: list[object] = []
     if span.last is not None:
-        clauses.append(f"{column} >= {LATEST_MINUTE} - ?")
+        # The whole bound inside one scalar subquery: DuckDB 2.0.0 narrows a sorted sum to
+        # 16 bits (wrapping at 32,768) when the filter does arithmetic on a subquery's result.
+        clauses.append(
+            f"{column} >= (SELECT max(max_ts) // 60000 * 60000 - ? FROM meta_partitions)"
+        )
         params.append(span.last - 60_000)
     if span.start is not None:
         clauses.append(f"{column} >= ?")
