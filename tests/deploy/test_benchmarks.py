@@ -45,6 +45,9 @@ def test_the_kafka_benchmark_runs_every_path(kafka_servers: str, tmp_path: Path)
 
 @pytest.mark.integration
 def test_the_replay_benchmark_runs_to_jsonl_and_kafka(kafka_servers: str) -> None:
+    sample = BENCHMARKS.parents[1] / "shared/data/spotify/Streaming_History_Audio_sample.json"
+    if not sample.exists():
+        pytest.skip(f"the shared test data is not at {sample.parent.parent}")
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "bench_replay.py"), "--rows", "5000", "--rounds", "1",
          "--bootstrap-servers", kafka_servers],

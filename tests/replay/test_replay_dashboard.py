@@ -11,10 +11,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.replay.test_replay import EXTENDED, _extended_sql, _zip
+from tests.replay.test_replay import DATA, EXTENDED, _extended_sql, _zip
 from tests.support.dashboard import chromium, missing_browser, serving
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not EXTENDED.exists(), reason=f"the shared test data is not at {DATA}"),
+]
 HAS_DATA = """name => {
     const c = window.backbeat && window.backbeat.charts[name];
     return c && c.data.datasets.length > 0 && c.data.datasets.some(d => d.data.some(v => v > 0));
