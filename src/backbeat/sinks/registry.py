@@ -27,7 +27,29 @@ STORES: Final = Registry(
         "backbeat.sinks.duckdb.store:DuckDBStore",
         "one DuckDB file in a folder: results, dead letters and checkpoint (the default)",
     ),
+    Plugin(
+        "store",
+        "postgresql",
+        "backbeat.sinks.postgres.store:PostgresStore",
+        "postgresql://[user@]host[:port]/db: one PostgreSQL database that several processes "
+        "write and serve from (password from PGPASSWORD or ~/.pgpass)",
+        extra="postgres",
+        needs=("psycopg", "psycopg_pool"),
+    ),
 )
+READERS: Final = Registry(
+    "reader",
+    Plugin(
+        "reader",
+        "mongodb",
+        "backbeat.sinks.mongo.reader:MongoReader",
+        "mongodb://host[:port]/db: the ranked routes from what --sink mongo wrote (serve only)",
+        extra="mongo",
+        needs=("pymongo",),
+    ),
+)
+"""Schemes that are served from but not streamed into: results another sink wrote."""
+ALIASES: Final = {"postgres": "postgresql"}
 SINKS: Final = Registry(
     "sink",
     Plugin(
@@ -35,6 +57,15 @@ SINKS: Final = Registry(
         "csv",
         "backbeat.sinks.csv:CsvSink",
         "--csv FILE: plays per genre per final minute, appended to one CSV file (exactly once)",
+    ),
+    Plugin(
+        "sink",
+        "mongo",
+        "backbeat.sinks.mongo.sink:MongoSink",
+        "plays per minute and song, artist and genre as MongoDB documents, full counts "
+        "(--sink-option mongo.url=mongodb://...; exactly once)",
+        extra="mongo",
+        needs=("pymongo",),
     ),
     Plugin(
         "sink",
@@ -58,17 +89,25 @@ def scheme_of(location: str) -> str:
     if match is None:
         return "duckdb"
     scheme = match.group(1).lower()
-    if scheme not in STORES:
+    scheme = ALIASES.get(scheme, scheme)
+    if scheme not in STORES and scheme not in READERS:
         raise ConfigError(
             f"unknown store {location.split('://')[0]!r}:// in --store {location!r}: give a "
             f"folder (the embedded DuckDB store) or a URL of: "
-            + ", ".join(f"{name}://" for name in STORES)
+            + ", ".join(f"{name}://" for name in [*STORES, *READERS])
         )
     return scheme
 
 
 def _store_class(location: str) -> type[Store]:
-    return cast(type[Store], STORES.load(scheme_of(location)))
+    scheme = scheme_of(location)
+    if scheme in READERS:
+        raise ConfigError(
+            f"--store {scheme}:// holds what a result sink wrote: it can be served and "
+            "queried, not streamed into; stream with a folder or a postgresql:// URL as the "
+            "--store (and --sink to write there too)"
+        )
+    return cast(type[Store], STORES.load(scheme))
 
 
 def open_store(location: str, *, shared: bool = False) -> Store:
@@ -89,6 +128,9 @@ def open_reader(location: str) -> Reader:
     Raises:
         ConfigError, MissingExtraError, StoreError: as :func:`open_store`; no store there.
     """
+    scheme = scheme_of(location)
+    if scheme in READERS:
+        return cast(Reader, READERS.load(scheme).reader_at(location))
     return _store_class(location).reader_at(location)
 
 
