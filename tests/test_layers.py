@@ -118,7 +118,7 @@ def test_engine_serve_and_ui_import_no_backend_and_nothing_above(
 def test_the_graph_sees_backends_and_lazy_imports(graph: dict[str, set[str]]) -> None:
     """The checks above would pass on an empty graph: make sure this one is real."""
     assert "backbeat.sinks.duckdb.store" in graph["backbeat.sinks.registry"]  # a plugin target
-    assert "backbeat.sinks.duckdb.reader" in graph["backbeat.sinks.duckdb.store"]
+    assert "backbeat.sinks.sql.reader" in graph["backbeat.sinks.duckdb.store"]
     assert "backbeat.sinks.registry" in graph["backbeat.wiring.pipeline"]
     assert "backbeat.serve.web_process" in graph["backbeat.wiring.pipeline"]  # a lazy import
     assert _backend("backbeat.sinks.duckdb.store")

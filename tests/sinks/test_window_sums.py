@@ -2,7 +2,7 @@
 32,768 when the window's bound was arithmetic on a scalar subquery: ``/api/levels`` showed
 "-365% paid" in the demo).
 
-Next: ``backbeat.sinks.duckdb.sql`` (``windows``), ``answers.py``.
+Next: ``backbeat.sinks.sql.pieces`` (``windows``), ``answers.py``.
 """
 
 from __future__ import annotations

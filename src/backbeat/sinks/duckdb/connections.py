@@ -6,7 +6,7 @@ the engine's connection. :class:`Files` opens the file read-only for each query 
 another process writes; members of a consumer group hold it only while they commit, so a query
 waits for them briefly).
 
-Next: ``reader.py`` (the named queries over these).
+Next: ``../sql/reader.py`` (the named queries over these).
 """
 
 from __future__ import annotations
@@ -16,23 +16,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 import duckdb
 import pyarrow as pa
 
 from backbeat.errors import StoreError, StoreLockedError
 from backbeat.sinks.duckdb.schema import require_schema
-
-Params = tuple[object, ...]
-
-
-class Connections(Protocol):
-    """Where a reader's queries run."""
-
-    def sql(self, query: str, params: Params = ()) -> pa.Table:
-        """Run a read query; StoreError when the store cannot answer."""
-        ...  # pragma: no cover
+from backbeat.sinks.sql.connections import Params
+from backbeat.sinks.sql.dialect import DUCKDB, Dialect
 
 
 class Cursors:
@@ -42,6 +33,10 @@ class Cursors:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
         self._local = threading.local()
+
+    @property
+    def dialect(self) -> Dialect:
+        return DUCKDB
 
     def sql(self, query: str, params: Params = ()) -> pa.Table:
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
@@ -64,6 +59,10 @@ class Files:
         self._path = path
         self._wait_s = wait_s
         self._checked = False  # the file's schema is this backbeat's
+
+    @property
+    def dialect(self) -> Dialect:
+        return DUCKDB
 
     @contextlib.contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:

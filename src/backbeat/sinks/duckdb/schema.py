@@ -23,8 +23,9 @@ from typing import Final
 
 import duckdb
 
-from backbeat.analytics.metrics import METRICS, Metric
+from backbeat.analytics.metrics import METRICS
 from backbeat.errors import StoreError, StoreNotReadyError
+from backbeat.sinks.sql.pieces import metric_table
 
 VERSION: Final = 3
 
@@ -53,11 +54,6 @@ LISTEN_COLUMNS: Final = (
 """Contract columns of a listen event -> the ``listens`` table, in the table's column order."""
 RESULT_TABLES: Final = ("dead_letters", "listens")
 CHECKPOINT_TABLES: Final = ("meta_partitions", "meta_seen", "meta_sinks", "meta_batches")
-
-
-def metric_table(metric: Metric) -> str:
-    """The table holding a metric's partial rows."""
-    return f"m_{metric.name}"
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:

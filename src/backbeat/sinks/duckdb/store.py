@@ -13,7 +13,7 @@ holds it), so several engine processes of one Kafka consumer group, and readers,
 one store. Each commit checks, inside its transaction, that its partitions are still where
 the process last saw them (fencing, see ``../base.py``).
 
-Next: ``reader.py`` (the queries), ``schema.py`` (the tables), ``../base.py`` (the contract).
+Next: ``../sql/answers.py`` (the queries), ``schema.py`` (the tables), ``../base.py`` (the contract).
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ from backbeat.sinks.base import (
 from backbeat.sinks.duckdb import schema
 from backbeat.sinks.duckdb.checkpoint import check_fence, partition_state, save_marks
 from backbeat.sinks.duckdb.connections import Cursors, Files
-from backbeat.sinks.duckdb.reader import DuckDBReader
 from backbeat.sinks.queries import Reader
+from backbeat.sinks.sql.pieces import metric_table
+from backbeat.sinks.sql.reader import SqlReader
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +116,12 @@ class DuckDBStore(Store):
                 f"no store in {str(path.parent)!r}: run `backbeat stream` or `backbeat demo` "
                 "with --store pointing there first"
             )
-        return DuckDBReader(Files(path, wait_s))
+        return SqlReader(Files(path, wait_s))
 
     def reader(self) -> Reader:
         if self._con is not None:
-            return DuckDBReader(Cursors(self._con))
-        return DuckDBReader(Files(self.path, self._lock_timeout_s))
+            return SqlReader(Cursors(self._con))
+        return SqlReader(Files(self.path, self._lock_timeout_s))
 
     def _open(self, wait: bool) -> duckdb.DuckDBPyConnection:
         """Open the file; while another process holds it, retry (``wait``) or fail."""
@@ -213,7 +214,7 @@ class DuckDBStore(Store):
         return batch_id
 
     def reset(self) -> None:
-        tables = [schema.metric_table(m) for m in METRICS]
+        tables = [metric_table(m) for m in METRICS]
         tables += [*schema.RESULT_TABLES, *schema.CHECKPOINT_TABLES]
         with self._transaction() as con:
             for table in tables:
@@ -242,9 +243,7 @@ def _apply(con: duckdb.DuckDBPyConnection, batch_id: int, commit: Commit) -> Non
     for metric in METRICS:
         partial = batch.partials.get(metric.name)
         if partial is not None and partial.num_rows:
-            _insert(
-                con, f"INSERT INTO {schema.metric_table(metric)} SELECT * FROM _rows", partial, []
-            )
+            _insert(con, f"INSERT INTO {metric_table(metric)} SELECT * FROM _rows", partial, [])
     listens = batch.events.get(Topic.LISTEN)
     if listens is not None and listens.num_rows:
         cols = ", ".join(schema.LISTEN_COLUMNS)
@@ -301,7 +300,7 @@ def _apply(con: duckdb.DuckDBPyConnection, batch_id: int, commit: Commit) -> Non
 def _compact(con: duckdb.DuckDBPyConnection) -> None:
     """Fold each metric's partial rows into one row per key (caller holds a transaction)."""
     for metric in METRICS:
-        table = schema.metric_table(metric)
+        table = metric_table(metric)
         con.execute(f"CREATE TEMP TABLE _compact AS {merged_sql(metric, table)}")
         con.execute(f"DELETE FROM {table}")
         con.execute(f"INSERT INTO {table} SELECT * FROM _compact")

@@ -1,21 +1,20 @@
-"""SQL pieces the embedded store's answers share: time ranges, listen filters, metric tables.
+"""SQL pieces the SQL stores' answers share: time ranges, listen filters, metric tables.
 
-Every value is a bound parameter; only names of the store's own tables and columns are
-written into the SQL text.
+Every value is a bound parameter (written ``?``; a backend's connections translate its
+placeholder); only names of the store's own tables and columns are written into the SQL text.
 
-Next: ``answers.py`` (the queries built from them).
+Next: ``answers.py`` (the queries built from them), ``dialect.py``.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from backbeat.analytics.metrics import BY_NAME, Merge, merged_sql
+from backbeat.analytics.metrics import BY_NAME, Merge, Metric, merged_sql
 from backbeat.sinks import queries as q
-from backbeat.sinks.duckdb.schema import metric_table
+from backbeat.sinks.sql.dialect import Dialect
 
 LATEST_TS: Final = "(SELECT max(max_ts) FROM meta_partitions)"
-LATEST_MINUTE: Final = f"({LATEST_TS} // 60000 * 60000)"
 EVENT_COLUMNS: Final = (
     "ts", "user_id", "level", "gender", "state", "artist", "song", "genre", "platform",
     "country", "mood", "listen_pct", "skipped", "rating",
@@ -24,8 +23,18 @@ _EQUAL: Final = ("genre", "platform", "country", "mood", "level")
 Params = tuple[object, ...]
 
 
+def metric_table(metric: Metric) -> str:
+    """The table holding a metric's partial rows (the same name in every SQL store)."""
+    return f"m_{metric.name}"
+
+
+def latest_minute(d: Dialect) -> str:
+    """SQL: the window start of the store's latest event."""
+    return d.floor(LATEST_TS, 60_000)
+
+
 def windows(
-    span: q.TimeRange, column: str = "window_start", extra: str = ""
+    d: Dialect, span: q.TimeRange, column: str = "window_start", extra: str = ""
 ) -> tuple[str, list[object]]:
     """A WHERE clause for ``span`` on ``column`` (and ``extra``), with its parameters."""
     clauses: list[str] = []
@@ -33,9 +42,8 @@ def windows(
     if span.last is not None:
         # The whole bound inside one scalar subquery: DuckDB 2.0.0 narrows a sorted sum to
         # 16 bits (wrapping at 32,768) when the filter does arithmetic on a subquery's result.
-        clauses.append(
-            f"{column} >= (SELECT max(max_ts) // 60000 * 60000 - ? FROM meta_partitions)"
-        )
+        bound = d.floor("max(max_ts)", 60_000)
+        clauses.append(f"{column} >= (SELECT {bound} - ? FROM meta_partitions)")
         params.append(span.last - 60_000)
     if span.start is not None:
         clauses.append(f"{column} >= ?")
@@ -53,7 +61,7 @@ def _kept(keep: q.ListenFilter) -> tuple[list[str], list[object]]:
     clauses: list[str] = []
     params: list[object] = []
     if keep.artist:
-        clauses.append("contains(lower(artist), lower(?))")
+        clauses.append("strpos(lower(artist), lower(?)) > 0")
         params.append(keep.artist)
     for name in _EQUAL:
         value = getattr(keep, name)
@@ -70,10 +78,15 @@ def _kept(keep: q.ListenFilter) -> tuple[list[str], list[object]]:
 
 
 def listens_where(
-    span: q.TimeRange, keep: q.ListenFilter, extra: str = "", extra_params: Params = ()
+    d: Dialect,
+    span: q.TimeRange,
+    keep: q.ListenFilter,
+    extra: str = "",
+    extra_params: Params = (),
 ) -> tuple[str, list[object]]:
+    """A WHERE clause on ``listens`` for ``span`` (on ``ts``), ``keep`` and ``extra``."""
     clauses, params = _kept(keep)
-    found, span_params = windows(span, "ts", " AND ".join(clauses + ([extra] if extra else [])))
+    found, span_params = windows(d, span, "ts", " AND ".join(clauses + ([extra] if extra else [])))
     return found, [*span_params, *params, *extra_params]
 
 
@@ -81,8 +94,8 @@ def merged(name: str, where: str = "") -> str:
     """A subquery of a metric's final rows (of the partial rows passing ``where`` only: every
     metric is keyed by its window, so filtering windows first merges the same rows)."""
     metric = BY_NAME[name]
-    rows = f"(SELECT * FROM {metric_table(metric)} {where})" if where else metric_table(metric)
-    return f"({merged_sql(metric, rows)})"
+    rows = f"(SELECT * FROM {metric_table(metric)} {where}) AS p" if where else metric_table(metric)
+    return f"({merged_sql(metric, rows)}) AS {name}"
 
 
 def summed(name: str) -> str:

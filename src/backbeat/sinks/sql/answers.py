@@ -1,12 +1,13 @@
-"""The embedded store's answer to each named query: one function each, DuckDB SQL over the
-store's tables (``schema.py``).
+"""The SQL stores' answer to each named query: one function each, over the tables every SQL
+store keeps (``m_<metric>``, ``listens``, ``dead_letters``, ``meta_*``), in the SQL DuckDB and
+PostgreSQL share, with their differences spelled by the connections' ``dialect``.
 
 Rankings and windows read the merged partial aggregates (summed rankings add up the stored
 partial rows directly: the same sums without merging the whole history first); filtered
 rankings, the live event table and genders read the raw ``listens``; counters read the
-``meta_*`` tables.
+``meta_*`` tables. Ties are broken by the ranked label, so LIMIT cuts the same rows anywhere.
 
-Next: ``sql.py`` (shared pieces), ``reader.py`` (the dispatch).
+Next: ``pieces.py`` (shared pieces), ``reader.py`` (the dispatch).
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import pyarrow as pa
 from backbeat.analytics.metrics import BY_NAME
 from backbeat.events.schema import Topic
 from backbeat.sinks import queries as q
-from backbeat.sinks.duckdb.connections import Connections
-from backbeat.sinks.duckdb.schema import metric_table
-from backbeat.sinks.duckdb.sql import (
+from backbeat.sinks.sql.connections import Connections
+from backbeat.sinks.sql.pieces import (
     EVENT_COLUMNS,
-    LATEST_MINUTE,
     LATEST_TS,
+    latest_minute,
     listens_where,
     merged,
+    metric_table,
     summed,
     windows,
 )
@@ -36,10 +37,10 @@ Handler = Callable[[Connections, Any], pa.Table]
 
 def _ranked(metric: str, label: str, value: str) -> Handler:
     def handler(db: Connections, query: Any) -> pa.Table:
-        where, params = windows(query.span)
+        where, params = windows(db.dialect, query.span)
         return db.sql(
             f"SELECT {label}, sum({value})::BIGINT AS {value} FROM {summed(metric)} {where} "
-            f"GROUP BY ALL ORDER BY {value} DESC, {label} LIMIT ?",
+            f"GROUP BY {label} ORDER BY {value} DESC, {label} LIMIT ?",
             (*params, query.limit),
         )
 
@@ -53,18 +54,18 @@ def _top(by: str) -> Handler:
 
     def handler(db: Connections, query: q.TopSongs | q.TopArtists) -> pa.Table:
         if not query.keep.empty:
-            where, params = listens_where(query.span, query.keep)
+            where, params = listens_where(db.dialect, query.span, query.keep)
             return db.sql(
                 f"SELECT {keys}, count(*)::BIGINT AS plays FROM listens {where} "
-                f"GROUP BY ALL ORDER BY plays DESC, {keys} LIMIT ?",
+                f"GROUP BY {keys} ORDER BY plays DESC, {keys} LIMIT ?",
                 (*params, query.limit),
             )
         if by == "artist":
             return ranked(db, query)
-        where, params = windows(query.span)
+        where, params = windows(db.dialect, query.span)
         return db.sql(
             f"SELECT {keys}, sum(plays)::BIGINT AS plays FROM {summed('song_minute')} "
-            f"{where} GROUP BY ALL ORDER BY plays DESC, {keys} LIMIT ?",
+            f"{where} GROUP BY {keys} ORDER BY plays DESC, {keys} LIMIT ?",
             (*params, query.limit),
         )
 
@@ -72,72 +73,75 @@ def _top(by: str) -> Handler:
 
 
 def _genre_windows(db: Connections, query: q.GenreWindows) -> pa.Table:
-    where, params = windows(query.span)
+    d = db.dialect
+    where, params = windows(d, query.span)
     return db.sql(
-        "SELECT make_timestamp(window_start * 1000) AS window_start, genre, plays, "
-        "(SELECT min(max_ts) // 60000 * 60000 FROM meta_partitions WHERE topic = ?) AS open_from "
-        f"FROM {merged('genre_minute', where)} ORDER BY window_start, genre LIMIT ?",
+        f"SELECT {d.timestamp('window_start')} AS window_start, genre, plays, "
+        f"(SELECT {d.floor('min(max_ts)', 60_000)} FROM meta_partitions WHERE topic = ?) "
+        f"AS open_from FROM {merged('genre_minute', where)} "
+        "ORDER BY genre_minute.window_start, genre LIMIT ?",
         (Topic.LISTEN.value, *params, query.limit),
     )
 
 
 def _engagement(db: Connections, query: q.Engagement) -> pa.Table:
-    where, params = windows(query.span, extra="dimension = ?")
+    where, params = windows(db.dialect, query.span, extra="dimension = ?")
     return db.sql(
         f"SELECT value AS {query.by}, sum(listens)::BIGINT AS listens, "
-        "round(sum(completed) / nullif(sum(completed_count), 0), 4) AS completion_rate, "
-        "round(sum(skipped) / nullif(sum(skipped_count), 0), 4) AS skip_rate, "
-        "round(sum(pct_sum) / nullif(sum(pct_count), 0), 4)::DOUBLE AS avg_listened, "
-        "round(sum(rating_sum) / nullif(sum(rating_count), 0), 3)::DOUBLE AS avg_rating "
-        f"FROM {summed('engagement_minute')} {where} GROUP BY ALL "
+        "round(sum(completed) / nullif(sum(completed_count), 0), 4)::FLOAT8 "
+        "AS completion_rate, "
+        "round(sum(skipped) / nullif(sum(skipped_count), 0), 4)::FLOAT8 AS skip_rate, "
+        "round(sum(pct_sum) / nullif(sum(pct_count), 0), 4)::FLOAT8 AS avg_listened, "
+        "round(sum(rating_sum) / nullif(sum(rating_count), 0), 3)::FLOAT8 AS avg_rating "
+        f"FROM {summed('engagement_minute')} {where} GROUP BY value "
         "ORDER BY listens DESC, value LIMIT ?",  # ties in a fixed order, for LIMIT too
         (*params, query.by, query.limit),
     )
 
 
 def _active_users(db: Connections, query: q.ActiveUsers) -> pa.Table:
-    where, params = windows(query.span)
+    where, params = windows(db.dialect, query.span)
     return db.sql(
         "WITH u AS (SELECT window_start, count(*) AS users FROM "
-        f"{merged('user_minute', where)} GROUP BY ALL), "
+        f"{merged('user_minute', where)} GROUP BY window_start), "
         "s AS (SELECT window_start, count(*) AS sessions FROM "
-        f"{merged('session_minute', where)} GROUP BY ALL) "
-        "SELECT make_timestamp(window_start * 1000) AS window_start, "
+        f"{merged('session_minute', where)} GROUP BY window_start) "
+        f"SELECT {db.dialect.timestamp('window_start')} AS window_start, "
         "coalesce(users, 0) AS users, sessions FROM s LEFT JOIN u USING (window_start) "
-        "ORDER BY window_start LIMIT ?",
+        "ORDER BY 1 LIMIT ?",
         (*params, *params, query.limit),
     )
 
 
 def _levels(db: Connections, query: q.Levels) -> pa.Table:
-    where, params = windows(query.span)
+    where, params = windows(db.dialect, query.span)
     return db.sql(
         f"SELECT level, sum(listens)::BIGINT AS listens FROM {summed('level_minute')} {where} "
-        "GROUP BY ALL ORDER BY listens DESC, level",
+        "GROUP BY level ORDER BY listens DESC, level",
         tuple(params),
     )
 
 
 def _level_changes(db: Connections, query: q.LevelChanges) -> pa.Table:
-    where, params = windows(query.span)
+    where, params = windows(db.dialect, query.span)
     return db.sql(
         "SELECT prev_level, new_level, sum(changes)::BIGINT AS changes "
-        f"FROM {summed('level_change_minute')} {where} GROUP BY ALL ORDER BY ALL",
+        f"FROM {summed('level_change_minute')} {where} GROUP BY 1, 2 ORDER BY 1, 2, 3",
         tuple(params),
     )
 
 
 def _genders(db: Connections, query: q.Genders) -> pa.Table:
-    where, params = windows(query.span, "ts", "gender IS NOT NULL")
+    where, params = windows(db.dialect, query.span, "ts", "gender IS NOT NULL")
     return db.sql(
         f"SELECT gender, count(*)::BIGINT AS listens FROM listens {where} "
-        "GROUP BY ALL ORDER BY listens DESC, gender",
+        "GROUP BY gender ORDER BY listens DESC, gender",
         tuple(params),
     )
 
 
 def _auth_minutes(db: Connections, query: q.AuthMinutes) -> pa.Table:
-    where, params = windows(query.span)
+    where, params = windows(db.dialect, query.span)
     return db.sql(
         "SELECT window_start, attempts, successes "
         f"FROM {merged('auth_minute', where)} ORDER BY window_start LIMIT ?",
@@ -146,12 +150,13 @@ def _auth_minutes(db: Connections, query: q.AuthMinutes) -> pa.Table:
 
 
 def _hourly_plays(db: Connections, query: q.HourlyPlays) -> pa.Table:
+    d = db.dialect
     return db.sql(
-        f"WITH today AS (SELECT {LATEST_TS} // 86400000 * 86400000 AS t) "
+        f"WITH today AS (SELECT {d.floor(LATEST_TS, 86_400_000)} AS t) "
         "SELECT CASE WHEN window_start >= t THEN 0 ELSE 1 END AS day, "
-        "((window_start - t + 86400000) % 86400000) // 3600000 AS hour, "
+        f"{d.div('((window_start - t + 86400000) % 86400000)', 3_600_000)} AS hour, "
         f"sum(plays)::BIGINT AS plays FROM {summed('genre_minute')}, today "
-        "WHERE window_start >= t - 86400000 GROUP BY ALL ORDER BY ALL"
+        "WHERE window_start >= t - 86400000 GROUP BY 1, 2 ORDER BY 1, 2, 3"
     )
 
 
@@ -160,12 +165,12 @@ def _latest_time(db: Connections, query: q.LatestTime) -> pa.Table:
 
 
 _HOUR: Final = 3_600_000
-_RECENT: Final = "committed_at >= now() - INTERVAL 10 SECOND"
+_RECENT: Final = "committed_at >= now() - INTERVAL '10 seconds'"
 
 
 def _summary(db: Connections, query: q.Summary) -> pa.Table:
     return db.sql(
-        f"WITH m AS (SELECT {LATEST_MINUTE} AS m), "
+        f"WITH m AS (SELECT {latest_minute(db.dialect)} AS m), "
         f"g AS (SELECT window_start, plays FROM {summed('genre_minute')}, m "
         f"WHERE window_start > m.m - {2 * _HOUR}), "
         f"lv AS (SELECT level, sum(listens) AS n FROM {summed('level_minute')}, m "
@@ -185,10 +190,10 @@ def _summary(db: Connections, query: q.Summary) -> pa.Table:
         f"(SELECT count(DISTINCT user_id) FROM {metric_table(BY_NAME['user_minute'])}, m "
         "WHERE window_start > m.m - 300000) AS active_users, "
         "(SELECT sum(n) FILTER (WHERE level = 'paid') / "
-        "nullif(sum(n) FILTER (WHERE level IN ('free', 'paid')), 0) FROM lv)::DOUBLE "
+        "nullif(sum(n) FILTER (WHERE level IN ('free', 'paid')), 0) FROM lv)::FLOAT8 "
         "AS paid_share, "
-        "(SELECT skipped / nullif(listens, 0) FROM en)::DOUBLE AS skip_rate, "
-        "(SELECT recent / 10.0 FROM b)::DOUBLE AS events_per_second, "
+        "(SELECT skipped / nullif(listens, 0) FROM en)::FLOAT8 AS skip_rate, "
+        "(SELECT recent / 10.0 FROM b)::FLOAT8 AS events_per_second, "
         "(SELECT events_total FROM b)::BIGINT AS events_total, "
         "(SELECT count(*) FROM dead_letters) AS dead_letters"
     )
@@ -201,11 +206,12 @@ def _batch_totals(db: Connections, query: q.BatchTotals) -> pa.Table:
         "coalesce(sum(accepted), 0)::BIGINT AS accepted, "
         "coalesce(sum(duplicates), 0)::BIGINT AS duplicates, "
         "coalesce(sum(late), 0)::BIGINT AS late, coalesce(sum(dead), 0)::BIGINT AS dead, "
-        "epoch(now() - max(committed_at))::DOUBLE AS last_commit_age_s, "
-        f"coalesce(sum(events_in) FILTER (WHERE {_RECENT}), 0) / 10.0 AS events_per_second, "
-        "(SELECT quantile_cont(seconds, [0.5, 0.9, 0.99]) FROM "
-        "(SELECT seconds FROM meta_batches ORDER BY batch_id DESC LIMIT 100)) AS batch_seconds "
-        "FROM meta_batches"
+        "extract(epoch FROM now() - max(committed_at))::FLOAT8 AS last_commit_age_s, "
+        f"(coalesce(sum(events_in) FILTER (WHERE {_RECENT}), 0) / 10.0)::FLOAT8 "
+        "AS events_per_second, "
+        "(SELECT percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY seconds) FROM "
+        "(SELECT seconds FROM meta_batches ORDER BY batch_id DESC LIMIT 100) AS recent) "
+        "AS batch_seconds FROM meta_batches"
     )
 
 
@@ -214,11 +220,11 @@ def _latest_batch(db: Connections, query: q.LatestBatch) -> pa.Table:
 
 
 def _listening_time(db: Connections, query: q.ListeningTime) -> pa.Table:
-    where, params = windows(query.span, "ts")
+    where, params = windows(db.dialect, query.span, "ts")
     return db.sql(
-        "SELECT make_timestamp(ts // 86400000 * 86400000 * 1000)::DATE AS day, artist, "
-        "count(*)::BIGINT AS plays, round(coalesce(sum(ms_played), 0) / 60000.0, 3)::DOUBLE "
-        f"AS minutes FROM listens {where} GROUP BY ALL ORDER BY day, minutes DESC, artist "
+        f"SELECT {db.dialect.timestamp('ts')}::DATE AS day, artist, "
+        "count(*)::BIGINT AS plays, round(coalesce(sum(ms_played), 0) / 60000.0, 3)::FLOAT8 "
+        f"AS minutes FROM listens {where} GROUP BY 1, 2 ORDER BY day, minutes DESC, artist "
         "LIMIT ?",
         (*params, query.limit),
     )
@@ -226,10 +232,10 @@ def _listening_time(db: Connections, query: q.ListeningTime) -> pa.Table:
 
 def _events(db: Connections, query: q.Events) -> pa.Table:
     where, params = (
-        listens_where(q.EVERYTHING, query.keep)
+        listens_where(db.dialect, q.EVERYTHING, query.keep)
         if query.batches is None
         else listens_where(
-            q.EVERYTHING, query.keep, "batch_id > ? AND batch_id <= ?", query.batches
+            db.dialect, q.EVERYTHING, query.keep, "batch_id > ? AND batch_id <= ?", query.batches
         )
     )
     return db.sql(
@@ -242,14 +248,14 @@ def _events(db: Connections, query: q.Events) -> pa.Table:
 def _filter_values(db: Connections, query: q.FilterValues) -> pa.Table:
     return db.sql(
         "SELECT DISTINCT dimension, value FROM "
-        f"{metric_table(BY_NAME['engagement_minute'])} ORDER BY ALL"
+        f"{metric_table(BY_NAME['engagement_minute'])} ORDER BY 1, 2"
     )
 
 
 def _dead_letters(db: Connections, query: q.DeadLetters) -> pa.Table:
     return db.sql(
-        f'SELECT topic, partition, "offset", reason, raw[1:{q.RAW_SHOWN}] AS raw, '
-        "octet_length(raw) AS raw_bytes, received_at "
+        f'SELECT topic, partition, "offset", reason, {db.dialect.head("raw", q.RAW_SHOWN)} '
+        "AS raw, octet_length(raw) AS raw_bytes, received_at "
         'FROM dead_letters ORDER BY batch_id DESC, "offset" DESC LIMIT ?',
         (query.limit,),
     )
@@ -258,7 +264,7 @@ def _dead_letters(db: Connections, query: q.DeadLetters) -> pa.Table:
 def _dead_letter_counts(db: Connections, query: q.DeadLetterCounts) -> pa.Table:
     return db.sql(
         "SELECT topic, split_part(reason, ':', 1) AS reason, count(*)::BIGINT AS dead_letters "
-        "FROM dead_letters GROUP BY ALL ORDER BY dead_letters DESC, topic, reason"
+        "FROM dead_letters GROUP BY 1, 2 ORDER BY dead_letters DESC, topic, reason"
     )
 
 
@@ -271,7 +277,7 @@ def _dead_letter_records(db: Connections, query: q.DeadLetterRecords) -> pa.Tabl
 
 
 def _metric_rows(db: Connections, query: q.MetricRows) -> pa.Table:
-    where, params = windows(query.span)
+    where, params = windows(db.dialect, query.span)
     keys = ", ".join(BY_NAME[query.name].key_names)
     return db.sql(f"SELECT * FROM {merged(query.name, where)} ORDER BY {keys}", tuple(params))
 
