@@ -75,7 +75,8 @@ def latest_batch(reader: Reader) -> int:
 
 
 class StoreWatcher:
-    """Publishes the batches another process commits, by checking the store periodically."""
+    """Publishes the batches another process commits: as the store announces them (the
+    reader's ``wait_for_commit``), or by checking the store periodically when it cannot."""
 
     def __init__(self, reader: Reader, hub: CommitHub, every_s: float = 0.25) -> None:
         self._reader = reader
@@ -92,8 +93,22 @@ class StoreWatcher:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._every_s):
+        announced = True  # until the reader says its store announces nothing
+        while not self._stop.is_set():
             try:
-                self._hub.publish(latest_batch(self._reader))
+                heard = (
+                    self._reader.wait_for_commit(self._hub.version, self._every_s * 4)
+                    if announced
+                    else None
+                )
+                if heard is None:
+                    announced = False
+                    if self._stop.wait(self._every_s):
+                        return
+                if heard is None or heard == self._hub.version:  # a quiet spell: check anyway
+                    heard = latest_batch(self._reader)
+                self._hub.publish(heard)
             except BackbeatError as exc:  # a busy store: try again at the next tick
                 log.debug("store watcher: %s", exc)
+                if self._stop.wait(self._every_s):
+                    return

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
+from backbeat.errors import FencedError
 from backbeat.events.schema import Topic
 
 if TYPE_CHECKING:
@@ -164,6 +165,24 @@ class Commit:
     stats: BatchStats
     seen_pruned: dict[str, int] = field(default_factory=dict)
     marks: dict[str, Mark] = field(default_factory=dict)
+
+
+def refuse_moved(expected: Mapping[str, int | None], stored: Mapping[str, int]) -> None:
+    """The fence: refuse a commit whose partitions are no longer where the committing process
+    saw them (``stored``: the positions the store holds, read in the commit's transaction).
+
+    Raises:
+        FencedError: one or more partitions moved.
+    """
+    moved = sorted(p for p, pos in expected.items() if stored.get(p) != pos)
+    if moved:
+        shown = ", ".join(
+            f"{p} (expected {expected[p]}, stored {stored.get(p)})" for p in moved[:5]
+        )
+        raise FencedError(
+            f"another process committed {len(moved)} of this batch's partitions: {shown}",
+            moved,
+        )
 
 
 class Checkpoint(ABC):

@@ -288,6 +288,12 @@ class Reader(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the reader holds."""
 
+    def wait_for_commit(self, after: int, timeout_s: float) -> int | None:
+        """Wait until the store announces a batch newer than ``after`` (at most
+        ``timeout_s``) and return the newest batch id heard (``after``: none yet); None when
+        this store announces nothing, so the caller polls :class:`LatestBatch`."""
+        return None
+
     def one(self, query: Query) -> dict[str, Any]:
         """The single row of ``query``'s answer as a dict (queries answering one row)."""
         rows: list[dict[str, Any]] = self.run(query).to_pylist()

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 
 import duckdb
 
-from backbeat.errors import FencedError
-from backbeat.sinks.base import SEEN_SCHEMA, CheckpointState, Mark, PartitionState
+from backbeat.sinks.base import SEEN_SCHEMA, CheckpointState, Mark, PartitionState, refuse_moved
 
 
 def save_marks(
@@ -54,12 +53,4 @@ def check_fence(con: duckdb.DuckDBPyConnection, expected: dict[str, int | None])
             [list(expected)],
         ).fetchall()
     )
-    moved = sorted(p for p, pos in expected.items() if stored.get(p) != pos)
-    if moved:
-        shown = ", ".join(
-            f"{p} (expected {expected[p]}, stored {stored.get(p)})" for p in moved[:5]
-        )
-        raise FencedError(
-            f"another process committed {len(moved)} of this batch's partitions: {shown}",
-            moved,
-        )
+    refuse_moved(expected, stored)

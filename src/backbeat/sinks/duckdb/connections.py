@@ -38,6 +38,9 @@ class Cursors:
     def dialect(self) -> Dialect:
         return DUCKDB
 
+    def wait_for_commit(self, after: int, timeout_s: float) -> int | None:
+        return None  # a DuckDB file announces nothing: readers poll
+
     def sql(self, query: str, params: Params = ()) -> pa.Table:
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cur is None:
@@ -63,6 +66,9 @@ class Files:
     @property
     def dialect(self) -> Dialect:
         return DUCKDB
+
+    def wait_for_commit(self, after: int, timeout_s: float) -> int | None:
+        return None  # a DuckDB file announces nothing: readers poll
 
     @contextlib.contextmanager
     def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:

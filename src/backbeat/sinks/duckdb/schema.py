@@ -46,14 +46,6 @@ _TABLES: Final = (
     "track_id VARCHAR, genre VARCHAR, platform VARCHAR, country VARCHAR, mood VARCHAR, "
     "listen_pct DOUBLE, completed BOOLEAN, skipped BOOLEAN, rating DOUBLE, ms_played BIGINT)",
 )
-LISTEN_COLUMNS: Final = (
-    "ts", "userId", "sessionId", "itemInSession", "level", "gender", "state", "artist", "song",
-    "trackId", "genre", "platform", "country", "mood", "listenPct", "completed", "skipped",
-    "rating", "msPlayed",
-)  # fmt: skip
-"""Contract columns of a listen event -> the ``listens`` table, in the table's column order."""
-RESULT_TABLES: Final = ("dead_letters", "listens")
-CHECKPOINT_TABLES: Final = ("meta_partitions", "meta_seen", "meta_sinks", "meta_batches")
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -43,7 +43,12 @@ from backbeat.sinks.duckdb import schema
 from backbeat.sinks.duckdb.checkpoint import check_fence, partition_state, save_marks
 from backbeat.sinks.duckdb.connections import Cursors, Files
 from backbeat.sinks.queries import Reader
-from backbeat.sinks.sql.pieces import metric_table
+from backbeat.sinks.sql.pieces import (
+    CHECKPOINT_TABLES,
+    LISTEN_COLUMNS,
+    RESULT_TABLES,
+    metric_table,
+)
 from backbeat.sinks.sql.reader import SqlReader
 
 log = logging.getLogger(__name__)
@@ -215,7 +220,7 @@ class DuckDBStore(Store):
 
     def reset(self) -> None:
         tables = [metric_table(m) for m in METRICS]
-        tables += [*schema.RESULT_TABLES, *schema.CHECKPOINT_TABLES]
+        tables += [*RESULT_TABLES, *CHECKPOINT_TABLES]
         with self._transaction() as con:
             for table in tables:
                 con.execute(f"DELETE FROM {table}")
@@ -246,11 +251,11 @@ def _apply(con: duckdb.DuckDBPyConnection, batch_id: int, commit: Commit) -> Non
             _insert(con, f"INSERT INTO {metric_table(metric)} SELECT * FROM _rows", partial, [])
     listens = batch.events.get(Topic.LISTEN)
     if listens is not None and listens.num_rows:
-        cols = ", ".join(schema.LISTEN_COLUMNS)
+        cols = ", ".join(LISTEN_COLUMNS)
         _insert(
             con,
             f"INSERT INTO listens SELECT ?, {cols} FROM _rows",
-            listens.select(list(schema.LISTEN_COLUMNS)),
+            listens.select(list(LISTEN_COLUMNS)),
             [batch_id],
         )
     if batch.dead_letters.num_rows:

@@ -27,3 +27,8 @@ class Connections(Protocol):
         """Run a read query (placeholders written ``?``); StoreError when the store cannot
         answer."""
         ...  # pragma: no cover
+
+    def wait_for_commit(self, after: int, timeout_s: float) -> int | None:
+        """The newest batch id announced after ``after`` within ``timeout_s``; None when the
+        store announces nothing (see ``Reader.wait_for_commit``)."""
+        ...  # pragma: no cover

@@ -19,6 +19,20 @@ EVENT_COLUMNS: Final = (
     "ts", "user_id", "level", "gender", "state", "artist", "song", "genre", "platform",
     "country", "mood", "listen_pct", "skipped", "rating",
 )  # fmt: skip
+LISTEN_COLUMNS: Final = (
+    "ts", "userId", "sessionId", "itemInSession", "level", "gender", "state", "artist", "song",
+    "trackId", "genre", "platform", "country", "mood", "listenPct", "completed", "skipped",
+    "rating", "msPlayed",
+)  # fmt: skip
+"""Contract columns of a listen event -> the ``listens`` table, in the table's column order."""
+RESULT_TABLES: Final = ("dead_letters", "listens")
+CHECKPOINT_TABLES: Final = ("meta_partitions", "meta_seen", "meta_sinks", "meta_batches")
+LISTENS_TABLE: Final = (
+    "batch_id", "ts", "user_id", "session_id", "item", "level", "gender", "state", "artist",
+    "song", "track_id", "genre", "platform", "country", "mood", "listen_pct", "completed",
+    "skipped", "rating", "ms_played",
+)  # fmt: skip
+"""The ``listens`` table's columns: the batch id, then ``LISTEN_COLUMNS`` as stored."""
 _EQUAL: Final = ("genre", "platform", "country", "mood", "level")
 Params = tuple[object, ...]
 

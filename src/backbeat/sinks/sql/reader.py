@@ -29,6 +29,9 @@ class SqlReader(q.Reader):
             raise self.refuse(query)
         return handler(self._db, query)
 
+    def wait_for_commit(self, after: int, timeout_s: float) -> int | None:
+        return self._db.wait_for_commit(after, timeout_s)
+
     def close(self) -> None:
         close = getattr(self._db, "close", None)
         if close is not None:
