@@ -255,7 +255,7 @@ def _filter_values(db: Connections, query: q.FilterValues) -> pa.Table:
 def _dead_letters(db: Connections, query: q.DeadLetters) -> pa.Table:
     return db.sql(
         f'SELECT topic, partition, "offset", reason, {db.dialect.head("raw", q.RAW_SHOWN)} '
-        "AS raw, octet_length(raw) AS raw_bytes, received_at "
+        "AS raw, octet_length(raw)::BIGINT AS raw_bytes, received_at "
         'FROM dead_letters ORDER BY batch_id DESC, "offset" DESC LIMIT ?',
         (query.limit,),
     )
