@@ -1,10 +1,10 @@
 """The PostgreSQL store's tables, and the versioned migrations that create and upgrade them.
 
 The tables have the names and columns of the embedded store's (``../duckdb/schema.py``), so
-one set of answers (``../sql/answers.py``) reads both. Differences: each metric table keeps
-ONE row per key, merged by additive upserts (a unique index on the key, ``NULLS NOT
-DISTINCT``), so nothing needs compacting; text is collated ``"C"`` (byte order, as DuckDB
-sorts, so rankings break ties alike in both stores).
+one set of answers (``../sql/answers.py``) reads both: metric tables hold partial rows,
+appended by ``COPY`` and merged on read, compacted now and then (``store.py``); text is
+collated ``"C"`` (byte order, as DuckDB sorts, so rankings break ties alike in both stores).
+``meta_compaction`` remembers the earliest window appended to since the last compaction.
 
 :func:`migrate` runs at every writer's start, in one transaction under an advisory lock, so
 members of a group starting together do not race: the first creates or upgrades, the others
@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import psycopg
 
-from backbeat.analytics.metrics import METRICS, Merge, Metric
+from backbeat.analytics.metrics import METRICS, Metric, merged_sql
 from backbeat.errors import StoreError, StoreNotReadyError
 from backbeat.sinks.sql.pieces import metric_table
 
@@ -37,13 +37,12 @@ def column_type(duck: str) -> str:
 
 
 def metric_ddl(metric: Metric) -> list[str]:
-    """CREATE statements of a metric's table and the unique key its upserts merge on."""
+    """CREATE statements of a metric's table and its index on the window."""
     table = metric_table(metric)
     cols = ", ".join(f"{name} {column_type(typ)}" for name, typ in metric.columns)
-    keys = ", ".join(metric.key_names)
     return [
         f"CREATE TABLE {table} ({cols})",
-        f"CREATE UNIQUE INDEX {table}_key ON {table} ({keys}) NULLS NOT DISTINCT",
+        f"CREATE INDEX {table}_window ON {table} (window_start)",
     ]
 
 
@@ -69,6 +68,7 @@ def _version_1(cur: psycopg.Cursor[Any]) -> None:
         "ms_played BIGINT)",
         "CREATE INDEX listens_ts ON listens (ts)",
         "CREATE INDEX listens_batch ON listens (batch_id)",
+        "CREATE TABLE meta_compaction (id INTEGER PRIMARY KEY, low BIGINT, batches INTEGER)",
     ):
         cur.execute(ddl.encode())
     for metric in METRICS:
@@ -139,14 +139,11 @@ def require_schema(cur: psycopg.Cursor[Any], where: str) -> None:
         )
 
 
-def merge_sql(metric: Metric, source: str) -> str:
-    """An upsert adding ``source``'s partial rows into the metric's table (our own names)."""
+def compact_sql(metric: Metric) -> str:
+    """Fold a metric's partial rows of windows from ``%s`` on into one row per key (one
+    statement: the deleted rows, merged, go back in)."""
     table = metric_table(metric)
-    if metric.merge is Merge.DISTINCT or not metric.values:
-        action = "DO NOTHING"
-    else:
-        action = "DO UPDATE SET " + ", ".join(
-            f"{v} = {table}.{v} + excluded.{v}" for v in metric.value_names
-        )
-    keys = ", ".join(metric.key_names)
-    return f"INSERT INTO {table} SELECT * FROM {source} ON CONFLICT ({keys}) {action}"
+    return (
+        f"WITH gone AS (DELETE FROM {table} WHERE window_start >= %s RETURNING *) "
+        f"INSERT INTO {table} {merged_sql(metric, 'gone')}"
+    )

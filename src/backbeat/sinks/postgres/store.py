@@ -1,14 +1,17 @@
 """The PostgreSQL store: results, dead letters and the checkpoint in one database, written by
 any number of processes (members of one consumer group, on any machines) and served from.
 
-Each batch is ONE transaction: the partial aggregates merged into one row per key with
-additive upserts, the fresh listens and the de-dup keys by bulk ``COPY``, dead letters,
-positions, sink marks and the batch's statistics; then ``pg_notify`` tells readers (``serve``)
+Each batch is ONE transaction: the partial aggregates, the fresh listens and the de-dup keys
+appended by bulk ``COPY``, dead letters, positions, sink marks and the batch's statistics; then ``pg_notify`` tells readers (``serve``)
 that a batch landed, delivered when the transaction commits. Commits are fenced like the
 embedded store's (``../base.py``): inside the transaction, each partition must still be where
 the committing process last saw it. A transaction-level advisory lock orders commits, so batch
 ids are given in commit order and a reader that has seen batch ``n`` has seen every batch
 before it; everything else (decoding, aggregating) runs in parallel in the members.
+
+Partial rows are appended (no per-key upsert: an index lookup per row cost three times the
+COPY) and merged on read, like the embedded store's; every ``compact_every`` batches the
+commit folds the rows of the windows written since the last compaction into one row per key.
 
 Next: ``schema.py`` (tables, migrations), ``arrow.py`` (COPY), ``reader.py`` (queries).
 """
@@ -24,6 +27,7 @@ from typing import Any, Final
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backbeat.analytics.metrics import METRICS
 from backbeat.events.schema import Topic
@@ -58,22 +62,19 @@ _DEAD_COLUMNS: Final = ("batch_id", "topic", "partition", "offset", "reason", "r
 _SEEN_COLUMNS: Final = tuple(SEEN_SCHEMA.names)
 
 
-def _staging(name: str) -> str:
-    return f"_in_{name}"
-
-
 class PostgresStore(Store):
     """Results and the checkpoint in one PostgreSQL database."""
 
     name = "postgresql"
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, *, compact_every: int = 50) -> None:
         """Connect, and create or migrate the schema.
 
         Raises:
             ConfigError: a malformed URL; StoreError: no server, refused, or a newer schema.
         """
         self.location = location
+        self._compact_every = compact_every
         self._where = repr(redacted(location))
         self._con: psycopg.Connection[Any] | None = None
         self._connection()
@@ -97,8 +98,7 @@ class PostgresStore(Store):
         return SqlReader(self._reader)
 
     def _connection(self) -> psycopg.Connection[Any]:
-        """The writer's connection; a new one (schema checked, staging tables made) after the
-        last one broke."""
+        """The writer's connection (the schema migrated first); a new one after the last broke."""
         if self._con is not None and not self._con.closed and not self._con.broken:
             return self._con
         con = connect(self.location, autocommit=True)
@@ -106,12 +106,6 @@ class PostgresStore(Store):
             before = schema.migrate(con, self._where)
             if before < schema.VERSION:
                 log.info("store %s: schema %d -> %d", self._where, before, schema.VERSION)
-            for metric in METRICS:  # one staging table per metric, per connection
-                table = metric_table(metric)
-                con.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {_staging(table)} (LIKE {table}) "
-                    "ON COMMIT DELETE ROWS"
-                )
         except psycopg.Error as exc:
             con.close()
             raise failed("preparing", self.location, exc) from None
@@ -168,11 +162,13 @@ class PostgresStore(Store):
             found = cur.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM meta_batches")
             batch_id = int(found.fetchone()[0])  # type: ignore[index]
             _apply(cur, batch_id, commit)
+            _compact(cur, commit, self._compact_every)
             cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(batch_id)))
         return batch_id
 
     def reset(self) -> None:
         tables = [metric_table(m) for m in METRICS] + [*RESULT_TABLES, *CHECKPOINT_TABLES]
+        tables.append("meta_compaction")
         with self._transaction("resetting") as cur:
             cur.execute(f"TRUNCATE {', '.join(tables)}")
 
@@ -217,9 +213,7 @@ def _apply(cur: psycopg.Cursor[Any], batch_id: int, commit: Commit) -> None:
     for metric in METRICS:
         partial = batch.partials.get(metric.name)
         if partial is not None and partial.num_rows:
-            staging = _staging(metric_table(metric))
-            copy_in(cur, staging, partial.column_names, partial)
-            cur.execute(schema.merge_sql(metric, staging))
+            copy_in(cur, metric_table(metric), partial.column_names, partial)
     listens = batch.events.get(Topic.LISTEN)
     if listens is not None and listens.num_rows:
         rows = listens.select(list(LISTEN_COLUMNS))
@@ -257,3 +251,23 @@ def _apply(cur: psycopg.Cursor[Any], batch_id: int, commit: Commit) -> None:
         (batch_id, datetime.now(UTC), s.events_in, s.accepted, s.duplicates, s.late, s.dead,
          s.seconds),
     )  # fmt: skip
+
+
+def _compact(cur: psycopg.Cursor[Any], commit: Commit, every: int) -> None:
+    """Note the earliest window this batch appended to; every ``every`` batches, fold the
+    partial rows of the windows from the earliest noted on (the caller holds the lock)."""
+    starts = [
+        pc.min(p["window_start"]).as_py() for p in commit.batch.partials.values() if p.num_rows
+    ]
+    if not starts or not every:
+        return
+    low, batches = cur.execute(
+        "INSERT INTO meta_compaction VALUES (1, %s, 1) ON CONFLICT (id) DO UPDATE SET "
+        "low = least(meta_compaction.low, excluded.low), "
+        "batches = meta_compaction.batches + 1 RETURNING low, batches",
+        (min(starts),),
+    ).fetchone() or (None, 0)
+    if batches >= every:
+        for metric in METRICS:
+            cur.execute(schema.compact_sql(metric), (low,))
+        cur.execute("UPDATE meta_compaction SET low = NULL, batches = 0")
