@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import typer
@@ -92,6 +93,21 @@ def kafka_settings(bootstrap_servers: str | None, topic_prefix: str | None) -> K
         problem = exc.errors()[0]
         name = "BACKBEAT_KAFKA_" + str(problem["loc"][0]).upper() if problem["loc"] else "?"
         raise ConfigError(f"{name}: {problem['msg']}") from None
+
+
+def store_option(option: str | None) -> str | None:
+    """``--store`` as given, refused when it carries a password: a process listing (``ps``)
+    shows every argument to every user of the machine.
+
+    Raises:
+        ConfigError: a URL with a password.
+    """
+    if option is not None and urlsplit(option).password:
+        raise ConfigError(
+            "--store: a password in the URL would show in the process listing; give it in "
+            "PGPASSWORD or ~/.pgpass (or the whole URL in BACKBEAT_STORE) instead"
+        )
+    return option
 
 
 def topic(name: str) -> Topic:

@@ -19,6 +19,7 @@ from backbeat.commands.common import (
     guard,
     kafka_settings,
     settings,
+    store_option,
 )
 from backbeat.commands.simulate import CatalogFile
 from backbeat.commands.stream import StoreOption, start_web
@@ -65,7 +66,7 @@ def demo(
 
     def body() -> None:
         current = settings()
-        where = store or current.store.rstrip("/") + "/demo"
+        where = store_option(store) or current.store.rstrip("/") + "/demo"
         kafka = (
             None if bootstrap_servers is None else kafka_settings(bootstrap_servers, topic_prefix)
         )

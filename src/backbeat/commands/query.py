@@ -16,7 +16,14 @@ from typing import Annotated
 import pyarrow as pa
 import typer
 
-from backbeat.commands.common import emit_table, emit_tables, guard, parse_time, settings
+from backbeat.commands.common import (
+    emit_table,
+    emit_tables,
+    guard,
+    parse_time,
+    settings,
+    store_option,
+)
 from backbeat.commands.stream import StoreOption
 from backbeat.ui.text import visible
 
@@ -69,7 +76,7 @@ def query(
                 asked = q.ListeningTime(span=span, limit=limit)
             case QueryName.DEAD_LETTERS:
                 asked = q.DeadLetters(limit=limit)
-        reader = open_reader(store or settings().store)
+        reader = open_reader(store_option(store) or settings().store)
         try:
             table = reader.run(asked)
             counts = reader.run(q.DeadLetterCounts()) if isinstance(asked, q.DeadLetters) else None

@@ -20,6 +20,7 @@ from backbeat.commands.common import (
     kafka_settings,
     parse_time,
     settings,
+    store_option,
 )
 from backbeat.commands.stream import StoreOption, start_web
 from backbeat.errors import ConfigError
@@ -139,7 +140,7 @@ def replay(
             assert start is not None
             shift = int(start.timestamp() * 1000) - first
         plan = wiring.RunPlan(
-            store=store or current.store,
+            store=store_option(store) or current.store,
             settings=EngineSettings(lateness_ms=current.lateness_ms, max_future_ms=None),
         )
         status = StatusLine(

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from backbeat.commands.common import api_token, err_console, guard, settings
+from backbeat.commands.common import api_token, err_console, guard, settings, store_option
 from backbeat.commands.stream import StoreOption
 from backbeat.ui.text import plain
 
@@ -30,7 +30,7 @@ def serve(
 
     def body() -> None:
         current = settings()
-        reader = open_reader(store or current.store)
+        reader = open_reader(store_option(store) or current.store)
         hub = CommitHub(latest_batch(reader))
         web = WebServer(create_app(reader, hub, api_token(current)), host, port)
         watcher = StoreWatcher(reader, hub)

@@ -20,6 +20,7 @@ from backbeat.commands.common import (
     kafka_settings,
     settings,
     start_from,
+    store_option,
     topic,
 )
 from backbeat.errors import ConfigError
@@ -169,7 +170,7 @@ def stream(
             kafka,
         )
         plan = wiring.RunPlan(
-            store=store or current.store,
+            store=store_option(store) or current.store,
             sinks=specs,
             engine=engine,
             settings=EngineSettings(

@@ -53,6 +53,7 @@ class PostgresConnections:
             if self._closed:
                 raise StoreError("the store's reader was closed")
             if self._pool is None:
+                connect(self._location).close()  # fails fast, in one line, where the pool retries
                 kwargs = settings(self._location)
                 pool: ConnectionPool[Any] = ConnectionPool(
                     kwargs.pop("conninfo"),
