@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -101,7 +101,10 @@ class MongoSink(ResultSink):
         except PyMongoError as exc:
             raise failure(self._where, exc) from None
         if mark and mark.get("rows"):
-            self._apply(batch_id, mark)
+            batch = self._apply(batch_id, mark)
+            log.info("%s: applied batch %d again (documents holding it skipped)", self.key, batch)
+        else:
+            self._guarded(self._latest)
 
     def begin(self, batch: SinkBatch) -> Mark | None:
         """The batch's rows and a fresh token (``{}`` for a batch without listens: nothing to
@@ -128,6 +131,8 @@ class MongoSink(ResultSink):
         if self._pending is not None:
             self._apply(batch_id, self._pending)
             self._pending = None
+        else:  # no listens: only the latest event time can have moved
+            self._guarded(self._latest)
 
     def settle(self) -> Mark | None:
         """Nothing to redo after the last write (None while a planned write is unfinished)."""
@@ -138,7 +143,8 @@ class MongoSink(ResultSink):
 
     # ------------------------------------------------------------------ writing
 
-    def _apply(self, batch_id: int, mark: Mark) -> None:
+    def _apply(self, batch_id: int, mark: Mark) -> int:
+        """Apply a mark's rows; the batch id they are applied under."""
         rows: dict[str, list[list[Any]]] = mark["rows"]
         try:
             applied = self._db[APPLIED].find_one_and_update(
@@ -151,6 +157,7 @@ class MongoSink(ResultSink):
             self._meta(batch, rows.get("genre_minute", []))
         except PyMongoError as exc:
             raise failure(self._where, exc) from None
+        return batch
 
     def _upsert(self, name: str, keys: tuple[str, ...], batch: int, rows: list[list[Any]]) -> None:
         ops = []
@@ -191,14 +198,25 @@ class MongoSink(ResultSink):
             )
         return [] if last else [ops[e["index"]] for e in errors]
 
-    def _meta(self, batch: int, genre_rows: list[list[Any]]) -> None:
-        """The store's latest event time (``$max``) and GenreWindows' ``open_from`` as the
-        store answers it after this batch (the value of the highest batch id wins)."""
+    def _guarded(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except PyMongoError as exc:
+            raise failure(self._where, exc) from None
+
+    def _latest(self) -> None:
+        """The store's latest event time (``$max``: it never goes back)."""
         assert self._reader is not None, "resume() first"
-        meta = self._db[META]
         latest = self._reader.one(LatestTime()).get("t")
         if latest is not None:
-            meta.update_one({"_id": LATEST}, {"$max": {"ts": int(latest)}}, upsert=True)
+            self._db[META].update_one({"_id": LATEST}, {"$max": {"ts": int(latest)}}, upsert=True)
+
+    def _meta(self, batch: int, genre_rows: list[list[Any]]) -> None:
+        """The latest event time, and GenreWindows' ``open_from`` as the store answers it
+        after this batch (the value of the highest batch id wins)."""
+        assert self._reader is not None, "resume() first"
+        meta = self._db[META]
+        self._latest()
         if not genre_rows:
             return
         newest = max(int(row[0]) for row in genre_rows)
