@@ -23,6 +23,7 @@ import os
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 from pymongo import ASCENDING, ReturnDocument, UpdateOne
@@ -78,7 +79,13 @@ class MongoSink(ResultSink):
             raise ConfigError(
                 f"the mongo sink has no option {', '.join(unknown)} (it takes: url, database)"
             )
-        url = spec.options.get("url") or os.environ.get(ENV_URL)
+        option = spec.options.get("url")
+        if option and urlsplit(option).password:
+            raise ConfigError(
+                "--sink-option mongo.url: a password in the URL would show in the process "
+                f"listing; give the whole URL in {ENV_URL} instead"
+            )
+        url = option or os.environ.get(ENV_URL)
         if not url:
             raise ConfigError(
                 "the mongo sink needs a server: --sink-option mongo.url=mongodb://host:port/db "
