@@ -15,7 +15,7 @@ import logging
 import threading
 
 from backbeat.errors import BackbeatError
-from backbeat.sinks.queries import LatestBatch, Reader
+from backbeat.sinks.queries import LatestBatch, Reader, name_of
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ class CommitHub:
 
 
 def latest_batch(reader: Reader) -> int:
-    """The id of the store's last committed batch (0: none)."""
+    """The id of the store's last committed batch (0: none, or a store that does not say)."""
+    if name_of(LatestBatch) not in reader.answers():
+        return 0
     return int(reader.one(LatestBatch())["b"])
 
 
