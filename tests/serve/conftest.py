@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -23,12 +24,34 @@ from backbeat.engine.pipeline import Pipeline
 from backbeat.serve.app import create_app
 from backbeat.serve.hub import CommitHub, latest_batch
 from backbeat.simulate.simulator import SimulatorSettings
+from backbeat.sinks import queries as q
 from backbeat.sinks.duckdb.store import DuckDBStore
 from backbeat.sinks.queries import Reader
 from backbeat.transport.jsonl import JsonlSource, discover
 from backbeat.wiring import write_jsonl_run
 
 START = datetime(2026, 3, 2, 22, tzinfo=UTC)
+RANKED = frozenset({"top-songs", "top-artists", "genre-windows"})
+"""What a store of aggregates only answers (the MongoDB reader): no raw listens, no filter."""
+
+
+class Restricted(Reader):
+    """A real store's reader that says it answers only ``only`` (and, with no ``events``
+    among them, no listen filter: ``Reader.filters``' default). It refuses other queries,
+    but runs filtered ones (its store can): a 501 for a filter must come from the serve
+    layer asking ``filters()`` first, never from the store."""
+
+    def __init__(self, inner: Reader, only: frozenset[str] = RANKED) -> None:
+        self._inner = inner
+        self._only = only
+
+    def answers(self) -> frozenset[str]:
+        return self._only & self._inner.answers()
+
+    def run(self, query: q.Query) -> pa.Table:
+        if q.name_of(query) not in self._only:
+            raise self.refuse(query)
+        return self._inner.run(query)
 
 
 @dataclass

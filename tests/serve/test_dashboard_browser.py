@@ -5,7 +5,10 @@ token (a base64 one, the kind browsers' cookies used to mangle), the login form 
 dashboard and sign-out ends the session.
 
 ``BACKBEAT_TEST_DASHBOARD=http://host:port/`` uses a server that is already running instead of
-starting a demo. Next: ``tests/support/dashboard.py`` (demo + Chromium helpers).
+starting a demo. A store that answers only the rankings (``conftest.Restricted``, served in
+this process) shows those panels and hides the others.
+
+Next: ``tests/support/dashboard.py`` (demo + Chromium helpers).
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from backbeat.serve.app import WebServer, create_app
+from backbeat.serve.hub import CommitHub
+from tests.serve.conftest import Restricted, Served
 from tests.support.dashboard import (
     CHARTS,
+    CHARTS_HAVE_DATA,
     chromium,
     csp_violations,
     missing_browser,
@@ -193,4 +200,56 @@ def test_a_base64_token_logs_in_and_the_dashboard_loads_data(idle_store: Path) -
         page.goto(server.url)
         page.wait_for_url(f"{server.url}login")  # the session is over
     assert not violations, violations
+    assert not errors, errors
+
+
+HIDDEN = ("/api/summary", "/api/stream", "/api/activity/hourly", "/api/engagement",
+          "/api/geo/states", "/api/levels", "/api/events")  # fmt: skip
+"""Routes a store of rankings only does not answer: their panels must be hidden."""
+RANKED_CHARTS = ("topSongs", "topArtists", "genres")
+
+
+def test_a_store_of_rankings_only_hides_what_it_cannot_show(served: Served) -> None:
+    """The panels of the routes the store answers show data; the others are hidden and never
+    asked for (no 501 in the console, no error, nothing waiting forever)."""
+    if reason := missing_browser():
+        pytest.skip(reason)
+    app = create_app(Restricted(served.store_reader), CommitHub(served.hub.version))
+    web = WebServer(app, "127.0.0.1", 0)
+    web.start()
+    asked: list[str] = []
+    console: list[str] = []
+    errors: list[str] = []
+    try:
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.on("request", lambda r: asked.append(urlsplit(r.url).path))
+            page.on(
+                "console",
+                lambda m: console.append(m.text) if m.type in ("error", "warning") else None,
+            )
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{web.url}?genre=pop&artist=x")  # filters it cannot apply: dropped
+            page.wait_for_function(CHARTS_HAVE_DATA, arg=list(RANKED_CHARTS), timeout=30_000)
+            page.wait_for_function("() => window.backbeat.refreshes > 0")
+
+            for route in ("/api/top-songs", "/api/top-artists", "/api/genres/windows"):
+                assert page.locator(f'[data-route="{route}"]').first.is_visible(), route
+            for route in HIDDEN:
+                panels = page.locator(f'[data-route="{route}"]')
+                assert panels.count() > 0, route
+                for i in range(panels.count()):
+                    assert panels.nth(i).is_hidden(), route
+            assert page.locator("#filters").is_hidden()
+            assert page.locator("#status").is_hidden()
+            assert parse_qs(urlsplit(page.url).query) == {}  # the dropped filters left the URL
+            assert page.evaluate("window.backbeat.capabilities.filtered") == []
+            songs = page.evaluate("window.backbeat.charts.topSongs.data.labels.length")
+            assert songs > 0
+    finally:
+        web.stop()
+    answered = {"/api/capabilities", "/api/top-songs", "/api/top-artists", "/api/genres/windows"}
+    api_asked = {path for path in asked if path.startswith("/api/")}
+    assert api_asked == answered, api_asked
+    assert not console, console
     assert not errors, errors

@@ -197,5 +197,18 @@ class Update(BaseModel):
 
 class Health(BaseModel):
     status: str
-    batch_id: int
+    batch_id: int | None = Field(description="The last committed batch (null: not known).")
     last_commit_age_s: float | None
+
+
+class Capabilities(BaseModel):
+    """What the store behind the API answers (``/api/capabilities``)."""
+
+    queries: list[str] = Field(description="The named queries the store answers.")
+    filtered: list[str] = Field(
+        description="Those it also answers with listen filters (artist, genre...): they need "
+        "raw listens. Routes asked with a filter for another answer 501."
+    )
+    routes: list[str] = Field(
+        description="The paths of the routes that answer; the other routes answer 501."
+    )

@@ -10,7 +10,8 @@ only, never SQL. Each frame is ``kind (1 byte) | length (4 bytes) | payload``:
   validated against the named queries: an unknown name, a wrong type or an out-of-range
   value is refused) -> ``T`` + an Arrow IPC stream, or ``E`` + the error text (``U`` when the
   store does not answer that query), raised on the reading side;
-- ``A`` -> ``N`` + the names of the queries the store answers, as JSON;
+- ``A`` -> ``N`` + the names of the queries the store answers, as JSON (``Reader.answers``);
+  ``F`` -> ``N`` + those it also answers with a listen filter (``Reader.filters``);
 - ``W`` + the last batch id seen (8 bytes) -> ``V`` + the newest batch id, once it is newer
   or after ``timeout`` seconds: the web process learns of each commit without polling.
 
@@ -187,6 +188,8 @@ class ReadService:
             return b"T", _arrow_bytes(self._reader.run(query))
         if kind == b"A":
             return b"N", json.dumps(sorted(self._reader.answers())).encode()
+        if kind == b"F":
+            return b"N", json.dumps(sorted(self._reader.filters())).encode()
         if kind == b"W":
             (seen,) = _VERSION.unpack(payload)
             return b"V", _VERSION.pack(self._hub.wait_newer_blocking(seen, WAIT_S))
@@ -213,6 +216,7 @@ class RemoteReader(Reader):
         self._local = threading.local()
         self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._answers: frozenset[str] | None = None
+        self._filters: frozenset[str] | None = None
 
     def close(self) -> None:
         """Close every thread's connection."""
@@ -264,13 +268,23 @@ class RemoteReader(Reader):
         self._open.discard(conn)
         self._local.conn = None
 
+    def _names(self, kind: bytes) -> frozenset[str]:
+        answer, payload = self._ask(kind, b"")
+        if answer != b"N":
+            raise StoreError(payload.decode())
+        return frozenset(json.loads(payload))
+
     def answers(self) -> frozenset[str]:
+        """The store's :meth:`~backbeat.sinks.queries.Reader.answers` (asked once)."""
         if self._answers is None:
-            kind, payload = self._ask(b"A", b"")
-            if kind != b"N":
-                raise StoreError(payload.decode())
-            self._answers = frozenset(json.loads(payload))
+            self._answers = self._names(b"A")
         return self._answers
+
+    def filters(self) -> frozenset[str]:
+        """The store's :meth:`~backbeat.sinks.queries.Reader.filters` (asked once)."""
+        if self._filters is None:
+            self._filters = self._names(b"F")
+        return self._filters
 
     def run(self, query: Query) -> pa.Table:
         kind, payload = self._ask(b"Q", msgspec.json.encode(query))

@@ -12,6 +12,11 @@ Time ranges are on window starts (epoch ms): absolute ``[start, end)``, or the `
 ending with the minute of the store's latest event, so replayed history reads like a live
 stream.
 
+Not every store keeps everything: one of aggregates only answers the ranked queries but
+keeps no raw listens, so it cannot apply a :class:`ListenFilter`. :meth:`Reader.answers`
+names the queries a reader answers, :meth:`Reader.filters` those of them it also answers with
+a non-empty ``keep``; the API answers 501 for the rest and the dashboard hides them.
+
 Next: ``duckdb/reader.py`` (the embedded store's answers), ``backbeat.serve.routes`` (the
 callers).
 """
@@ -264,6 +269,10 @@ def name_of(query: Query | type[Query]) -> str:
     return str(cls.__struct_config__.tag)
 
 
+FILTERABLE: Final = frozenset(name_of(kind) for kind in QUERIES if "keep" in kind.__struct_fields__)
+"""The queries that take a :class:`ListenFilter` (``keep``): top songs, top artists, events."""
+
+
 class Reader(ABC):
     """Answers named queries from one store.
 
@@ -275,6 +284,22 @@ class Reader(ABC):
     @abstractmethod
     def answers(self) -> frozenset[str]:
         """The names of the queries this reader answers."""
+
+    def filters(self) -> frozenset[str]:
+        """The names of the queries this reader also answers with a listen filter (a
+        non-empty ``keep``, see :data:`FILTERABLE`): filtering needs the raw listens, which a
+        store of aggregates does not keep. Asked with a filter, the others raise
+        :class:`~backbeat.errors.UnsupportedQueryError` (or, wrongly, ignore it: callers
+        check here first).
+
+        By default: every answered query of :data:`FILTERABLE` when the reader answers
+        ``events`` (it keeps the raw listens, and filters them), none otherwise. Override it
+        when that does not hold.
+        """
+        answered = self.answers()
+        if name_of(Events) not in answered:
+            return frozenset()
+        return answered & FILTERABLE
 
     @abstractmethod
     def run(self, query: Query) -> pa.Table:

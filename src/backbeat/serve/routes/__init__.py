@@ -4,11 +4,12 @@ Every route asks a :class:`~backbeat.sinks.queries.Reader` a named query (never 
 table), binds every filter as a typed parameter and answers with a pydantic model, so
 ``/docs`` documents it. Windows (``5m``, ``1h``, ``24h``, ``all``...) end with the minute of
 the store's latest event, so replayed history reads the same as a live stream. Bad parameters
-get a 422 with the reason, a query the store does not answer a 501, a store that cannot
-answer a 503. ``/api/stream`` pushes one Server-Sent Event per committed batch.
+get a 422 with the reason, a query the store does not answer a 501 (each route declares the
+queries it needs: ``needs.py``; ``/api/capabilities`` lists the routes that answer), a store
+that cannot answer a 503. ``/api/stream`` pushes one Server-Sent Event per committed batch.
 
-Next: ``params.py`` (shared parameters), ``rankings.py``, ``audience.py``, ``live.py``,
-``ops.py``; ``../app.py`` (assembling them with auth, cache and the dashboard).
+Next: ``params.py`` (shared parameters), ``needs.py``, ``rankings.py``, ``audience.py``,
+``live.py``, ``ops.py``; ``../app.py`` (assembling them with auth, cache and the dashboard).
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from fastapi import APIRouter
 
 from backbeat.serve.hub import CommitHub
 from backbeat.serve.routes import audience, live, ops, rankings
+from backbeat.serve.routes.needs import capabilities_router
 from backbeat.sinks.queries import Reader
 
 
 def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
-    """The ``/api`` routes, ``/health`` and ``/metrics`` over ``reader``."""
+    """The ``/api`` routes, ``/health`` and ``/metrics`` over ``reader``, and
+    ``/api/capabilities`` saying which of them answer."""
     router = APIRouter()
-    for part in (rankings, audience, live, ops):
-        router.include_router(part.router(reader, hub))
+    parts = [part.router(reader, hub) for part in (rankings, audience, live, ops)]
+    for part in parts:
+        router.include_router(part)
+    router.include_router(capabilities_router(reader, [r for p in parts for r in p.routes]))
     return router

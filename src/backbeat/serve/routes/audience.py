@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from backbeat.serve import models
 from backbeat.serve.hub import CommitHub
+from backbeat.serve.routes.needs import needs
 from backbeat.serve.routes.params import Limit, Window, rows, span_of
 from backbeat.sinks import queries as q
 
@@ -16,7 +17,7 @@ from backbeat.sinks import queries as q
 def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
     api = APIRouter()
 
-    @api.get("/api/users/active", tags=["audience"])
+    @api.get("/api/users/active", tags=["audience"], **needs(reader, q.ActiveUsers))
     def active_users(window: Window = "1h") -> models.ActiveUsers:
         """Distinct users and sessions per minute."""
         found = reader.run(q.ActiveUsers(span=span_of(window)))
@@ -24,13 +25,13 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
             items=[models.ActiveMinute(**r) for r in rows(found, ("window_start",))]
         )
 
-    @api.get("/api/pages", tags=["audience"])
+    @api.get("/api/pages", tags=["audience"], **needs(reader, q.Pages))
     def pages(window: Window = "1h", limit: Limit = 100) -> models.Pages:
         """Page views per page."""
         found = reader.run(q.Pages(span=span_of(window), limit=limit))
         return models.Pages(items=[models.PageRow(**r) for r in rows(found)])
 
-    @api.get("/api/auth", tags=["audience"])
+    @api.get("/api/auth", tags=["audience"], **needs(reader, q.AuthMinutes))
     def auth(window: Window = "1h") -> models.Auth:
         """Login attempts and successes: totals and per minute."""
         found = rows(reader.run(q.AuthMinutes(span=span_of(window))), ("window_start",))
@@ -43,7 +44,7 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
             items=[models.AuthMinute(**r) for r in found],
         )
 
-    @api.get("/api/levels", tags=["audience"])
+    @api.get("/api/levels", tags=["audience"], **needs(reader, q.Levels, q.Genders, q.LevelChanges))
     def levels(window: Window = "1h") -> models.Levels:
         """Listens by subscription level and by gender; upgrades and downgrades."""
         span = span_of(window)
@@ -53,7 +54,7 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
             changes=[models.LevelChange(**r) for r in rows(reader.run(q.LevelChanges(span=span)))],
         )
 
-    @api.get("/api/geo/states", tags=["audience"])
+    @api.get("/api/geo/states", tags=["audience"], **needs(reader, q.States))
     def geo_states(window: Window = "1h", limit: Limit = 60) -> models.States:
         """Listens per US state, most first."""
         found = reader.run(q.States(span=span_of(window), limit=limit))

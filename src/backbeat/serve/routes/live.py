@@ -25,6 +25,7 @@ from backbeat.serve import models
 from backbeat.serve.cache import Flights
 from backbeat.serve.hub import CommitHub
 from backbeat.serve.limits import UPDATE_CACHE_BYTES
+from backbeat.serve.routes.needs import Needs, answers, needs, require_filter
 from backbeat.serve.routes.params import Keep, ms, rows
 from backbeat.sinks import queries as q
 
@@ -54,7 +55,11 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
     api = APIRouter()
     flights: Flights[bytes] = Flights(max_bytes=UPDATE_CACHE_BYTES, size=lambda _, v: len(v))
 
-    @api.get("/api/filters", tags=["events"])
+    def filtered_events(keep: q.ListenFilter) -> None:
+        Needs(reader, (q.Events,))()
+        require_filter(reader, q.Events, keep)
+
+    @api.get("/api/filters", tags=["events"], **needs(reader, q.FilterValues))
     def filters() -> models.Filters:
         """The values the dashboard's select filters can take."""
         values: dict[str, list[str]] = {d: [] for d in ("genre", "platform", "country", "mood")}
@@ -62,12 +67,13 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
             values.setdefault(row["dimension"], []).append(row["value"])
         return models.Filters(**values)
 
-    @api.get("/api/events", tags=["events"])
+    @api.get("/api/events", tags=["events"], **needs(reader, q.Events))
     def events(keep: Keep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> models.Events:
         """The latest listen events (event time, newest first) matching the filters."""
+        require_filter(reader, q.Events, keep)
         return models.Events(items=_events(reader.run(q.Events(keep=keep, limit=limit))))
 
-    @api.get("/api/summary", tags=["live"])
+    @api.get("/api/summary", tags=["live"], **needs(reader, q.Summary))
     def summary() -> models.Summary:
         """Headline figures: streams this hour vs the last, active users, paid share..."""
         return summary_model(reader)
@@ -82,7 +88,7 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
         summary = cached(
             ("summary",), version, lambda: summary_model(reader).model_dump_json().encode()
         )
-        if since is None:
+        if since is None or not answers(reader, q.Events):
             summary_json, events_json = await summary, b"[]"
         else:
             batches = (since, version)
@@ -113,9 +119,13 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             }
         },
+        **needs(reader, q.Summary, optional=(q.Events,)),
     )
     async def stream(request: Request, keep: Keep) -> StreamingResponse:
-        """Live updates pushed after each committed micro-batch (filters as /api/events)."""
+        """Live updates pushed after each committed micro-batch (filters as /api/events; a
+        store without the latest events pushes none, and answers 501 to a filter)."""
+        if not keep.empty:  # before the response starts: a filter it cannot apply is a 501
+            await asyncio.to_thread(filtered_events, keep)
 
         async def updates() -> AsyncIterator[str]:
             # The response has started: a store that cannot answer is reported in the

@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 
 from backbeat.serve import models
 from backbeat.serve.hub import CommitHub
+from backbeat.serve.routes.needs import answers, needs
 from backbeat.sinks import queries as q
 
 _COUNTERS = (
@@ -53,9 +54,17 @@ def prometheus(totals: dict[str, Any]) -> str:
 def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
     api = APIRouter()
 
-    @api.get("/health", tags=["ops"], responses={503: {"model": models.ErrorBody}})
+    @api.get(
+        "/health",
+        tags=["ops"],
+        responses={503: {"model": models.ErrorBody}},
+        openapi_extra={"x-queries": {"needs": [], "optional": [q.name_of(q.BatchTotals)]}},
+    )
     def health() -> models.Health:
-        """Is the store reachable, and how old is its last commit (seconds)?"""
+        """Is the store reachable, and how old is its last commit (seconds; null when the
+        store does not keep its commits' counters)?"""
+        if not answers(reader, q.BatchTotals):  # reachable: it said what it answers
+            return models.Health(status="ok", batch_id=None, last_commit_age_s=None)
         totals = reader.one(q.BatchTotals())
         return models.Health(
             status="ok",
@@ -63,7 +72,12 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
             last_commit_age_s=totals["last_commit_age_s"],
         )
 
-    @api.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    @api.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=PlainTextResponse,
+        **needs(reader, q.BatchTotals),
+    )
     def metrics() -> str:
         """Prometheus text format: events in, dead letters, batch latency, events/s."""
         return prometheus(reader.one(q.BatchTotals()))

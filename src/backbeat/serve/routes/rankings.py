@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from backbeat.analytics.metrics import ENGAGEMENT_DIMENSIONS
 from backbeat.serve import models
 from backbeat.serve.hub import CommitHub
+from backbeat.serve.routes.needs import answers, needs, require_filter
 from backbeat.serve.routes.params import Keep, Limit, Window, epoch_ms, ms, rows, span_of
 from backbeat.sinks import queries as q
 
@@ -20,19 +21,22 @@ from backbeat.sinks import queries as q
 def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
     api = APIRouter()
 
-    @api.get("/api/top-songs", tags=["rankings"])
+    @api.get("/api/top-songs", tags=["rankings"], **needs(reader, q.TopSongs))
     def top_songs(keep: Keep, window: Window = "1h", limit: Limit = 10) -> models.TopSongs:
-        """The most played songs (seed endpoint), optionally within genre/platform/country/level."""
+        """The most played songs (seed endpoint), optionally within genre/platform/country/level
+        (a store without raw listens answers 501 to a filter)."""
+        require_filter(reader, q.TopSongs, keep)
         found = reader.run(q.TopSongs(span=span_of(window), limit=limit, keep=keep))
         return models.TopSongs(window=window, items=[models.Song(**r) for r in rows(found)])
 
-    @api.get("/api/top-artists", tags=["rankings"])
+    @api.get("/api/top-artists", tags=["rankings"], **needs(reader, q.TopArtists))
     def top_artists(keep: Keep, window: Window = "1h", limit: Limit = 10) -> models.TopArtists:
         """The most played artists (seed endpoint), optionally filtered like top songs."""
+        require_filter(reader, q.TopArtists, keep)
         found = reader.run(q.TopArtists(span=span_of(window), limit=limit, keep=keep))
         return models.TopArtists(window=window, items=[models.Artist(**r) for r in rows(found)])
 
-    @api.get("/api/genres/windows", tags=["windows"])
+    @api.get("/api/genres/windows", tags=["windows"], **needs(reader, q.GenreWindows))
     def genre_windows(
         from_: Annotated[datetime | None, Query(alias="from")] = None,
         to: datetime | None = None,
@@ -49,7 +53,7 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
             items=[models.GenreMinute(**r) for r in items], open_from=open_from
         )
 
-    @api.get("/api/engagement", tags=["engagement"])
+    @api.get("/api/engagement", tags=["engagement"], **needs(reader, q.Engagement))
     def engagement(
         by: Annotated[str, Query(pattern="^(" + "|".join(ENGAGEMENT_DIMENSIONS) + ")$")] = "genre",
         window: Window = "1h",
@@ -62,13 +66,18 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
         )
         return models.Engagement(by=by, items=[models.EngagementRow(**r) for r in rows(table)])
 
-    @api.get("/api/activity/hourly", tags=["windows"])
+    @api.get(
+        "/api/activity/hourly",
+        tags=["windows"],
+        **needs(reader, q.HourlyPlays, optional=(q.LatestTime,)),
+    )
     def hourly() -> models.Hourly:
-        """Plays per hour of the latest event's UTC day next to the day before."""
+        """Plays per hour of the latest event's UTC day next to the day before (``today``:
+        null when the store does not say when its latest event was)."""
         per: dict[int, list[int]] = {hour: [0, 0] for hour in range(24)}
         for row in rows(reader.run(q.HourlyPlays())):
             per[row["hour"]][row["day"]] = row["plays"]
-        as_of = ms(reader.one(q.LatestTime()).get("t"))
+        as_of = ms(reader.one(q.LatestTime()).get("t")) if answers(reader, q.LatestTime) else None
         today: date | None = as_of.date() if as_of else None
         items = [models.HourRow(hour=h, today=t, yesterday=y) for h, (t, y) in per.items()]
         return models.Hourly(today=today, items=items)

@@ -5,8 +5,10 @@
  * `update` per committed batch: the KPI tiles and the table follow it at once, and it triggers
  * a refresh of the charts from the aggregate endpoints, at most once every REFRESH_MS. Nothing
  * polls on a timer: with no update, no request. Charts are created once and updated in place.
- * Filters and the window live in the URL query (history.replaceState). Tests read
- * `window.backbeat` ({charts, lastUpdate, updates, refreshes}).
+ * Filters and the window live in the URL query (history.replaceState). At start the page asks
+ * /api/capabilities which routes the store answers and hides the panels, tiles and filters
+ * of the others (marked data-route / data-filtered in index.html): it never asks them. Tests
+ * read `window.backbeat` ({charts, capabilities, lastUpdate, updates, refreshes}).
  * Next: ../index.html (layout), app.css (look), src/backbeat/serve/ (the API).
  */
 "use strict";
@@ -41,7 +43,9 @@
     keys: new Set(),
     history: { streams: [], users: [], eps: [] },
   };
-  const backbeat = (window.backbeat = { charts: {}, lastUpdate: null, updates: 0, refreshes: 0 });
+  const backbeat = (window.backbeat = {
+    charts: {}, capabilities: null, lastUpdate: null, updates: 0, refreshes: 0,
+  });
 
   // ---------------------------------------------------------------- helpers
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -91,6 +95,26 @@
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(`${path}: ${body.error || res.status}`);
     return body;
+  }
+
+  // ---------------------------------------------------------------- what the store answers
+  // null capabilities (not known): everything is asked, as before there were any.
+  const answers = (path) => !backbeat.capabilities || backbeat.capabilities.routes.includes(path);
+  const filters = (name) => !backbeat.capabilities || backbeat.capabilities.filtered.includes(name);
+
+  async function loadCapabilities() {
+    try {
+      backbeat.capabilities = await api("/api/capabilities");
+    } catch (err) {
+      console.warn("backbeat:", err);
+    }
+    for (const node of $$("[data-route]")) if (!answers(node.dataset.route)) node.hidden = true;
+    for (const node of $$("[data-filtered]")) if (!filters(node.dataset.filtered)) node.hidden = true;
+    // A filter from the URL that the page cannot show is not applied either (nor kept).
+    const form = $("#filters");
+    const dropped = FILTERS.filter((f) => state.filters[f] && form.elements[f].closest("[hidden]"));
+    for (const f of dropped) state.filters[f] = "";
+    if (dropped.length) writeUrl();
   }
 
   // ---------------------------------------------------------------- URL state
@@ -401,14 +425,14 @@
     const batch = backbeat.lastUpdate ? backbeat.lastUpdate.batch_id : undefined;
     const w = { window: state.window };
     const jobs = [
-      api("/api/top-songs", { ...w, limit: 10 }).then(showTopSongs),
-      api("/api/top-artists", { ...w, limit: 10 }).then(showTopArtists),
-      api("/api/genres/windows").then(showGenres),
-      api("/api/activity/hourly").then(showHourly),
-      api("/api/engagement", { ...w, by: state.by }).then(showEngagement),
-      api("/api/levels", w).then(showLevels),
-      api("/api/geo/states", { ...w, limit: 12 }).then(showStates),
-    ];
+      ["/api/top-songs", { ...w, limit: 10 }, showTopSongs],
+      ["/api/top-artists", { ...w, limit: 10 }, showTopArtists],
+      ["/api/genres/windows", {}, showGenres],
+      ["/api/activity/hourly", {}, showHourly],
+      ["/api/engagement", { ...w, by: state.by }, showEngagement],
+      ["/api/levels", w, showLevels],
+      ["/api/geo/states", { ...w, limit: 12 }, showStates],
+    ].filter(([path]) => answers(path)).map(([path, params, show]) => api(path, params).then(show));
     const results = await Promise.allSettled(jobs);
     const failed = results.filter((r) => r.status === "rejected");
     for (const f of failed) console.warn("backbeat:", f.reason);
@@ -676,6 +700,7 @@
   }
 
   async function loadFilterOptions() {
+    if (!answers("/api/filters")) return;
     const form = $("#filters");
     try {
       const body = await api("/api/filters");
@@ -741,13 +766,16 @@
     });
   }
 
-  function start() {
+  async function start() {
     readUrl();
+    await loadCapabilities();
     createCharts();
     setupControls();
     loadFilterOptions();
-    connect();
-    loadEvents(state.generation);
+    // Without a live stream (a store that pushes no summary), the charts are drawn once.
+    if (answers("/api/stream")) connect();
+    else refreshCharts();
+    if (answers("/api/events")) loadEvents(state.generation);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
