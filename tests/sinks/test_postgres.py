@@ -40,7 +40,7 @@ from tests.support.malformed import STANDARD
 
 pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is missing")
 
-from backbeat.sinks.postgres.store import PostgresStore  # noqa: E402
+from backbeat.sinks.postgres.store import PostgresStore
 
 BATCH = 2_500
 WALL_CLOCK = {"events_per_second", "last_commit_age_s", "batch_seconds"}
@@ -224,7 +224,7 @@ def test_members_starting_together_migrate_once(postgres_url: str) -> None:
         try:
             start.wait()
             PostgresStore(postgres_url).close()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=member) for _ in range(8)]
@@ -255,7 +255,8 @@ def test_the_password_never_shows(postgres_server: Any, tmp_path: Path) -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKBEAT_", "PG"))}
     wrong = _query_cli("top-songs", "--store", url, env={**env, "PGPASSWORD": "not-it"})
-    assert wrong.returncode == 1 and "not-it" not in wrong.stderr
+    assert wrong.returncode == 1
+    assert "not-it" not in wrong.stderr
     assert "password authentication failed" in wrong.stderr, wrong.stderr
 
     PostgresStore(with_password).close()  # a new database: migrated, so readable
