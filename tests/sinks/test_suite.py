@@ -51,6 +51,12 @@ class Case:
     fixture: str | None = None
     """The fixture whose value ``build`` and ``check`` get (a real server: an integration
     test); None: they get None."""
+    in_server: bool = False
+    """The primary store is the fixture's URL (a store backend on a server), not a folder."""
+
+
+def _location(path: Path, case: Case, resource: Any) -> str:
+    return str(resource) if case.in_server else str(path / "store")
 
 
 def _store_only(path: Path, resource: Any) -> None:
@@ -58,10 +64,11 @@ def _store_only(path: Path, resource: Any) -> None:
 
 
 def _check_store(path: Path, resource: Any, fed: list[Fed]) -> list[str]:
+    store = str(resource) if isinstance(resource, str) else path / "store"
     problems = []
-    got, want = all_metrics(path / "store"), expected(fed)
+    got, want = all_metrics(store), expected(fed)
     problems += [f"{name} differs" for name in want if got[name] != want[name]]
-    dead = ask(path / "store", DeadLetterRecords(after=0, upto=2**40))
+    dead = ask(store, DeadLetterRecords(after=0, upto=2**40))
     keys = Counter((r["partition"], r["offset"]) for r in dead)
     problems += [f"dead letter {k} stored {n} times" for k, n in keys.items() if n > 1]
     if len(keys) != sum(f.batch.dead_letters.num_rows for f in fed):
@@ -172,6 +179,7 @@ MONGO_KEYS = {"song_minute": ("track_id", "artist", "song"), "artist_minute": ("
               "genre_minute": ("genre",)}  # fmt: skip
 CASES = {
     "store:duckdb": Case(_store_only, _check_store),
+    "store:postgresql": Case(_store_only, _check_store, fixture="postgres_url", in_server=True),
     "sink:csv": Case(_csv_sink, _check_csv),
     "sink:kafka-dlq": Case(_dlq_sink, _check_dlq, fixture="topics"),
     "sink:mongo": Case(_mongo_sink, _check_mongo, fixture="mongo_url"),
@@ -197,7 +205,7 @@ def test_the_same_batches_give_the_same_results_with_no_doubles(
     resource = request.getfixturevalue(case.fixture) if case.fixture else None
     prefix = resource.topic_prefix if case.fixture == "topics" else ""
     fed = make_batches(topic_prefix=prefix)
-    store = open_store(str(tmp_path / "store"))
+    store = open_store(_location(tmp_path, case, resource))
     driver = Driver(store, case.build(tmp_path, resource))
     try:
         driver.start()
