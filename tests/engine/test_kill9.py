@@ -33,7 +33,7 @@ from tests.support.harness import (
 )
 from tests.support.malformed import STANDARD
 from tests.support.oracle import Expected, compute
-from tests.support.stores import ask, duck_sql
+from tests.support.stores import ask, store_sql
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def big_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expecte
     return log, expected
 
 
-def _command(log: EventLog, store: Path, csv_path: Path) -> list[str]:
+def _command(log: EventLog, store: str, csv_path: Path) -> list[str]:
     """``backbeat stream`` exactly as a user runs it."""
     return [
         *STREAM_CLI,
@@ -78,24 +78,35 @@ def _command(log: EventLog, store: Path, csv_path: Path) -> list[str]:
     ]
 
 
-def _progress(store_dir: Path) -> tuple[int, int, int]:
+def _progress(store: str) -> tuple[int, int, int]:
     """(batches committed, events committed, bytes consumed) according to the store (zeros
-    while it has no file, or a file killed before its tables were created)."""
-    if not (store_dir / "backbeat.duckdb").exists():
+    while it has no file or tables, or a store killed before its tables were created)."""
+    if "://" not in store and not (Path(store) / "backbeat.duckdb").exists():
         return 0, 0, 0
     try:
-        totals = ask(store_dir, BatchTotals())[0]
+        totals = ask(store, BatchTotals())[0]
     except StoreNotReadyError:
         return 0, 0, 0
-    consumed = duck_sql(store_dir, "SELECT coalesce(sum(position), 0) AS p FROM meta_partitions")
+    consumed = store_sql(store, "SELECT coalesce(sum(position), 0) AS p FROM meta_partitions")
     return int(totals["batches"]), int(totals["events_in"]), int(consumed[0]["p"])
 
 
+@pytest.mark.parametrize(
+    "backend", ["duckdb", pytest.param("postgresql", marks=pytest.mark.integration)]
+)
 def test_kill9_loses_nothing_and_doubles_nothing(
-    big_log: tuple[EventLog, Expected], tmp_path: Path
+    big_log: tuple[EventLog, Expected],
+    tmp_path: Path,
+    backend: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    """The same for the embedded store (a folder) and the PostgreSQL store (a database on a
+    server: the transaction a kill interrupts is rolled back by the server)."""
     log, expected = big_log
-    store, csv_path = tmp_path / "store", tmp_path / "results.csv"
+    csv_path = tmp_path / "results.csv"
+    store = (
+        str(tmp_path / "store") if backend == "duckdb" else request.getfixturevalue("postgres_url")
+    )
     command = _command(log, store, csv_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_")}
     total_bytes = sum(p.stat().st_size for p in log.directory.glob("*.jsonl"))

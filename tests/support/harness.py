@@ -23,7 +23,7 @@ from typing import Any
 from tests.support.eventlog import EventLog
 from tests.support.malformed import CATEGORIES, UNKNOWN_TOPIC
 from tests.support.oracle import WINDOW_MS, Expected
-from tests.support.stores import duck_sql, metric_rows
+from tests.support.stores import metric_rows, store_sql
 
 STREAM_CLI = (sys.executable, "-X", "faulthandler", "-m", "backbeat", "--json", "stream")
 """``backbeat --json stream`` in a child process: an engine crash fails one test, not pytest."""
@@ -83,7 +83,7 @@ def _diff(name: str, got: list[dict[str, Any]], want: list[dict[str, Any]]) -> s
     )
 
 
-def metric_mismatches(store_dir: Path, expected: Expected) -> list[str]:
+def metric_mismatches(store_dir: Path | str, expected: Expected) -> list[str]:
     """One line per metric whose stored rows differ from the oracle's (empty: all equal)."""
     problems = []
     for name, want in expected.metrics.items():
@@ -93,9 +93,9 @@ def metric_mismatches(store_dir: Path, expected: Expected) -> list[str]:
     return problems
 
 
-def dead_letters(store_dir: Path) -> list[dict[str, Any]]:
-    """All dead letters as (file, offset, reason, batch_id) rows."""
-    rows = duck_sql(
+def dead_letters(store_dir: Path | str) -> list[dict[str, Any]]:
+    """All dead letters as (file, offset, reason, batch_id) rows (any SQL store)."""
+    rows = store_sql(
         store_dir, 'SELECT partition, "offset", reason, batch_id FROM dead_letters ORDER BY 1, 2'
     )
     return [
@@ -109,7 +109,7 @@ def dead_letters(store_dir: Path) -> list[dict[str, Any]]:
     ]
 
 
-def dead_letter_problems(store_dir: Path, log: EventLog, expected: Expected) -> list[str]:
+def dead_letter_problems(store_dir: Path | str, log: EventLog, expected: Expected) -> list[str]:
     """Compare dead letters with malformed (manifest) + late (oracle) lines, exactly once each."""
     want: dict[tuple[str, int], tuple[str, tuple[str, ...]]] = {}
     for e in log.of_kind("malformed"):

@@ -1,5 +1,5 @@
 """Reading a store in tests: its results through the reader contract (any backend), or the
-embedded store's DuckDB file directly (tests of that backend's tables).
+SQL stores' tables directly (tests of those backends' tables).
 
 Next: ``harness.py`` (comparing stores with the oracle).
 """
@@ -46,3 +46,15 @@ def duck_sql(store: Path | str, sql: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
     finally:
         con.close()
+
+
+def store_sql(store: Path | str, sql: str) -> list[dict[str, Any]]:
+    """A read-only SQL query on a SQL store's own tables: the embedded store's file, or a
+    ``postgresql://`` database (the same table names in both)."""
+    if not str(store).startswith(("postgresql://", "postgres://")):
+        return duck_sql(store, sql)
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(str(store), row_factory=dict_row) as con:
+        return con.execute(sql.encode()).fetchall()
