@@ -277,3 +277,22 @@ def test_the_password_never_shows(postgres_server: Any, tmp_path: Path) -> None:
     assert from_file.returncode == 0, from_file.stderr
     whole = _query_cli("top-songs", env={**env, "BACKBEAT_STORE": with_password})
     assert whole.returncode == 0, whole.stderr
+
+
+def test_a_newer_or_missing_schema_is_one_line(postgres_url: str) -> None:
+    """An empty database is "no results yet" to a reader; one a newer backbeat migrated is
+    refused by writers and readers alike, in one line."""
+    import psycopg
+
+    from backbeat.errors import StoreError, StoreNotReadyError
+
+    with pytest.raises(StoreNotReadyError, match="holds no results yet"):
+        open_reader(postgres_url)
+    PostgresStore(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute("UPDATE meta_schema SET version = 99")
+    with pytest.raises(StoreError, match="newer backbeat") as refused:
+        PostgresStore(postgres_url)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(StoreError, match="newer backbeat"):
+        open_reader(postgres_url)

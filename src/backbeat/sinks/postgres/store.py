@@ -89,7 +89,11 @@ class PostgresStore(Store):
     def reader_at(cls, location: str) -> Reader:
         """Named queries over the store at ``location`` (a pool of connections)."""
         connections = PostgresConnections(location)
-        connections.check()
+        try:
+            connections.check()
+        except BaseException:
+            connections.close()
+            raise
         return SqlReader(connections)
 
     def reader(self) -> Reader:
