@@ -16,6 +16,12 @@ directory and started once, on a free loopback port, the first time a test asks 
 stopped at the end (``support/postgres.py``); the tests that need it skip, with the reason,
 when psycopg or the server is missing. Every test gets its own database (``postgres_url``).
 
+``BACKBEAT_TEST_S3=http://host:port`` uses a running S3-compatible server (MinIO, with its
+credentials in the ``AWS_*`` variables). Otherwise ``moto_server`` of the ``moto[server]`` dev
+dependency is started once, on a free loopback port, the first time a test asks for it
+(``support/s3.py``); the tests that need it skip, with the reason, when it is missing. Every
+test gets its own bucket (``s3_bucket``).
+
 Next: ``support/`` (helpers), ``transport/kafka/conftest.py`` (a private broker to pause).
 """
 
@@ -36,6 +42,8 @@ EXTERNAL_KAFKA = os.environ.get("BACKBEAT_TEST_KAFKA")
 EXTERNAL_MONGO = os.environ.get("BACKBEAT_TEST_MONGO")
 """``mongodb://host:port``: a running MongoDB server to use instead of starting secantusd-py."""
 EXTERNAL_POSTGRES = os.environ.get("BACKBEAT_TEST_POSTGRES")
+EXTERNAL_S3 = os.environ.get("BACKBEAT_TEST_S3")
+"""``http://host:port``: a running S3-compatible server to use instead of starting moto."""
 
 
 @pytest.fixture(autouse=True)
@@ -122,3 +130,28 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     url = fresh_database(postgres_server.url)
     yield url
     drop_database(postgres_server, url)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``http://host:port`` of an S3-compatible server that answers HTTP (one per session)."""
+    from tests.support.s3 import moto_server, wait_for_http
+
+    if EXTERNAL_S3:
+        wait_for_http(EXTERNAL_S3)
+        yield EXTERNAL_S3
+        return
+    with moto_server(tmp_path_factory.mktemp("moto")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """``(endpoint, bucket)``: the session's server and a new bucket of this test's own; moto's
+    test credentials in the ``AWS_*`` variables unless a real server's are set."""
+    from tests.support.s3 import CREDENTIALS, fresh_bucket
+
+    if not EXTERNAL_S3:
+        for name, value in CREDENTIALS.items():
+            monkeypatch.setenv(name, value)
+    return s3_endpoint, fresh_bucket(s3_endpoint)

@@ -59,7 +59,12 @@ def _ms(iso: str) -> int:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--sink", "lake"), "unknown sink 'lake': choose one of csv, mongo, kafka-dlq"),
+        (
+            ("--sink", "iceberg"),
+            "unknown sink 'iceberg': choose one of csv, mongo, kafka-dlq, lake",
+        ),
+        (("--sink", "lake"), "the lake sink needs a location: --lake FOLDER|s3://bucket/prefix"),
+        (("--lake", "l", "--sink-option", "lake.endpoint=http://h:1"), "needs an s3:// lake"),
         (("--sink", "csv"), "the csv sink needs a file: --csv FILE"),
         (("--sink-option", "csv.x=1", "--csv", "r.csv"), "the csv sink takes no options"),
         (("--sink-option", "nope"), "--sink-option 'nope': write it as NAME.KEY=VALUE"),

@@ -175,6 +175,16 @@ def _check_mongo(path: Path, url: Any, fed: list[Fed]) -> list[str]:
     return problems
 
 
+def _lake_sink(path: Path, resource: Any) -> Callable[[], ResultSink]:
+    return lambda: open_sinks([SinkSpec("lake", str(path / "lake"))])[0]
+
+
+def _check_lake(path: Path, resource: Any, fed: list[Fed]) -> list[str]:
+    from tests.support.lake import lake_problems
+
+    return lake_problems(path / "lake", None, [f.batch.events for f in fed])
+
+
 MONGO_KEYS = {"song_minute": ("track_id", "artist", "song"), "artist_minute": ("artist",),
               "genre_minute": ("genre",)}  # fmt: skip
 CASES = {
@@ -183,6 +193,7 @@ CASES = {
     "sink:csv": Case(_csv_sink, _check_csv),
     "sink:kafka-dlq": Case(_dlq_sink, _check_dlq, fixture="topics"),
     "sink:mongo": Case(_mongo_sink, _check_mongo, fixture="mongo_url"),
+    "sink:lake": Case(_lake_sink, _check_lake),
 }
 
 

@@ -77,12 +77,18 @@ def stream(
         list[str] | None,
         typer.Option(
             "--sink",
-            help="Also write results to these sinks: csv, kafka-dlq (comma-separated or "
+            help="Also write results to these sinks: csv, lake, mongo, kafka-dlq (comma-separated or "
             "repeated; Kafka input adds kafka-dlq).",
         ),
     ] = None,
     csv: Annotated[
         Path | None, typer.Option(help="The csv sink's file (implies --sink csv).")
+    ] = None,
+    lake: Annotated[
+        str | None,
+        typer.Option(
+            help="The lake sink's folder or s3://bucket/prefix URL (implies --sink lake)."
+        ),
     ] = None,
     sink_option: Annotated[
         list[str] | None,
@@ -165,7 +171,7 @@ def stream(
             names.append("kafka-dlq")  # Kafka input: dead letters also to <topic>.dlq
         specs = wiring.sink_specs(
             list(dict.fromkeys(names)),
-            {"csv": None if csv is None else str(csv)},
+            {"csv": None if csv is None else str(csv), "lake": lake},
             sink_option or [],
             kafka,
         )

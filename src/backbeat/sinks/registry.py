@@ -75,6 +75,13 @@ SINKS: Final = Registry(
         extra="kafka",
         needs=("confluent_kafka",),
     ),
+    Plugin(
+        "sink",
+        "lake",
+        "backbeat.sinks.lake:LakeSink",
+        "--lake FOLDER|s3://bucket/prefix: the valid raw events as Parquet by topic and event "
+        "hour, Hive-partitioned (--sink-option lake.endpoint=URL for MinIO; exactly once)",
+    ),
 )
 _URL: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
