@@ -5,7 +5,8 @@ system Chromium driven by Playwright (never a downloaded browser).
 :func:`server_process`: the same with its environment, address and output)
 as a subprocess on a free port and yields the ``dashboard: http://...`` URL it prints
 once the server is ready; :func:`chromium` launches
-``/usr/bin/chromium`` headless; :func:`wait_for_data` returns once the page shows data.
+``/usr/bin/chromium`` headless (:func:`browsing`: with a server, both started at once);
+:func:`wait_for_data` returns once the page shows data.
 ``tests/serve/test_dashboard_browser.py`` and ``scripts/screenshot.py`` use them.
 
 Next: ``src/backbeat/serve/web/static/app.js`` (what the page does, ``window.backbeat``).
@@ -22,7 +23,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -191,6 +193,17 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def browsing(*args: str) -> Iterator[tuple[ServerProcess, Browser]]:
+    """:func:`server_process` (``backbeat ARGS``) and :func:`chromium`, started at the same
+    time (each takes seconds on a busy machine); the browser closes first."""
+    with ExitStack() as stack, ThreadPoolExecutor(1, "server-start") as pool:
+        # the pool waits for the server to be up (or failed) before the stack stops it
+        starting = pool.submit(stack.enter_context, server_process(*args))
+        with chromium() as browser:
+            yield starting.result(), browser
 
 
 def csp_violations(page: Page) -> list[str]:

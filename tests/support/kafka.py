@@ -135,7 +135,7 @@ def with_topics(kafka: KafkaSettings, partitions: int = 3) -> KafkaSettings:
     return kafka
 
 
-def stream_command(kafka: KafkaSettings, store: Path, *extra: str) -> list[str]:
+def stream_command(kafka: KafkaSettings, store: Path | str, *extra: str) -> list[str]:
     """``backbeat --json --log-level INFO stream`` from ``kafka``'s topics into ``store``."""
     head, rest = STREAM_CLI[:-2], STREAM_CLI[-2:]  # "--json stream": options go in between
     return [
@@ -188,12 +188,13 @@ def wait_for_log(
     return False
 
 
-def committed(store_dir: Path) -> tuple[int, int]:
-    """(events, accepted) committed in the store so far (0, 0 before the first batch)."""
-    if not (store_dir / "backbeat.duckdb").exists():
+def committed(store: Path | str) -> tuple[int, int]:
+    """(events, accepted) committed in the store (a folder, or a URL) so far (0, 0 before
+    the first batch)."""
+    if isinstance(store, Path) and not (store / "backbeat.duckdb").exists():
         return 0, 0
     try:  # a consumer group's members hold the file only while they commit: the reader waits
-        row = ask(store_dir, BatchTotals())[0]
+        row = ask(store, BatchTotals())[0]
     except StoreNotReadyError:  # created, its first commit not in yet
         return 0, 0
     return int(row["events_in"]), int(row["accepted"])
