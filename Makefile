@@ -19,7 +19,7 @@ SYSTEM_PACKAGES := kcat chromium postgresql
 HAVE_postgresql := command -v initdb || ls /usr/lib/postgresql/*/bin/initdb
 have = $(or $(HAVE_$(1)),command -v $(1))
 
-.PHONY: demo test test-fast lint bench bench-kafka bench-web install system-deps clean vendor-web screenshot
+.PHONY: demo test test-fast lint bench bench-kafka bench-web bench-stores install system-deps clean vendor-web screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -68,6 +68,12 @@ bench-kafka: install
 bench-web: install
 	cd benchmarks && npm ci --ignore-scripts --no-audit --no-fund --silent
 	$(UV) run python benchmarks/bench_web.py $(WEB_ARGS)
+
+# The stores on the same events: DuckDB, PostgreSQL, DuckDB + the MongoDB sink (events/s, where
+# the commit goes), then /api/top-songs at 2,000 req/s served from PostgreSQL. It starts its
+# own PostgreSQL and secantusd-py (BACKBEAT_BENCH_POSTGRES / BACKBEAT_BENCH_MONGO: yours).
+bench-stores: install system-deps
+	$(UV) run python benchmarks/bench_stores.py $(STORES_ARGS)
 
 # Browser libraries pinned in web/package-lock.json (Chart.js for the dashboard, Swagger UI for
 # /docs), committed under static/vendor/ so nothing needs npm or a CDN at run or test time.

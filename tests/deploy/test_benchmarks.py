@@ -9,6 +9,7 @@ Next: ``benchmarks/`` (the scripts), ``docs/performance.md`` (their figures).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,32 @@ def test_the_replay_benchmark_runs_to_jsonl_and_kafka(kafka_servers: str) -> Non
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "rows/s to JSONL" in done.stdout
     assert "rows/s to Kafka" in done.stdout
+
+
+@pytest.mark.integration
+def test_the_stores_benchmark_runs_every_store_and_the_api(tmp_path: Path) -> None:
+    from tests.support.mongo import secantus_binary
+    from tests.support.postgres import missing_server
+
+    why = missing_server()
+    if why:
+        pytest.skip(why)
+    if secantus_binary() is None:
+        pytest.skip("no MongoDB server: secantusdb (secantusd-py) is not installed")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_BENCH_")}
+    env["COLUMNS"] = "250"  # the tables unwrapped
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_stores.py"), "--events", "20000",
+         "--users", "300", "--batch-size", "5000", "--rounds", "1", "--mongo-events", "300",
+         "--serve-seconds", "2", "--serve-warmup", "2", "--live-users", "1000",
+         "--rate", "100", "--connections", "4", "--json", str(tmp_path / "stores.json")],
+        capture_output=True, text=True, timeout=900, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    for title in ("events per second", "where the PostgreSQL store's commit goes",
+                  "/api/top-songs served from PostgreSQL"):  # fmt: skip
+        assert title in done.stdout
+    figures = json.loads((tmp_path / "stores.json").read_text())
+    assert {r["variant"] for r in figures["results"]} == {"duckdb", "postgresql", "duckdb + mongo"}
+    assert [p["phase"] for p in figures["serve"]] == ["idle", "ingest"]
+    assert all(p["requests"] > 0 for p in figures["serve"])

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +120,12 @@ def missing_server() -> str | None:
 
 
 @contextmanager
-def postgres_server(attempts: int = 3) -> Iterator[PostgresServer]:
+def postgres_server(
+    attempts: int = 3, settings: Mapping[str, str] | None = None
+) -> Iterator[PostgresServer]:
     """Start a private server; stop it (immediate shutdown) and delete its files on exit.
+    ``settings`` are added to :data:`SETTINGS` (``benchmarks/bench_stores.py`` preloads
+    ``pg_stat_statements``).
 
     Raises:
         RuntimeError: ``initdb`` failed, or the server did not accept connections within
@@ -142,7 +146,7 @@ def postgres_server(attempts: int = 3) -> Iterator[PostgresServer]:
         _initdb(binaries, directory, as_user)
         for attempt in range(1, attempts + 1):
             port = free_port()
-            proc = _start(binaries, directory, port, as_user)
+            proc = _start(binaries, directory, port, as_user, settings or {})
             try:
                 url = f"postgresql://{SUPERUSER}@127.0.0.1:{port}"
                 _wait_ready(url, proc, directory)
@@ -227,10 +231,15 @@ def _initdb(binaries: Path, directory: Path, as_user: dict[str, Any]) -> None:
 
 
 def _start(
-    binaries: Path, directory: Path, port: int, as_user: dict[str, Any]
+    binaries: Path,
+    directory: Path,
+    port: int,
+    as_user: dict[str, Any],
+    extra: Mapping[str, str],
 ) -> subprocess.Popen[bytes]:
     settings = {
         **SETTINGS,
+        **extra,
         "port": str(port),
         "unix_socket_directories": str(directory),
         "hba_file": str(directory / "pg_hba.conf"),
