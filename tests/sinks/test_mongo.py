@@ -32,7 +32,8 @@ from backbeat.sinks.registry import open_reader, open_sinks
 from tests.support.eventlog import Trouble, generate, write_log
 from tests.support.harness import STREAM_CLI
 from tests.support.malformed import STANDARD
-from tests.support.mongo import database_url, free_port
+from tests.support.mongo import database_url
+from tests.support.sockets import free_port
 
 BATCH = 100
 TROUBLE = Trouble(exact_dups=4, key_dups=4, late=3, late_allowed=4, late_dups=2,

@@ -11,8 +11,6 @@ Next: ``tests/sinks/test_mongo.py`` (the tests), ``tests/sinks/test_suite.py``.
 from __future__ import annotations
 
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.support.sockets import free_port, server_process
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -33,12 +33,6 @@ def secantus_binary() -> Path | None:
         return candidate
     found = shutil.which("secantusd-py")
     return Path(found) if found else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_ping(url: str, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -74,22 +68,10 @@ def secantus_server(folder: Path) -> Iterator[str]:
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
     url = f"mongodb://127.0.0.1:{port}"
-    with (folder / "server.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [str(binary), "--host", "127.0.0.1", "--port", str(port),
-             "--storage-path", str(folder / "data"), "--log-level", "WARNING"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            wait_for_ping(url, proc)
-            yield url
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    command = [str(binary), "--host", "127.0.0.1", "--port", str(port),
+               "--storage-path", str(folder / "data"), "--log-level", "WARNING"]  # fmt: skip
+    with server_process(command, folder / "server.log", lambda proc: wait_for_ping(url, proc)):
+        yield url
 
 
 def database_url(server: str, name: str | None = None) -> str:

@@ -12,7 +12,6 @@ Next: ``tests/sinks/test_lake.py`` (the tests), ``backbeat/sinks/lake.py``.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 from pyarrow import fs
 
-from tests.support.mongo import free_port
+from tests.support.sockets import free_port, server_process
 
 STARTUP_TIMEOUT_S = 30.0
 CREDENTIALS = {
@@ -75,19 +74,9 @@ def moto_server(folder: Path) -> Iterator[str]:
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
     endpoint = f"http://127.0.0.1:{port}"
-    with (folder / "server.log").open("wb") as log:
-        proc = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        try:
-            wait_for_http(endpoint, proc)
-            yield endpoint
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    command = [str(binary), "-H", "127.0.0.1", "-p", str(port)]
+    with server_process(command, folder / "server.log", lambda p: wait_for_http(endpoint, p)):
+        yield endpoint
 
 
 def s3_filesystem(endpoint: str) -> fs.S3FileSystem:

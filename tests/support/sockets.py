@@ -6,7 +6,12 @@ Next: ``tests/serve/test_limits.py``, ``tests/serve/test_remote.py``.
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -30,3 +35,23 @@ def until_closed(sock: socket.socket, wait_s: float) -> bytes:
     except TimeoutError:
         raise AssertionError(f"the peer kept the connection open; it sent {received!r}") from None
     return received
+
+
+@contextmanager
+def server_process(
+    command: Sequence[str], log: Path, ready: Callable[[subprocess.Popen[bytes]], None]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A test server: ``command`` started with its output in ``log``, ``ready(proc)`` waited
+    for (it raises when the server does not come up), then SIGTERM (kill after 10 s) at exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT)
+        try:
+            ready(proc)
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
