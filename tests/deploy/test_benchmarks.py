@@ -73,7 +73,7 @@ def test_the_stores_benchmark_runs_every_store_and_the_api(tmp_path: Path) -> No
     env["COLUMNS"] = "250"  # the tables unwrapped
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "bench_stores.py"), "--events", "20000",
-         "--users", "300", "--batch-size", "5000", "--rounds", "1", "--mongo-events", "300",
+         "--users", "300", "--batch-size", "1000", "--rounds", "1", "--mongo-events", "300",
          "--serve-seconds", "2", "--serve-warmup", "2", "--live-users", "1000",
          "--rate", "100", "--connections", "4", "--json", str(tmp_path / "stores.json")],
         capture_output=True, text=True, timeout=900, check=False, env=env,
