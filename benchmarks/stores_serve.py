@@ -14,7 +14,6 @@ Next: ``bench_stores.py`` (the benchmark), ``web_load.py`` (the load), ``bench_w
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,21 +50,6 @@ def ingest(url: str, users: int = LIVE_USERS) -> None:
     finally:
         pipeline.close()
         store.close()
-
-
-@contextmanager
-def _process(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _wait_until_serving(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -96,7 +81,7 @@ def measure(
     status: Callable[[str], None],
 ) -> dict[str, Any]:
     """One phase (see the module doc); its figures."""
-    from tests.support.sockets import free_port
+    from tests.support.sockets import free_port, server_process
 
     with _ingesting(database, work, stream, live_users):
         if stream:
@@ -107,8 +92,8 @@ def measure(
         log = work / f"serve-{name}.log"
         command = [sys.executable, "-m", "backbeat", "serve", "--store", database,
                    "--port", str(port)]  # fmt: skip
-        with _process(command, log) as server:
-            _wait_until_serving(base, server, log)
+        ready = partial(_wait_until_serving, base, log=log)
+        with server_process(command, log, ready, stop_timeout_s=30) as server:
             paced(f"{base}api/top-songs", connections, 2, rate)  # warm the pool and the caches
             serve_cpu = ServerCpu(psutil.Process(server.pid))
             pg_cpu = ServerCpu.of_server(database)
@@ -128,10 +113,13 @@ def _ingesting(database: str, work: Path, stream: bool, users: int) -> Iterator[
     if not stream:
         yield
         return
+    from tests.support.sockets import server_process
+
     command = [sys.executable, str(HERE / "bench_stores.py"), "--child", "ingest",
                "--postgres", database, "--live-users", str(users)]  # fmt: skip
-    with _process(command, work / "ingest.log") as proc:
+    log = work / "ingest.log"
+    with server_process(command, log, lambda proc: None, stop_timeout_s=30) as proc:
         time.sleep(1.0)
         if proc.poll() is not None:
-            raise RuntimeError(f"the live stream exited: {(work / 'ingest.log').read_text()}")
+            raise RuntimeError(f"the live stream exited: {log.read_text()}")
         yield

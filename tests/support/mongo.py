@@ -10,9 +10,7 @@ Next: ``tests/sinks/test_mongo.py`` (the tests), ``tests/sinks/test_suite.py``.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,18 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.sockets import free_port, server_process
+from tests.support.sockets import free_port, server_process, venv_tool
 
 STARTUP_TIMEOUT_S = 30.0
 
 
 def secantus_binary() -> Path | None:
     """``secantusd-py`` beside the running interpreter (the venv's bin), or on PATH."""
-    candidate = Path(sys.executable).parent / "secantusd-py"
-    if candidate.is_file():
-        return candidate
-    found = shutil.which("secantusd-py")
-    return Path(found) if found else None
+    return venv_tool("secantusd-py")
 
 
 def wait_for_ping(url: str, proc: subprocess.Popen[bytes] | None = None) -> None:

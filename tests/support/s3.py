@@ -11,9 +11,7 @@ Next: ``tests/sinks/test_lake.py`` (the tests), ``backbeat/sinks/lake.py``.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 from pyarrow import fs
 
-from tests.support.sockets import free_port, server_process
+from tests.support.sockets import free_port, server_process, venv_tool
 
 STARTUP_TIMEOUT_S = 30.0
 CREDENTIALS = {
@@ -39,11 +37,7 @@ CREDENTIALS = {
 
 def moto_binary() -> Path | None:
     """``moto_server`` beside the running interpreter (the venv's bin), or on PATH."""
-    candidate = Path(sys.executable).parent / "moto_server"
-    if candidate.is_file():
-        return candidate
-    found = shutil.which("moto_server")
-    return Path(found) if found else None
+    return venv_tool("moto_server")
 
 
 def wait_for_http(endpoint: str, proc: subprocess.Popen[bytes] | None = None) -> None:

@@ -6,9 +6,11 @@ Next: ``tests/serve/test_limits.py``, ``tests/serve/test_remote.py``.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,12 +39,25 @@ def until_closed(sock: socket.socket, wait_s: float) -> bytes:
     return received
 
 
+def venv_tool(name: str) -> Path | None:
+    """The executable ``name`` beside the running interpreter (the venv's bin), or on PATH."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.is_file():
+        return candidate
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
 @contextmanager
 def server_process(
-    command: Sequence[str], log: Path, ready: Callable[[subprocess.Popen[bytes]], None]
+    command: Sequence[str],
+    log: Path,
+    ready: Callable[[subprocess.Popen[bytes]], None],
+    stop_timeout_s: float = 10.0,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A test server: ``command`` started with its output in ``log``, ``ready(proc)`` waited
-    for (it raises when the server does not come up), then SIGTERM (kill after 10 s) at exit."""
+    """A server process: ``command`` started with its output in ``log``, ``ready(proc)``
+    waited for (it raises when the server does not come up), then SIGTERM at exit (kill after
+    ``stop_timeout_s``)."""
     with log.open("wb") as out:
         proc = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -51,7 +66,7 @@ def server_process(
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=stop_timeout_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
