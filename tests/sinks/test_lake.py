@@ -4,7 +4,7 @@ local folder and onto an S3-compatible server; then the lake, read back with
 ``pyarrow.dataset`` and Hive partitioning, must hold every valid event exactly once, in the
 partition of its event hour, in files named after batches, with nothing left staged.
 
-Next: ``test_suite.py`` (every crash of the sink contract), ``backbeat/sinks/lake.py``.
+Next: ``test_suite.py`` (every crash of the sink contract), ``backbeat/sinks/lake/sink.py``.
 """
 
 from __future__ import annotations

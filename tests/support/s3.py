@@ -6,7 +6,7 @@ stops it on exit; the session fixture ``s3_endpoint`` in ``tests/conftest.py`` u
 ``BACKBEAT_TEST_S3`` names a server (MinIO, say). :func:`fresh_bucket` makes an empty bucket
 with pyarrow's own S3 client, the one the lake sink writes with.
 
-Next: ``tests/sinks/test_lake.py`` (the tests), ``backbeat/sinks/lake.py``.
+Next: ``tests/sinks/test_lake.py`` (the tests), ``backbeat/sinks/lake/sink.py``.
 """
 
 from __future__ import annotations

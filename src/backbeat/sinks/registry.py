@@ -78,7 +78,7 @@ SINKS: Final = Registry(
     Plugin(
         "sink",
         "lake",
-        "backbeat.sinks.lake:LakeSink",
+        "backbeat.sinks.lake.sink:LakeSink",
         "--lake FOLDER|s3://bucket/prefix: the valid raw events as Parquet by topic and event "
         "hour, Hive-partitioned (--sink-option lake.endpoint=URL for MinIO; exactly once)",
     ),

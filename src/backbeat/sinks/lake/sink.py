@@ -27,7 +27,7 @@ delete); a final file is therefore visible only once complete. After a kill:
 A replayed batch thus overwrites its own files and never adds one. One process writes a lake
 (``single_writer``): the mark is one per sink, and :meth:`resume` sweeps every staged token.
 
-Next: ``base.py`` (the contract), ``csv.py`` (the simplest result sink).
+Next: ``layout.py`` (the folders and file names), ``compact.py`` (merging an hour's files).
 """
 
 from __future__ import annotations
@@ -37,9 +37,6 @@ import logging
 import os
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Final
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,62 +46,10 @@ from pyarrow import fs
 from backbeat.errors import ConfigError, StoreError
 from backbeat.events.schema import Topic, arrow_schema
 from backbeat.sinks.base import Guarantee, Mark, ResultSink, SinkBatch, SinkSpec
+from backbeat.sinks.lake.layout import HOUR_MS, OPTIONS, PENDING, Lake, part_name
 from backbeat.sinks.queries import Reader
 
 log = logging.getLogger(__name__)
-
-HOUR_MS: Final = 3_600_000
-PENDING: Final = "_pending"
-"""Staged files, one folder per uncommitted or unpublished batch (ignored by readers)."""
-OPTIONS: Final = frozenset({"endpoint", "region"})
-
-
-def hour_path(topic: str, hour: int) -> str:
-    """``<topic>/year=Y/month=M/day=D/hour=H`` of an hour (epoch ms // ``HOUR_MS``), in UTC."""
-    t = datetime.fromtimestamp(hour * 3600, tz=UTC)
-    return f"{topic}/year={t.year}/month={t.month}/day={t.day}/hour={t.hour}"
-
-
-def part_name(batch_id: int) -> str:
-    """The file a batch writes in each (topic, hour) it holds."""
-    return f"part-{batch_id:012d}.parquet"
-
-
-def open_lake(url: str, options: Mapping[str, str]) -> tuple[fs.FileSystem, str]:
-    """The filesystem and root path of a lake URL (a folder, ``file://``, ``s3://``...).
-
-    Raises:
-        ConfigError: a URL pyarrow cannot open, or an endpoint without ``s3://``.
-    """
-    scheme = urlsplit(url).scheme if "://" in url else ""
-    if options.get("endpoint") and scheme != "s3":
-        raise ConfigError(f"--sink-option lake.endpoint needs an s3:// lake (got {url!r})")
-    if scheme in ("", "file"):
-        path = url.removeprefix("file://") if scheme else url
-        return fs.LocalFileSystem(), os.path.abspath(path)
-    if scheme == "s3":
-        parts = urlsplit(url)
-        root = f"{parts.netloc}{parts.path}".rstrip("/")
-        if not parts.netloc:
-            raise ConfigError(f"--lake {url!r}: name a bucket (s3://bucket/prefix)")
-        endpoint = options.get("endpoint")
-        where = urlsplit(endpoint) if endpoint else None
-        region = (
-            options.get("region")
-            or os.environ.get("AWS_REGION")
-            or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-        )
-        s3 = fs.S3FileSystem(
-            endpoint_override=where.netloc if where else None,
-            scheme=where.scheme if where and where.scheme else "https",
-            region=region,
-        )
-        return s3, root
-    try:
-        filesystem, root = fs.FileSystem.from_uri(url)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ConfigError(f"--lake {url!r}: {exc}") from None
-    return filesystem, root.rstrip("/")
 
 
 class LakeSink(ResultSink):
@@ -115,9 +60,9 @@ class LakeSink(ResultSink):
     single_writer = True
 
     def __init__(self, url: str, options: Mapping[str, str] | None = None) -> None:
-        self.url = url.rstrip("/")
-        self._fs, self._root = open_lake(self.url, options or {})
-        self._local = isinstance(self._fs, fs.LocalFileSystem)
+        self.lake = Lake.open(url, options)
+        self.url = self.lake.url
+        self._fs, self._root, self._local = self.lake.filesystem, self.lake.root, self.lake.local
         self._pending: Mark | None = None  # staged by begin(), not yet published
 
     @property
@@ -209,7 +154,7 @@ class LakeSink(ResultSink):
                 source = f"{staged}/{topic}.{hour}.parquet"
                 if self._fs.get_file_info(source).type != fs.FileType.File:
                     continue  # published before the crash
-                folder = f"{self._root}/{hour_path(str(topic), int(hour))}"
+                folder = self.lake.folder(str(topic), int(hour))
                 if self._local:
                     os.makedirs(folder, exist_ok=True)
                 self._fs.move(source, f"{folder}/{part_name(batch_id)}")
@@ -238,8 +183,7 @@ class LakeSink(ResultSink):
             self._fs.delete_dir(folder)
 
     def _failure(self, doing: str, exc: OSError) -> StoreError:
-        message = " ".join(str(exc).split())[:300]
-        return StoreError(f"the lake at {self.url} failed to {doing}: {message}")
+        return self.lake.failure(doing, exc)
 
 
 def _by_hour(table: pa.Table) -> list[tuple[int, pa.Table]]:
