@@ -114,11 +114,15 @@ class Lake:
     url: str
     filesystem: fs.FileSystem
     root: str
+    endpoint: str | None = None
+    """An S3-compatible server's URL (MinIO, moto), None for AWS or a local lake."""
 
     @classmethod
     def open(cls, url: str, options: Mapping[str, str] | None = None) -> Lake:
+        """Raises:
+        ConfigError: a URL pyarrow cannot open, or an endpoint without ``s3://``."""
         filesystem, root = open_lake(url.rstrip("/"), options or {})
-        return cls(url.rstrip("/"), filesystem, root)
+        return cls(url.rstrip("/"), filesystem, root, (options or {}).get("endpoint"))
 
     @property
     def local(self) -> bool:

@@ -1,0 +1,62 @@
+"""``backbeat batch load-hour``: one event hour of a topic, from the lake into its staging
+table, replacing what the table held for that hour (re-running it never duplicates).
+
+pyiceberg's ``overwrite`` with a filter on the hour (its dynamic partition overwrite refuses
+the ``hour`` transform): one snapshot that drops the hour's files and adds the new ones, so a
+reader sees the hour before or after, never half. Killed before the commit, the table is as
+it was (files written and not committed are orphans, removed by ``compact``).
+
+Next: ``dedup.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backbeat.events.schema import Topic
+from backbeat.warehouse import hours
+from backbeat.warehouse.catalog import Warehouse, to_table_rows
+from backbeat.warehouse.jobs import Done
+
+
+@dataclass(frozen=True)
+class Loaded:
+    topic: Topic
+    hour: int
+    rows: int
+    files: int
+    fingerprint: str
+
+    def done(self) -> Done:
+        return Done("load", self.topic.value, self.hour, self.fingerprint, self.rows)
+
+
+def lake_fingerprint(warehouse: Warehouse, topic: Topic, hour: int) -> str:
+    """What the lake holds for the hour now (see :func:`hours.fingerprint`)."""
+    return hours.fingerprint(warehouse.lake.live_files(topic, hour))
+
+
+def load_hour(warehouse: Warehouse, topic: Topic, hour: int) -> Loaded:
+    """Replace ``hour`` of the topic's staging table with the lake's rows of that hour.
+
+    Raises:
+        StoreError: the lake or the catalog failed (nothing is committed then).
+    """
+    files = warehouse.lake.live_files(topic, hour)
+    events = warehouse.lake.read_hour(topic, hour)
+    table = warehouse.staging(topic)
+    rows = to_table_rows(events, topic).sort_by("ts")
+    fingerprint = hours.fingerprint(files)
+    warehouse.commit(
+        table,
+        lambda: table.overwrite(
+            rows,
+            overwrite_filter=hours.within(hour),
+            snapshot_properties={
+                "backbeat.job": "load",
+                "backbeat.hour": hours.label(hour),
+                "backbeat.lake": fingerprint,
+            },  # fmt: skip
+        ),
+    )
+    return Loaded(topic, hour, rows.num_rows, len(files), fingerprint)
