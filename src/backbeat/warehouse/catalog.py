@@ -20,6 +20,7 @@ Next: ``load.py`` (lake -> staging), ``dedup.py``, ``maintain.py``, ``jobs.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -96,10 +97,8 @@ class Warehouse:
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
             catalog = load_catalog("backbeat", **props)
-            try:
+            with contextlib.suppress(NamespaceAlreadyExistsError):
                 catalog.create_namespace(NAMESPACE)
-            except NamespaceAlreadyExistsError:
-                pass
         except ConfigError:
             raise
         except Exception as exc:  # pyiceberg raises many kinds for a bad catalog

@@ -47,6 +47,7 @@ def load_hour(warehouse: Warehouse, topic: Topic, hour: int) -> Loaded:
     table = warehouse.staging(topic)
     rows = to_table_rows(events, topic).sort_by("ts")
     fingerprint = hours.fingerprint(files)
+    summary = {"backbeat.job": "load", "backbeat.hour": hours.label(hour), "backbeat.lake": fingerprint}
     warehouse.commit(
         table,
         lambda: table.overwrite(
