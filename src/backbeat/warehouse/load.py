@@ -47,17 +47,14 @@ def load_hour(warehouse: Warehouse, topic: Topic, hour: int) -> Loaded:
     table = warehouse.staging(topic)
     rows = to_table_rows(events, topic).sort_by("ts")
     fingerprint = hours.fingerprint(files)
-    summary = {"backbeat.job": "load", "backbeat.hour": hours.label(hour), "backbeat.lake": fingerprint}
+    summary = {"backbeat.job": "load", "backbeat.hour": hours.label(hour),
+               "backbeat.lake": fingerprint}  # fmt: skip
     warehouse.commit(
         table,
         lambda: table.overwrite(
             rows,
             overwrite_filter=hours.within(hour),
-            snapshot_properties={
-                "backbeat.job": "load",
-                "backbeat.hour": hours.label(hour),
-                "backbeat.lake": fingerprint,
-            },  # fmt: skip
+            snapshot_properties=summary,
         ),
     )
     return Loaded(topic, hour, rows.num_rows, len(files), fingerprint)
