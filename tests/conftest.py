@@ -22,6 +22,11 @@ dependency is started once, on a free loopback port, the first time a test asks 
 (``support/s3.py``); the tests that need it skip, with the reason, when it is missing. Every
 test gets its own bucket (``s3_bucket``).
 
+``duckdb_iceberg`` is an Iceberg reader we did not write: DuckDB 1.5.5 with its extensions, in
+an environment of its own that uv builds once into ``~/.cache/backbeat-tests`` (or
+``BACKBEAT_TEST_CACHE``) and later sessions reuse (``support/iceberg_duckdb.py``); the tests
+that need it skip, with the reason, when uv or the package index is missing.
+
 Next: ``support/`` (helpers), ``transport/kafka/conftest.py`` (a private broker to pause).
 """
 
@@ -35,6 +40,7 @@ import pytest
 
 if TYPE_CHECKING:
     from backbeat.transport.kafka.settings import KafkaSettings
+    from tests.support.iceberg_duckdb import IcebergReader
     from tests.support.postgres import PostgresServer
 
 EXTERNAL_KAFKA = os.environ.get("BACKBEAT_TEST_KAFKA")
@@ -44,6 +50,8 @@ EXTERNAL_MONGO = os.environ.get("BACKBEAT_TEST_MONGO")
 EXTERNAL_POSTGRES = os.environ.get("BACKBEAT_TEST_POSTGRES")
 EXTERNAL_S3 = os.environ.get("BACKBEAT_TEST_S3")
 """``http://host:port``: a running S3-compatible server to use instead of starting moto."""
+TEST_CACHE = os.environ.get("BACKBEAT_TEST_CACHE")
+"""A folder for what the tests build once and keep between sessions (the DuckDB reader)."""
 
 
 @pytest.fixture(autouse=True)
@@ -155,3 +163,16 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, s
         for name, value in CREDENTIALS.items():
             monkeypatch.setenv(name, value)
     return s3_endpoint, fresh_bucket(s3_endpoint)
+
+
+@pytest.fixture(scope="session")
+def duckdb_iceberg() -> IcebergReader:
+    """DuckDB 1.5.5 with its Iceberg extension, in its own environment (built once, kept)."""
+    from pathlib import Path
+
+    from tests.support.iceberg_duckdb import ReaderUnavailableError, cache_root, reader_environment
+
+    try:
+        return reader_environment(Path(TEST_CACHE) if TEST_CACHE else cache_root())
+    except ReaderUnavailableError as why:
+        pytest.skip(str(why))
