@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import codecs
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pyarrow as pa
 import typer
 
+from backbeat.commands.batch import LakeOptions, WarehouseOptions, WarehouseUri, open_warehouse
 from backbeat.commands.common import (
     emit_table,
     emit_tables,
@@ -27,6 +28,10 @@ from backbeat.commands.common import (
 from backbeat.commands.stream import StoreOption
 from backbeat.ui.text import visible
 
+if TYPE_CHECKING:
+    from backbeat.sinks.queries import TimeRange
+    from backbeat.warehouse.catalog import Warehouse
+
 
 class QueryName(StrEnum):
     TOP_SONGS = "top-songs"
@@ -36,17 +41,32 @@ class QueryName(StrEnum):
     ACTIVE_USERS = "active-users"
     LISTENING_TIME = "listening-time"
     DEAD_LETTERS = "dead-letters"
+    WAREHOUSE = "warehouse"
 
 
 def query(
     name: Annotated[QueryName, typer.Argument(help="What to show.")],
+    asked_of_warehouse: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[WAREHOUSE_QUERY]",
+            help="After 'warehouse': top-songs|top-artists|active-users|demographics|locations.",
+        ),
+    ] = None,
     store: StoreOption = None,
     from_: Annotated[str | None, typer.Option("--from", help="Event-time start, ISO.")] = None,
     to: Annotated[str | None, typer.Option(help="Event-time end (exclusive), ISO.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Rows at most.")] = 10,
     by: Annotated[str, typer.Option(help="engagement: genre|platform|country|mood.")] = "genre",
+    lake: Annotated[str | None, typer.Option(help="warehouse: the lake it loads from.")] = None,
+    warehouse: WarehouseUri = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="warehouse: a snapshot id or an ISO time (time travel).")
+    ] = None,
+    lake_option: LakeOptions = None,
+    warehouse_option: WarehouseOptions = None,
 ) -> None:
-    """Query the results in a store."""
+    """Query the results in a store, or the Iceberg warehouse (``query warehouse top-songs``)."""
     from backbeat.errors import ConfigError
     from backbeat.sinks import queries as q
     from backbeat.sinks.registry import open_reader
@@ -57,6 +77,17 @@ def query(
             int(start.timestamp() * 1000) if start else None,
             int(end.timestamp() * 1000) if end else None,
         )
+        if (name is QueryName.WAREHOUSE) != (asked_of_warehouse is not None):
+            raise ConfigError(
+                "name a warehouse query after 'warehouse' (e.g. query warehouse top-songs), "
+                "and only there"
+            )
+        if asked_of_warehouse is not None:
+            if lake is None:
+                raise ConfigError("query warehouse needs --lake (the lake the warehouse loads)")
+            _warehouse(asked_of_warehouse, span, as_of, limit,
+                       open_warehouse(lake, lake_option, warehouse, warehouse_option))  # fmt: skip
+            return
         asked: q.Query
         match name:
             case QueryName.TOP_SONGS:
@@ -74,7 +105,7 @@ def query(
                 asked = q.ActiveUsers(span=span, limit=limit)
             case QueryName.LISTENING_TIME:
                 asked = q.ListeningTime(span=span, limit=limit)
-            case QueryName.DEAD_LETTERS:
+            case QueryName.DEAD_LETTERS | QueryName.WAREHOUSE:
                 asked = q.DeadLetters(limit=limit)
         reader = open_reader(store_option(store) or settings().store)
         try:
@@ -95,6 +126,19 @@ def query(
         emit_table(table, name.value)
 
     guard(body)
+
+
+def _warehouse(asked: str, span: TimeRange, as_of: str | None, limit: int, wh: Warehouse) -> None:
+    from backbeat.errors import ConfigError
+    from backbeat.warehouse.reader import WarehouseQuery, ask
+
+    try:
+        which = WarehouseQuery(asked)
+    except ValueError:
+        known = ", ".join(q.value for q in WarehouseQuery)
+        raise ConfigError(f"no warehouse query {asked!r} (choose from {known})") from None
+    table = ask(wh, which, span.start, span.end, as_of, limit)
+    emit_table(table, f"warehouse {which.value}" + (f" as of {as_of}" if as_of else ""))
 
 
 def printable(raw: bytes, whole: bool = True) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,13 +157,24 @@ class Warehouse:
         from pyiceberg.exceptions import CommitFailedException
 
         try:
-            try:
-                change()
-            except CommitFailedException:
-                table.refresh()
-                change()
+            with warnings.catch_warnings():  # replacing an hour that held nothing is normal
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                try:
+                    change()
+                except CommitFailedException:
+                    table.refresh()
+                    change()
         except Exception as exc:
             raise StoreError(f"the warehouse failed on {table.name()}: {_one_line(exc)}") from None
+
+    def lake_path(self, uri: str) -> str | None:
+        """Where a table file's URI lies on the lake's filesystem (None: not under the lake)."""
+        for prefix in ("file://", "s3://", "s3a://", ""):
+            if uri.startswith(prefix):
+                path = uri.removeprefix(prefix)
+                if path.startswith(self.lake.root + "/"):
+                    return path
+        return None
 
     def exists(self, name: str) -> bool:
         return bool(self.catalog.table_exists(f"{NAMESPACE}.{name}"))
