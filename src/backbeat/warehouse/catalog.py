@@ -60,7 +60,8 @@ def to_table_rows(events: pa.Table, topic: Topic) -> pa.Table:
     """Lake rows (``ts`` in epoch ms) in the warehouse's columns."""
     ts = events.column("ts").cast(pa.int64()).cast(pa.timestamp("ms", tz="UTC")).cast(TS)
     rows = events.set_column(events.schema.get_field_index("ts"), "ts", ts)
-    return rows.cast(table_schema(topic))
+    schema = table_schema(topic)
+    return rows.select(schema.names).cast(schema)
 
 
 @dataclass

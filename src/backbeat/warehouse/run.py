@@ -13,6 +13,7 @@ Next: ``reader.py``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,8 +25,11 @@ from backbeat.sinks.lake.layout import HOUR_MS
 from backbeat.warehouse import jobs
 from backbeat.warehouse.catalog import GOLD, Warehouse
 from backbeat.warehouse.dedup import dedup_hour
+from backbeat.warehouse.hours import label
 from backbeat.warehouse.load import lake_fingerprint, load_hour
 from backbeat.warehouse.maintain import Tidied, tidy
+
+log = logging.getLogger(__name__)
 
 RECORD_EVERY: Final = 24
 """Steps recorded per jobs commit (a kill redoes at most this many hours)."""
@@ -120,6 +124,8 @@ def _steps(
     done: list[jobs.Done] = []
     for i, item in enumerate(items):
         done.append(do(item))
+        log.info("%s: %s hour %s, %d rows", step, done[-1].target, label(done[-1].hour),
+                 done[-1].rows)  # fmt: skip
         tell(step, i + 1, len(items))
         if len(done) >= RECORD_EVERY:
             jobs.record(warehouse, done)
