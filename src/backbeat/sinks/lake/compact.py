@@ -10,7 +10,10 @@ merged deleted. A kill at any point is harmless: before the move the lake is unc
 a hidden file; after it the merged file *covers* the old ones (their batches lie inside its
 range), so :meth:`Lake.live_files` reads each event once, and the next run deletes covered
 files. Each run also removes hidden merge files and ``_pending/<token>`` folders (staged by a
-sink) older than ``orphan_age``; younger ones may belong to a live writer and are kept.
+sink) older than ``orphan_age``; younger ones may belong to a live writer and are kept. (One
+old staged folder is not abandoned: that of a stream's last batch when the stream was killed
+between its commit and its publish and stays down longer than ``orphan_age``; its restart
+would publish it. Restart such a stream before compacting, or raise ``orphan_age``.)
 
 Safe while a stream writes the same lake: one process writes a lake, and it publishes a
 batch's files only after every earlier batch's files, so a file published while an hour is
