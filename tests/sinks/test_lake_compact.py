@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -174,6 +175,35 @@ def test_batches_written_into_a_compacted_hour_are_merged_next_time(
     _compacted_as_expected(lake, before)
     assert all(_files(lake)[k][0].startswith("part-000000000001-0000000000") for k in grown)
     _same(_read(lake), seen)
+    assert lake_problems(url, None, [events]) == []
+
+
+def test_compacting_while_a_stream_writes_loses_and_doubles_nothing(
+    events: Events, tmp_path: Path
+) -> None:
+    url = str(tmp_path / "lake")
+    lake = Lake.open(url)
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def stream() -> None:
+        try:
+            _stream(url, {}, _cut(events, 12), first=1)
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=stream)
+    writer.start()
+    runs = 0
+    while not done.is_set() or runs == 0:
+        compact_lake(lake)
+        runs += 1
+    writer.join()
+    assert not failures
+    compact_lake(lake)
+    assert all(len(names) == 1 for names in _files(lake).values())
     assert lake_problems(url, None, [events]) == []
 
 
