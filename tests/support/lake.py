@@ -1,6 +1,6 @@
 """Read a Parquet lake back (local or S3) and say how it differs from the events it should
-hold: each event once, in the file of its event hour, named after a batch, contract columns,
-nothing left staged.
+hold: each event once, in the file of its event hour, named after a batch (or a merged range of
+batches), contract columns, nothing left staged.
 
 Next: ``tests/sinks/test_lake.py``, ``tests/sinks/test_suite.py`` (the ``sink:lake`` case).
 """
@@ -19,7 +19,9 @@ from pyarrow import fs
 
 from backbeat.events.schema import Topic, arrow_schema
 
-FILE = re.compile(r"year=(\d+)/month=(\d+)/day=(\d+)/hour=(\d+)/part-(\d{12})\.parquet$")
+FILE = re.compile(
+    r"year=(\d+)/month=(\d+)/day=(\d+)/hour=(\d+)/part-(\d{12})(?:-\d{12})?\.parquet$"
+)
 
 
 def hour_of(ms: int) -> tuple[int, int, int, int]:

@@ -8,7 +8,7 @@ Ctrl-C finishes and commits the batch in flight. This module only assembles the 
 command modules import nothing from it.
 
 Next: ``stream.py``, ``replay.py``, ``demo.py``, ``query.py``, ``serve.py``, ``simulate.py``,
-``kafka.py``, ``common.py`` (what they share), ``usage.py`` (the grammar around Typer).
+``kafka.py``, ``lake.py``, ``common.py`` (what they share), ``usage.py`` (the grammar around Typer).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 
 from backbeat import __version__
-from backbeat.commands import batch, demo, kafka, query, replay, serve, simulate, stream
+from backbeat.commands import batch, demo, kafka, lake, query, replay, serve, simulate, stream
 from backbeat.commands.common import OPTS, emit, guard, settings
 from backbeat.commands.usage import BackbeatGroup
 
@@ -74,6 +74,7 @@ app.command()(demo.demo)
 app.command()(serve.serve)
 app.command()(kafka.produce)
 app.add_typer(kafka.topics_app, name="topics")
+batch.batch_app.command("compact-lake")(lake.compact_lake)
 app.add_typer(batch.batch_app, name="batch")
 
 _GLOBAL_FLAGS = ("--json", "--debug")

@@ -165,6 +165,21 @@ def parse_time(value: str | None, flag: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: str, flag: str) -> timedelta:
+    """A duration flag: a whole number and a unit, s, m, h or d (``90s``, ``10m``, ``1h``).
+
+    Raises:
+        ConfigError: any other text.
+    """
+    number, unit = value.strip()[:-1], value.strip()[-1:]
+    if not (number.isascii() and number.isdigit()) or unit not in _UNIT_S:
+        raise ConfigError(f"{flag} {value!r}: write a duration such as 90s, 10m, 1h or 2d")
+    return timedelta(seconds=int(number) * _UNIT_S[unit])
+
+
 def start_from(value: str) -> Literal["earliest", "latest"] | datetime:
     """``stream --from``: earliest, latest or an ISO time (without a zone: UTC)."""
     if value in ("earliest", "latest"):

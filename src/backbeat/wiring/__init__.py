@@ -13,6 +13,7 @@ from backbeat.wiring.pipeline import (
     assemble,
     jsonl_source,
     kafka_source,
+    key_value,
     sink_specs,
     web_server,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "assemble",
     "jsonl_source",
     "kafka_source",
+    "key_value",
     "live_settings",
     "live_source",
     "produce_batches",

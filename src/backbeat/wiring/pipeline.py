@@ -77,9 +77,9 @@ def sink_specs(
             chosen.append(name)
     per_sink: dict[str, dict[str, str]] = {}
     for option in options:
-        name, dot, rest = option.partition(".")
-        key, equals, value = rest.partition("=")
-        if not (dot and equals and key):
+        target, value = key_value(option, "--sink-option", "NAME.KEY=VALUE")
+        name, dot, key = target.partition(".")
+        if not (dot and key):
             raise ConfigError(f"--sink-option {option!r}: write it as NAME.KEY=VALUE")
         if name not in chosen:
             raise ConfigError(f"--sink-option {option!r}: the {name!r} sink was not chosen")
@@ -87,6 +87,18 @@ def sink_specs(
     return tuple(
         SinkSpec(name, targets.get(name), per_sink.get(name, {}), kafka) for name in chosen
     )
+
+
+def key_value(option: str, flag: str, form: str = "KEY=VALUE") -> tuple[str, str]:
+    """``KEY=VALUE`` (a flag's value) as ``(KEY, VALUE)``.
+
+    Raises:
+        ConfigError: no ``=``, or nothing before it.
+    """
+    key, equals, value = option.partition("=")
+    if not (equals and key):
+        raise ConfigError(f"{flag} {option!r}: write it as {form}")
+    return key, value
 
 
 def jsonl_source(inputs: Sequence[Path], follow: bool) -> Source:

@@ -74,8 +74,14 @@ def open_lake(url: str, options: Mapping[str, str]) -> tuple[fs.FileSystem, str]
     """The filesystem and root path of a lake URL (a folder, ``file://``, ``s3://``...).
 
     Raises:
-        ConfigError: a URL pyarrow cannot open, or an endpoint without ``s3://``.
+        ConfigError: a URL pyarrow cannot open, an option other than ``OPTIONS``, or an
+            endpoint without ``s3://``.
     """
+    unknown = sorted(set(options) - OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"the lake has no option {', '.join(unknown)} (it takes: endpoint, region)"
+        )
     scheme = urlsplit(url).scheme if "://" in url else ""
     if options.get("endpoint") and scheme != "s3":
         raise ConfigError(f"the lake endpoint option needs an s3:// lake (got {url!r})")
@@ -133,7 +139,7 @@ class Lake:
 
     def hours(self, topic: Topic) -> list[int]:
         """The event hours (epoch ms // ``HOUR_MS``) that hold files of ``topic``, ascending."""
-        found = self._list(f"{self.root}/{topic.value}", recursive=True)
+        found = self.listing(f"{self.root}/{topic.value}", recursive=True)
         hours = set()
         for info in found:
             if info.type != fs.FileType.Directory:
@@ -146,7 +152,7 @@ class Lake:
 
     def files(self, topic: Topic, hour: int) -> list[fs.FileInfo]:
         """Every data file in an hour's folder, covered ones included (by first batch)."""
-        infos = [i for i in self._list(self.folder(topic, hour)) if batch_range(i.base_name)]
+        infos = [i for i in self.listing(self.folder(topic, hour)) if batch_range(i.base_name)]
         return sorted(infos, key=lambda i: batch_range(i.base_name) or (0, 0))
 
     def live_files(self, topic: Topic, hour: int) -> list[fs.FileInfo]:
@@ -169,7 +175,8 @@ class Lake:
         except (OSError, pa.ArrowInvalid) as exc:
             raise self.failure("read", exc) from None
 
-    def _list(self, path: str, recursive: bool = False) -> list[fs.FileInfo]:
+    def listing(self, path: str, recursive: bool = False) -> list[fs.FileInfo]:
+        """What ``path`` holds (nothing when it does not exist); StoreError if unreadable."""
         try:
             selector = fs.FileSelector(path, allow_not_found=True, recursive=recursive)
             return list(self.filesystem.get_file_info(selector))

@@ -46,7 +46,7 @@ from pyarrow import fs
 from backbeat.errors import ConfigError, StoreError
 from backbeat.events.schema import Topic, arrow_schema
 from backbeat.sinks.base import Guarantee, Mark, ResultSink, SinkBatch, SinkSpec
-from backbeat.sinks.lake.layout import HOUR_MS, OPTIONS, PENDING, Lake, part_name
+from backbeat.sinks.lake.layout import HOUR_MS, PENDING, Lake, part_name
 from backbeat.sinks.queries import Reader
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,6 @@ class LakeSink(ResultSink):
     def from_spec(cls, spec: SinkSpec) -> LakeSink:
         if not spec.target:
             raise ConfigError("the lake sink needs a location: --lake FOLDER|s3://bucket/prefix")
-        unknown = sorted(set(spec.options) - OPTIONS)
-        if unknown:
-            raise ConfigError(
-                f"the lake sink has no option {', '.join(unknown)} (it takes: endpoint, region)"
-            )
         return cls(spec.target, spec.options)
 
     def resume(self, batch_id: int, mark: Mark | None, reader: Reader) -> None:
