@@ -21,7 +21,18 @@ from typing import Annotated
 import typer
 
 from backbeat import __version__
-from backbeat.commands import batch, demo, kafka, lake, query, replay, serve, simulate, stream
+from backbeat.commands import (
+    batch,
+    demo,
+    kafka,
+    lake,
+    query,
+    replay,
+    serve,
+    simulate,
+    stream,
+    warehouse,
+)
 from backbeat.commands.common import OPTS, emit, guard, settings
 from backbeat.commands.usage import BackbeatGroup
 
@@ -75,6 +86,7 @@ app.command()(serve.serve)
 app.command()(kafka.produce)
 app.add_typer(kafka.topics_app, name="topics")
 batch.batch_app.command("compact-lake")(lake.compact_lake)
+batch.batch_app.command("model")(warehouse.model)
 app.add_typer(batch.batch_app, name="batch")
 
 _GLOBAL_FLAGS = ("--json", "--debug")

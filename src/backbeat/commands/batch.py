@@ -9,74 +9,32 @@ Next: ``backbeat.warehouse`` (the jobs), ``backbeat.sinks.lake.compact`` (``comp
 
 from __future__ import annotations
 
-import re
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from backbeat.commands.common import OPTS, console, emit, guard, settings
-from backbeat.errors import ConfigError
+from backbeat.commands.common import OPTS, console, duration, emit, guard
+from backbeat.commands.warehouse import (
+    LakeOption,
+    LakeOptions,
+    WarehouseOption,
+    WarehouseOptions,
+    open_warehouse,
+)
 
 if TYPE_CHECKING:
     from backbeat.events.schema import Topic
-    from backbeat.warehouse.catalog import Warehouse
 
 batch_app = typer.Typer(
     help="Batch jobs over the lake and the Iceberg warehouse (idempotent; for cron).",
     no_args_is_help=True,
 )
 
-LakeUrl = Annotated[str, typer.Option("--lake", help="The lake: a folder or s3://bucket/prefix.")]
-LakeOptions = Annotated[
-    list[str] | None,
-    typer.Option("--lake-option", help="endpoint=http://host:port or region=... (repeatable)."),
-]
-WarehouseUri = Annotated[
-    str | None,
-    typer.Option(
-        "--warehouse",
-        help="A pyiceberg catalog URI (sqlite:///..., postgresql://..., http(s)://... REST, "
-        "thrift://... Hive); default a SQLite catalog in the data folder.",
-    ),
-]
-WarehouseOptions = Annotated[
-    list[str] | None,
-    typer.Option("--warehouse-option", help="A catalog property KEY=VALUE (repeatable)."),
-]
 Topics = Annotated[
     list[str] | None, typer.Option("--topic", help="Only this topic (repeatable; default all).")
 ]
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def pairs(values: list[str] | None, flag: str) -> dict[str, str]:
-    """``KEY=VALUE`` flags as a dict.
-
-    Raises:
-        ConfigError: a value without ``=``.
-    """
-    found = {}
-    for value in values or []:
-        key, equals, rest = value.partition("=")
-        if not (equals and key):
-            raise ConfigError(f"{flag} {value!r}: write it as KEY=VALUE")
-        found[key] = rest
-    return found
-
-
-def duration(value: str, flag: str) -> timedelta:
-    """``90s``, ``15m``, ``1h``, ``7d``.
-
-    Raises:
-        ConfigError: anything else.
-    """
-    found = _DURATION.fullmatch(value.strip())
-    if found is None:
-        raise ConfigError(f"{flag} {value!r}: a duration such as 90s, 15m, 1h or 7d")
-    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
 
 
 def topics_of(names: list[str] | None) -> tuple[Topic, ...]:
@@ -91,21 +49,6 @@ def topics_of(names: list[str] | None) -> tuple[Topic, ...]:
     return tuple(topic(n) for n in names) if names else tuple(Topic)
 
 
-def open_warehouse(
-    lake: str, lake_options: list[str] | None, uri: str | None, options: list[str] | None
-) -> Warehouse:
-    """The warehouse the flags name.
-
-    Raises:
-        ConfigError: a bad flag, a lake or catalog that cannot be opened, pyiceberg missing.
-    """
-    from backbeat.sinks.lake.layout import Lake
-    from backbeat.warehouse.catalog import Warehouse
-
-    opened = Lake.open(lake, pairs(lake_options, "--lake-option"))
-    return Warehouse.open(opened, uri, pairs(options, "--warehouse-option"), settings().store)
-
-
 def _hour(year: int, month: int, day: int, hour: int) -> int:
     from backbeat.warehouse.hours import hour_of
 
@@ -114,13 +57,13 @@ def _hour(year: int, month: int, day: int, hour: int) -> int:
 
 @batch_app.command("load-hour")
 def load_hour(
-    lake: LakeUrl,
     year: Annotated[int, typer.Option(help="UTC year of the hour.")],
     month: Annotated[int, typer.Option(min=1, max=12)],
     day: Annotated[int, typer.Option(min=1, max=31)],
     hour: Annotated[int, typer.Option(min=0, max=23)],
+    lake: LakeOption = None,
     topic: Topics = None,
-    warehouse: WarehouseUri = None,
+    warehouse: WarehouseOption = None,
     lake_option: LakeOptions = None,
     warehouse_option: WarehouseOptions = None,
 ) -> None:
@@ -143,8 +86,8 @@ def load_hour(
 
 @batch_app.command()
 def dedup(
-    lake: LakeUrl,
-    warehouse: WarehouseUri = None,
+    lake: LakeOption = None,
+    warehouse: WarehouseOption = None,
     lake_option: LakeOptions = None,
     warehouse_option: WarehouseOptions = None,
 ) -> None:
@@ -165,8 +108,8 @@ def dedup(
 
 @batch_app.command()
 def compact(
-    lake: LakeUrl,
-    warehouse: WarehouseUri = None,
+    lake: LakeOption = None,
+    warehouse: WarehouseOption = None,
     keep: Annotated[str, typer.Option(help="Snapshots kept for time travel.")] = "7d",
     orphan_age: Annotated[str, typer.Option(help="Unreferenced files older than this go.")] = "1h",
     lake_option: LakeOptions = None,
@@ -188,7 +131,7 @@ def compact(
                 f"{t.files_after}, {t.snapshots_expired} snapshots expired, "
                 f"{t.orphans_deleted} orphans deleted"
                 for t in tidied
-            ],  # fmt: skip
+            ],
         )
 
     guard(body)
@@ -196,8 +139,8 @@ def compact(
 
 @batch_app.command()
 def run(
-    lake: LakeUrl,
-    warehouse: WarehouseUri = None,
+    lake: LakeOption = None,
+    warehouse: WarehouseOption = None,
     grace: Annotated[
         str, typer.Option(help="An hour is finished this long after its end.")
     ] = "15m",

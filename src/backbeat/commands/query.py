@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated
 import pyarrow as pa
 import typer
 
-from backbeat.commands.batch import LakeOptions, WarehouseOptions, WarehouseUri, open_warehouse
 from backbeat.commands.common import (
     emit_table,
     emit_tables,
@@ -26,6 +25,12 @@ from backbeat.commands.common import (
     store_option,
 )
 from backbeat.commands.stream import StoreOption
+from backbeat.commands.warehouse import (
+    LakeOptions,
+    WarehouseOption,
+    WarehouseOptions,
+    open_warehouse,
+)
 from backbeat.ui.text import visible
 
 if TYPE_CHECKING:
@@ -59,7 +64,7 @@ def query(
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Rows at most.")] = 10,
     by: Annotated[str, typer.Option(help="engagement: genre|platform|country|mood.")] = "genre",
     lake: Annotated[str | None, typer.Option(help="warehouse: the lake it loads from.")] = None,
-    warehouse: WarehouseUri = None,
+    warehouse: WarehouseOption = None,
     as_of: Annotated[
         str | None, typer.Option(help="warehouse: a snapshot id or an ISO time (time travel).")
     ] = None,
@@ -83,8 +88,6 @@ def query(
                 "and only there"
             )
         if asked_of_warehouse is not None:
-            if lake is None:
-                raise ConfigError("query warehouse needs --lake (the lake the warehouse loads)")
             _warehouse(asked_of_warehouse, span, as_of, limit,
                        open_warehouse(lake, lake_option, warehouse, warehouse_option))  # fmt: skip
             return
