@@ -214,6 +214,7 @@ class Pipeline(Engine):
         t = stats.timed("event time + dedup", t)
         partials = self._aggregator.aggregate(batch.fresh)
         t = stats.timed("aggregate", t)
+        # every topic's events, whatever the sinks' wants_events: the aggregates hold them already
         results = SinkBatch(partials, batch.fresh, batch.dead_table(), watermarks)
         if not self._settle():  # the sinks plan on the batch before being committed
             return 0

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -130,7 +130,8 @@ class SinkBatch:
     Attributes:
         partials: partial aggregate rows per metric (``backbeat.analytics.metrics``).
         events: the batch's valid, on-time, de-duplicated events, one table per topic
-            (contract columns); topics without events are absent.
+            (contract columns); topics without events are absent. It holds at least the
+            topics some sink wants (:func:`wanted_topics`); an engine may hand more.
         dead_letters: the batch's bad records (``DEAD_LETTER_SCHEMA``).
         watermarks: per topic name, the event time up to which every 1-minute window is
             final after this batch (None: not known yet).
@@ -275,6 +276,9 @@ class ResultSink(ABC):
     guarantee: ClassVar[Guarantee]
     single_writer: ClassVar[bool] = False
     """True when one process must write every partition (no consumer groups)."""
+    wants_events: ClassVar[frozenset[Topic]] = frozenset({Topic.LISTEN})
+    """The topics whose events :meth:`begin` and :meth:`write` read; an engine that must
+    collect events to hand them over (Spark, to the driver) may leave the others out."""
 
     @property
     @abstractmethod
@@ -319,3 +323,9 @@ class ResultSink(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the sink holds (may be called more than once)."""
+
+
+def wanted_topics(sinks: Iterable[ResultSink]) -> frozenset[Topic]:
+    """The topics whose events a batch must carry: listens (the store keeps them) and every
+    topic one of ``sinks`` wants."""
+    return frozenset({Topic.LISTEN}).union(*(sink.wants_events for sink in sinks))

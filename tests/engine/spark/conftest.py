@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from backbeat.engine.base import EngineSettings, RunReport
+from backbeat.sinks.base import SinkSpec
 from backbeat.transport.base import Source
 from tests.support.eventlog import EventLog, generate, write_log
 from tests.support.oracle import Expected, compute
@@ -81,15 +82,21 @@ def spark_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expec
 
 
 def run_spark(
-    source: Source, store: Path, checkpoint: Path, batch: int, **options: str
+    source: Source,
+    store: Path,
+    checkpoint: Path,
+    batch: int,
+    sinks: tuple[SinkSpec, ...] = (),
+    **options: str,
 ) -> RunReport:
-    """One bounded run of the Spark engine (on the session's SparkSession) into ``store``."""
+    """One bounded run of the Spark engine (on the session's SparkSession) into ``store``
+    and ``sinks``."""
     from backbeat import wiring
 
     settings = EngineSettings(
         max_batch_events=batch, options={"checkpoint": str(checkpoint), **options}
     )
-    plan = wiring.RunPlan(store=str(store), engine="spark", settings=settings)
+    plan = wiring.RunPlan(store=str(store), sinks=sinks, engine="spark", settings=settings)
     with wiring.assemble(source, plan) as run:
         return run.engine.run(timeout=600)
 

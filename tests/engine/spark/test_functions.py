@@ -1,5 +1,6 @@
 """The Spark engine's pieces on small static DataFrames: the executors' verdicts through
-``mapInArrow``, and the rows of Spark's own Kafka source renamed to ours.
+``mapInArrow``, the events collected for the sinks, and the rows of Spark's own Kafka source
+renamed to ours.
 
 Next: ``test_differential.py`` (whole streaming runs).
 """
@@ -7,14 +8,15 @@ Next: ``test_differential.py`` (whole streaming runs).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from backbeat.events.codec import encode_records
-from backbeat.events.schema import Topic
-from backbeat.sinks.base import PartitionState
+from backbeat.events.schema import Topic, arrow_schema
+from backbeat.sinks.base import PartitionState, wanted_topics
 from tests.events.samples import record
 
 pytestmark = pytest.mark.integration
@@ -44,6 +46,27 @@ def test_the_executors_judge_each_partition_in_order(spark: Any) -> None:
     mark = out.filter(pa.compute.equal(out["_kind"], "mark")).to_pylist()[0]
     assert mark["_position"] == 5
     assert mark["_max_ts"] == max(int(r["ts"]) for r in good) != NO_TS
+
+
+def test_only_the_topics_a_sink_wants_come_to_the_driver(spark: Any, tmp_path: Path) -> None:
+    from backbeat.engine.spark.engine import _collect
+    from backbeat.sinks.lake.sink import LakeSink
+
+    counts = {Topic.LISTEN: 2, Topic.PAGE_VIEW: 1, Topic.AUTH: 3, Topic.STATUS_CHANGE: 0}
+    views = {
+        t: spark.createDataFrame(pa.Table.from_pylist([record(t, i) for i in range(max(n, 1))],
+                                                      schema=arrow_schema(t))).limit(n)
+        for t, n in counts.items()
+    }  # fmt: skip
+    assert wanted_topics([]) == {Topic.LISTEN}
+    lake = LakeSink(str(tmp_path))
+    cases = [([], {Topic.LISTEN}), ([lake], {Topic.LISTEN, Topic.PAGE_VIEW, Topic.AUTH})]
+    for sinks, topics in cases:
+        got = _collect(views, wanted_topics(sinks))
+        assert set(got) == topics  # a topic without events is absent
+        for topic, table in got.items():
+            assert table.schema == arrow_schema(topic)
+            assert table.num_rows == counts[topic]
 
 
 def test_spark_kafka_rows_are_renamed_to_ours(spark: Any) -> None:

@@ -13,8 +13,10 @@ the executors:
 3. the executors run every metric's SQL (``backbeat.analytics.metrics``, unchanged) over the
    fresh events; the partials come to the driver;
 4. the driver commits partials, dead letters, positions, watermarks, de-dup keys and the
-   listens the store keeps, in one store transaction, with Spark's batch id among the marks:
-   a batch Spark replays after a crash (its checkpoint a batch behind the store) is skipped.
+   fresh events the store and the sinks want (listens, and the other topics only when a
+   sink's ``wants_events`` names them, as the lake's does), in one store transaction, with
+   Spark's batch id among the marks: a batch Spark replays after a crash (its checkpoint a
+   batch behind the store) is skipped.
 
 The store's positions are the truth: the query starts there, so a lost checkpoint costs
 nothing. Ctrl-C stops after the batch in flight is committed.
@@ -54,6 +56,7 @@ from backbeat.sinks.base import (
     ResultSink,
     SinkBatch,
     Store,
+    wanted_topics,
 )
 from backbeat.transport.base import Source
 
@@ -109,6 +112,7 @@ class SparkEngine(Engine):
         self._busy = threading.Lock()
         self._report = RunReport()
         self._committer = Committer(store, self.sinks, self._committed, overlap=False)
+        self._topics = wanted_topics(self.sinks)  # the events worth collecting to the driver
         state = store.load_state()
         self._partitions: dict[str, PartitionState] = dict(state.partitions)
         self._expected: dict[str, int | None] = {n: p.position for n, p in state.partitions.items()}
@@ -198,7 +202,7 @@ class SparkEngine(Engine):
             views = {topic: _topic_rows(fresh, topic).persist() for topic in VIEWS}
             try:  # each topic's fresh events computed once, read by its metrics
                 partials = _aggregate(views)
-                listens = views[Topic.LISTEN].toArrow()
+                events = _collect(views, self._topics)
             finally:
                 for view in views.values():
                     view.unpersist()
@@ -211,9 +215,6 @@ class SparkEngine(Engine):
             watermarks[topic.value] = wm
             if wm is not None:
                 self._dedup.prune(topic.value, wm)
-        events = (
-            {Topic.LISTEN: listens.cast(arrow_schema(Topic.LISTEN))} if listens.num_rows else {}
-        )
         results = SinkBatch(partials, events, dead, watermarks)
         marks = {s.key: mark for s in self.sinks if (mark := s.begin(results)) is not None}
         marks[MARK_KEY] = {"query": query_id, "batch": spark_batch}
@@ -295,6 +296,13 @@ def _aggregate(views: dict[Topic, DataFrame]) -> dict[str, pa.Table]:
         frame.createOrReplaceTempView(VIEWS[topic])
     spark = next(iter(views.values())).sparkSession  # the batch's: its temp views are its own
     return {m.name: spark.sql(m.sql).toArrow() for m in METRICS}
+
+
+def _collect(views: Mapping[Topic, DataFrame], topics: frozenset[Topic]) -> dict[Topic, pa.Table]:
+    """The fresh events of ``topics`` on the driver, cast to the contract; topics without
+    events are absent."""
+    tables = {t: views[t].toArrow() for t in Topic if t in topics}
+    return {t: table.cast(arrow_schema(t)) for t, table in tables.items() if table.num_rows}
 
 
 def _topic_rows(fresh: DataFrame, topic: Topic) -> DataFrame:

@@ -58,6 +58,7 @@ class LakeSink(ResultSink):
     name = "lake"
     guarantee = Guarantee.EXACTLY_ONCE
     single_writer = True
+    wants_events = frozenset(Topic)
 
     def __init__(self, url: str, options: Mapping[str, str] | None = None) -> None:
         self.lake = Lake.open(url, options)
