@@ -33,6 +33,7 @@ Next: ``support/`` (helpers), ``transport/kafka/conftest.py`` (a private broker 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,9 @@ import pytest
 
 if TYPE_CHECKING:
     from backbeat.transport.kafka.settings import KafkaSettings
+    from tests.support.eventlog import EventLog
     from tests.support.iceberg_duckdb import IcebergReader
+    from tests.support.oracle import Expected
     from tests.support.postgres import PostgresServer
 
 EXTERNAL_KAFKA = os.environ.get("BACKBEAT_TEST_KAFKA")
@@ -176,3 +179,31 @@ def duckdb_iceberg() -> IcebergReader:
         return reader_environment(Path(TEST_CACHE) if TEST_CACHE else cache_root())
     except ReaderUnavailableError as why:
         pytest.skip(str(why))
+
+
+@pytest.fixture(scope="session")
+def big_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expected]:
+    """About a million events with every kind of trouble (duplicates, late, malformed) and
+    their oracle: built once for the kill -9 tests and the lake's million-event test."""
+    from tests.support.eventlog import Trouble, generate, write_log
+    from tests.support.malformed import STANDARD
+    from tests.support.oracle import compute
+
+    started = time.monotonic()
+    tables = generate(32_000, 120, seed=71)
+    trouble = Trouble(
+        exact_dups=300,
+        key_dups=300,
+        late=100,
+        late_allowed=300,
+        late_dups=50,
+        malformed=650,
+        categories=STANDARD,
+    )
+    log = write_log(tmp_path_factory.mktemp("big") / "in", tables, seed=72, trouble=trouble)
+    expected = compute(log.directory, log.malformed_offsets())
+    print(
+        f"\n{sum(log.lines.values()):,} lines written and oracle computed in "
+        f"{time.monotonic() - started:.1f}s"
+    )
+    return log, expected

@@ -24,43 +24,20 @@ import pytest
 
 from backbeat.errors import StoreNotReadyError
 from backbeat.sinks.queries import BatchTotals
-from tests.support.eventlog import EventLog, Trouble, generate, write_log
+from tests.support.eventlog import EventLog
 from tests.support.harness import (
     STREAM_CLI,
     csv_problems,
     dead_letter_problems,
     metric_mismatches,
 )
-from tests.support.malformed import STANDARD
-from tests.support.oracle import Expected, compute
+from tests.support.oracle import Expected
 from tests.support.stores import ask, store_sql
 
 pytestmark = pytest.mark.slow
 
 KILLS = 10
 BATCH = 25_000
-
-
-@pytest.fixture(scope="session")
-def big_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expected]:
-    started = time.monotonic()
-    tables = generate(32_000, 120, seed=71)
-    trouble = Trouble(
-        exact_dups=300,
-        key_dups=300,
-        late=100,
-        late_allowed=300,
-        late_dups=50,
-        malformed=650,
-        categories=STANDARD,
-    )
-    log = write_log(tmp_path_factory.mktemp("big") / "in", tables, seed=72, trouble=trouble)
-    expected = compute(log.directory, log.malformed_offsets())
-    print(
-        f"\n{sum(log.lines.values()):,} lines written and oracle computed in "
-        f"{time.monotonic() - started:.1f}s"
-    )
-    return log, expected
 
 
 def _command(log: EventLog, store: str, csv_path: Path) -> list[str]:
