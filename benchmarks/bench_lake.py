@@ -272,6 +272,9 @@ def _print(console: Console, f: dict[str, Any]) -> None:
                 f"({s['max_files_per_hour']})", f"{smb / max(s['files'], 1):.2f}", "",
             )  # fmt: skip
     console.print(table)
+    if spark:
+        wrote = [t for t, v in spark["spark"]["lake"]["per_topic"].items() if v["files"]]
+        console.print(f"Spark wrote these topics to the lake: {', '.join(wrote) or 'none'}")
     extra = lake["seconds"] - plain["seconds"]
     console.print(
         f"seconds: the command's own (no CLI start-up). The lake adds {extra:+.1f} s "
