@@ -19,7 +19,7 @@ SYSTEM_PACKAGES := kcat chromium postgresql
 HAVE_postgresql := command -v initdb || ls /usr/lib/postgresql/*/bin/initdb
 have = $(or $(HAVE_$(1)),command -v $(1))
 
-.PHONY: demo test test-fast lint bench bench-kafka bench-web bench-stores install system-deps clean vendor-web screenshot
+.PHONY: demo test test-fast lint bench bench-kafka bench-web bench-stores bench-lake install system-deps clean vendor-web screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -74,6 +74,12 @@ bench-web: install
 # own PostgreSQL and secantusd-py (BACKBEAT_BENCH_POSTGRES / BACKBEAT_BENCH_MONGO: yours).
 bench-stores: install system-deps
 	$(UV) run python benchmarks/bench_stores.py $(STORES_ARGS)
+
+# The Parquet lake and the Iceberg warehouse on ~1 M events: backbeat stream with and without
+# --lake, compact-lake, then load_hour / dedup_hour / catch_up in-process (LAKE_ARGS: e.g.
+# --spark-sessions 3000 --profile).
+bench-lake: install
+	$(UV) run python benchmarks/bench_lake.py $(LAKE_ARGS)
 
 # Browser libraries pinned in web/package-lock.json (Chart.js for the dashboard, Swagger UI for
 # /docs), committed under static/vendor/ so nothing needs npm or a CDN at run or test time.

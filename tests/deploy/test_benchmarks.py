@@ -86,3 +86,27 @@ def test_the_stores_benchmark_runs_every_store_and_the_api(tmp_path: Path) -> No
     assert {r["variant"] for r in figures["results"]} == {"duckdb", "postgresql", "duckdb + mongo"}
     assert [p["phase"] for p in figures["serve"]] == ["idle", "ingest"]
     assert all(p["requests"] > 0 for p in figures["serve"])
+
+
+@pytest.mark.integration
+def test_the_lake_benchmark_runs_the_lake_and_the_warehouse(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKBEAT_")}
+    env["COLUMNS"] = "250"  # the tables unwrapped
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_lake.py"), "--sessions", "100",
+         "--minutes", "20", "--batch-size", "1000", "--json", str(tmp_path / "lake.json")],
+        capture_output=True, text=True, timeout=300, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    for title in ("lake write", "compact-lake and the warehouse"):
+        assert title in done.stdout
+    figures = json.loads((tmp_path / "lake.json").read_text())
+    plain, lake = figures["stream"]["stream, no lake"], figures["stream"]["stream --lake"]
+    assert plain["events_in"] == lake["events_in"] == figures["events"]
+    assert figures["lake"]["bytes"] > 0
+    assert figures["compact_lake"]["lake_after"]["max_files_per_hour"] == 1
+    warehouse = figures["warehouse"]
+    assert warehouse["rows_loaded"] == figures["events"]
+    assert warehouse["gold_rows"] == warehouse["staged_listens"]  # no duplicates injected
+    assert warehouse["catch_up_loaded"] == 0
+    assert warehouse["files_after_tidy"]["gold"]["max"] == 1
