@@ -133,14 +133,15 @@ def test_run_loads_every_hour_and_the_gold_rows_are_the_distinct_listens(
 ) -> None:
     _, tables = events
     lake, uri = copy
-    first = json.loads(_cli("--json", "batch", "run", "--lake", str(lake), "--warehouse", uri)
-                       .stdout.splitlines()[-1])  # fmt: skip
+    first = json.loads(_cli("--json", "batch", "run", "--lake", str(lake), "--warehouse", uri,
+                            "--model").stdout.splitlines()[-1])  # fmt: skip
     assert first["hours_loaded"] == sum(len(Lake.open(str(lake)).hours(t)) for t in Topic)
     wh = _open(lake, uri)
     for topic in Topic:
         staged = wh.refresh(topic.value).scan().to_arrow()
         assert _per_hour(staged) == _per_hour(tables[topic]), topic
     assert _gold_problems(wh, tables[Topic.LISTEN]) == []
+    assert first["model"]["fact_streams"] == tables[Topic.LISTEN].num_rows  # --model
     again = _catch_up(wh)
     assert (again.loaded, again.deduplicated) == (0, 0)
 

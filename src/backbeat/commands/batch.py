@@ -146,12 +146,16 @@ def run(
     ] = "15m",
     keep: Annotated[str, typer.Option(help="Snapshots kept for time travel.")] = "7d",
     every: Annotated[str | None, typer.Option(help="Run again every DURATION (e.g. 1h).")] = None,
+    model: Annotated[
+        bool, typer.Option("--model", help="Then rebuild the star schema if listens changed.")
+    ] = False,
     topic: Topics = None,
     lake_option: LakeOptions = None,
     warehouse_option: WarehouseOptions = None,
 ) -> None:
     """Catch up: load, de-duplicate and compact every finished hour not yet done."""
     from backbeat.ui.progress import StatusLine
+    from backbeat.warehouse.model import build_model
     from backbeat.warehouse.run import catch_up
 
     def body() -> None:
@@ -165,8 +169,11 @@ def run(
                     topics=topics_of(topic),
                     progress=lambda step, done, total: line.advance(0, f"{step} {done}/{total}"),
                 )  # fmt: skip
-            emit(report.as_dict(), f"{report.loaded} hours loaded, {report.deduplicated} "
-                 f"de-duplicated in {report.seconds:.1f}s")  # fmt: skip
+            built = build_model(wh) if model and report.deduplicated else None
+            summary = report.as_dict() | {"model": built.rows if built else None}
+            emit(summary, f"{report.loaded} hours loaded, {report.deduplicated} de-duplicated"
+                 + (", star schema rebuilt" if built else "")
+                 + f" in {report.seconds:.1f}s")  # fmt: skip
             if pause is None:
                 return
             time.sleep(pause.total_seconds())

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -118,13 +117,9 @@ def _events(warehouse: Warehouse) -> pa.Table:
 
 def _replace(warehouse: Warehouse, name: str, rows: pa.Table) -> None:
     table = warehouse.table(name, SCHEMAS[name])
-
-    def overwrite() -> None:
-        with warnings.catch_warnings():  # the first build has nothing to delete
-            warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            table.overwrite(rows, snapshot_properties={"backbeat.job": "model"})
-
-    warehouse.commit(table, overwrite)
+    warehouse.commit(
+        table, lambda: table.overwrite(rows, snapshot_properties={"backbeat.job": "model"})
+    )
 
 
 def _naive(table: pa.Table) -> pa.Table:
