@@ -282,3 +282,14 @@ def test_an_s3_lake_gives_the_same_counts(
     for topic in Topic:
         assert _per_hour(wh.refresh(topic.value).scan().to_arrow()) == _per_hour(tables[topic])
     assert _gold_problems(wh, tables[Topic.LISTEN]) == []
+
+
+def test_a_postgresql_catalog_holds_the_same_warehouse(
+    events: tuple[Path, dict[Topic, pa.Table]], copy: tuple[Path, str], postgres_url: str
+) -> None:
+    _, tables = events
+    lake, _ = copy
+    with _open(lake, postgres_url) as wh:  # pyiceberg's SQL catalog on PostgreSQL
+        _catch_up(wh)
+    with _open(lake, postgres_url) as again:
+        assert _gold_problems(again, tables[Topic.LISTEN]) == []

@@ -168,6 +168,18 @@ class Warehouse:
         except Exception as exc:
             raise StoreError(f"the warehouse failed on {table.name()}: {_one_line(exc)}") from None
 
+    def close(self) -> None:
+        """Release the catalog's connections (a SQL catalog's pool)."""
+        closer = getattr(self.catalog, "close", None)
+        if callable(closer):
+            closer()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def lake_path(self, uri: str) -> str | None:
         """Where a table file's URI lies on the lake's filesystem (None: not under the lake)."""
         for prefix in ("file://", "s3://", "s3a://", ""):
