@@ -117,12 +117,13 @@ def compact(
 ) -> None:
     """Compact each hour of the warehouse tables to one file, expire snapshots, drop orphans."""
     from backbeat.warehouse.catalog import GOLD
+    from backbeat.warehouse.jobs import TABLE
     from backbeat.warehouse.maintain import tidy
 
     def body() -> None:
         wh = open_warehouse(lake, lake_option, warehouse, warehouse_option)
         kept, age = duration(keep, "--keep"), duration(orphan_age, "--orphan-age")
-        names = [n for n in [*(t.value for t in topics_of(None)), GOLD] if wh.exists(n)]
+        names = [n for n in [*(t.value for t in topics_of(None)), GOLD, TABLE] if wh.exists(n)]
         tidied = [tidy(wh, name, kept, age) for name in names]
         emit(
             {"tables": [t.__dict__ for t in tidied]},

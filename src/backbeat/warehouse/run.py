@@ -105,7 +105,7 @@ def catch_up(
     gold = stale_gold(warehouse) if Topic.LISTEN in topics else []
     _steps("dedup", gold, lambda item: dedup_hour(warehouse, item[0], item[1]), warehouse, tell)
     names = [t.value for t in topics if warehouse.exists(t.value)]
-    names += [GOLD] if warehouse.exists(GOLD) else []
+    names += [n for n in (GOLD, jobs.TABLE) if warehouse.exists(n)]
     tidied = []
     for i, name in enumerate(names):
         tidied.append(tidy(warehouse, name, keep, orphan_age))
