@@ -87,6 +87,8 @@ def query(
                 "name a warehouse query after 'warehouse' (e.g. query warehouse top-songs), "
                 "and only there"
             )
+        if asked_of_warehouse is None and (lake or warehouse or as_of):
+            raise ConfigError("--lake, --warehouse and --as-of go with: query warehouse ...")
         if asked_of_warehouse is not None:
             _warehouse(asked_of_warehouse, span, as_of, limit,
                        open_warehouse(lake, lake_option, warehouse, warehouse_option))  # fmt: skip
