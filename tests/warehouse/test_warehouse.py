@@ -293,3 +293,36 @@ def test_a_postgresql_catalog_holds_the_same_warehouse(
         _catch_up(wh)
     with _open(lake, postgres_url) as again:
         assert _gold_problems(again, tables[Topic.LISTEN]) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("batch", "run"), "give --lake FOLDER|s3://bucket/prefix"),
+        (("batch", "run", "--lake", "{lake}", "--warehouse", "foo://x"),
+         "--warehouse foo://x: Could not infer the catalog type"),
+        (("batch", "run", "--lake", "{lake}", "--grace", "5x"), "--grace '5x': write a duration"),
+        (("batch", "load-hour", "--lake", "{lake}", "--year", "2023", "--month", "2", "--day",
+          "30", "--hour", "1"), "day is out of range for month"),
+        (("batch", "run", "--lake", "{lake}", "--warehouse-option", "nokey"),
+         "--warehouse-option 'nokey': write it as KEY=VALUE"),
+        (("query", "warehouse", "nope", "--lake", "{lake}"), "no warehouse query 'nope'"),
+        (("query", "warehouse", "top-songs", "--lake", "{lake}"),
+         "the warehouse has no table backbeat.listens yet"),
+        (("query", "top-songs", "--lake", "{lake}"), "go with: query warehouse"),
+        (("query", "warehouse", "--lake", "{lake}"), "name a warehouse query after 'warehouse'"),
+    ],
+)  # fmt: skip
+def test_bad_warehouse_commands_are_one_line(
+    args: tuple[str, ...], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from backbeat.commands import app
+
+    monkeypatch.chdir(tmp_path)  # the default catalog goes to ./backbeat-data
+    result = CliRunner().invoke(app, [a.format(lake=tmp_path / "lake") for a in args])
+    assert result.exit_code == 1, result.output
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) <= 2  # one message (rich may wrap it once)
