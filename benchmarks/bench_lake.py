@@ -234,7 +234,25 @@ def _spark(tmp: Path, args: argparse.Namespace, console: Console) -> dict[str, A
         run["lake"] = lake_files(str(folder / f"lake-{engine}"))
         result[engine] = run
         console.print(f"  {engine} --lake, {n:,} events: {run['wall_s']:.1f} s wall")
+    counts = {e: _rows_per_topic_hour(folder / f"lake-{e}") for e in ("embedded", "spark")}
+    result["same_rows_per_topic_hour"] = counts["embedded"] == counts["spark"]
+    console.print("  Spark's lake holds the embedded engine's rows per topic and hour: "
+                  + ("yes" if result["same_rows_per_topic_hour"] else "NO"))  # fmt: skip
     return result
+
+
+def _rows_per_topic_hour(lake: Path) -> dict[tuple[str, int], int]:
+    """How many rows each (topic, event hour) of a lake holds."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    counts: dict[tuple[str, int], int] = {}
+    for topic in sorted(p.name for p in lake.iterdir() if not p.name.startswith(("_", "."))):
+        ts = ds.dataset(lake / topic, format="parquet").to_table(columns=["ts"]).column("ts")
+        hours = pc.value_counts(pc.divide(ts, 3_600_000))
+        for item in hours.to_pylist():
+            counts[(topic, int(item["values"]))] = int(item["counts"])
+    return counts
 
 
 def _print(console: Console, f: dict[str, Any]) -> None:
