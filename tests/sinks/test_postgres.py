@@ -209,6 +209,8 @@ def test_backbeat_query_answers_the_same(pair: Pair) -> None:
 
     runner = CliRunner()
     for name in QueryName:
+        if name is QueryName.WAREHOUSE:  # the Iceberg warehouse's, not a store's
+            continue
         for extra in ([], ["--from", "2020-01-01T00:00:00Z", "--limit", "5"]):
             if name is QueryName.DEAD_LETTERS and extra:
                 extra = ["--limit", "5"]

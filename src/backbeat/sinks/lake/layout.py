@@ -35,6 +35,7 @@ PENDING: Final = "_pending"
 """Staged files, one folder per uncommitted or unpublished batch (ignored by readers)."""
 OPTIONS: Final = frozenset({"endpoint", "region"})
 PART: Final = re.compile(r"part-(\d{12})(?:-(\d{12}))?\.parquet")
+LIST_ATTEMPTS: Final = 5
 _HOUR_DIR: Final = re.compile(r"year=(\d+)/month=(\d+)/day=(\d+)/hour=(\d+)$")
 
 
@@ -176,12 +177,21 @@ class Lake:
             raise self.failure("read", exc) from None
 
     def listing(self, path: str, recursive: bool = False) -> list[fs.FileInfo]:
-        """What ``path`` holds (nothing when it does not exist); StoreError if unreadable."""
-        try:
-            selector = fs.FileSelector(path, allow_not_found=True, recursive=recursive)
-            return list(self.filesystem.get_file_info(selector))
-        except OSError as exc:
-            raise self.failure("list", exc) from None
+        """What ``path`` holds (nothing when it does not exist); StoreError if unreadable.
+
+        A writer may move or delete an entry between the listing's read of a folder and its
+        look at that entry (pyarrow then fails the whole listing): such a listing is taken
+        again, a few times."""
+        selector = fs.FileSelector(path, allow_not_found=True, recursive=recursive)
+        for attempt in range(LIST_ATTEMPTS):
+            try:
+                return list(self.filesystem.get_file_info(selector))
+            except FileNotFoundError as exc:
+                if attempt == LIST_ATTEMPTS - 1:
+                    raise self.failure("list", exc) from None
+            except OSError as exc:
+                raise self.failure("list", exc) from None
+        return []
 
     def failure(self, doing: str, exc: Exception) -> StoreError:
         message = " ".join(str(exc).split())[:300]
