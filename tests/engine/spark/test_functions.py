@@ -94,3 +94,26 @@ def test_without_the_connector_the_python_source_reads_kafka(spark: Any) -> None
     from backbeat.engine.spark.native import native_kafka
 
     assert native_kafka(spark) is False  # no connector jar in this environment
+
+
+def test_available_now_reads_what_was_there_at_the_start_in_batches(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark", reason="the Spark tests need backbeat[spark] (PySpark)")
+    from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadMaxRows
+
+    from backbeat.engine.spark.sources import JsonlStreamReader
+
+    path = tmp_path / "listen_events.jsonl"
+    path.write_bytes(b"".join(b'{"n": %d}\n' % i for i in range(10)) + b'{"n": 10')
+    reader = JsonlStreamReader({"files": json.dumps([str(path)]), "maxRows": "4",
+                                "follow": "true"})  # fmt: skip
+    reader.prepareForTriggerAvailableNow()
+    with path.open("ab") as fh:  # written after the query started: not this run's
+        fh.write(b"}\n" + b'{"n": 11}\n' * 5)
+    ends, start = [], reader.initialOffset()
+    while (end := reader.latestOffset(start, reader.getDefaultReadLimit())) != start:
+        ends.append(end[str(path)])
+        start = end
+    lines = path.read_bytes().split(b"\n")
+    assert ends == [sum(len(x) + 1 for x in lines[:n]) for n in (4, 8, 10)]
+    assert reader.latestOffset(start, ReadAllAvailable()) == start
+    assert reader.latestOffset(start, ReadMaxRows(100)) == start

@@ -17,6 +17,10 @@ as Arrow record batches; decoding and validation happen after, on the executors
   ``latest``, for partitions without a position), ``maxRows``. The read limit is shared among
   partitions; a partition's records between two offsets are read by assignment, no group.
 
+Both support ``Trigger.AvailableNow`` (``--trigger available-now``): the query reads what was
+there when it started (the files' last complete lines, the partitions' high watermarks), in
+batches of ``maxRows`` as any other trigger, and stops.
+
 Spark's checkpoint records each batch's offsets, so a restarted query replays a batch whose
 commit did not finish. The store's positions are the truth when the checkpoint is lost: the
 engine passes them as ``start``.
@@ -34,7 +38,12 @@ from typing import Any, Final
 
 import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
-from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows
+from pyspark.sql.streaming.datasource import (
+    ReadAllAvailable,
+    ReadLimit,
+    ReadMaxRows,
+    SupportsTriggerAvailableNow,
+)
 
 RAW: Final = pa.schema(
     [
@@ -119,12 +128,38 @@ def _complete_end(path: str, start: int, max_lines: int | None, follow: bool) ->
     return end
 
 
-class JsonlStreamReader(DataSourceStreamReader):
+def _last_complete(path: str, follow: bool) -> int:
+    """The byte offset after the file's last complete line (``follow``: a last line without a
+    newline is still being written; otherwise the end of the file)."""
+    size = os.path.getsize(path)
+    if not follow:
+        return size
+    with open(path, "rb") as fh:
+        position = size
+        while position > 0:
+            step = min(_SCAN, position)
+            position -= step
+            fh.seek(position)
+            newline = fh.read(step).rfind(b"\n")
+            if newline >= 0:
+                return position + newline + 1
+    return 0
+
+
+class JsonlStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
+    """Complete lines of each file, in batches of at most ``maxRows`` lines in all; under
+    ``Trigger.AvailableNow``, up to what the files held when the query started, still in
+    batches (without the mixin Spark would read it all as one batch)."""
+
     def __init__(self, options: Mapping[str, str]) -> None:
         self.files = [os.path.abspath(p) for p in json.loads(options["files"])]
         self.follow = options.get("follow", "false") == "true"
         self.start = _positions(options, "start")
         self.max_rows = int(options["maxRows"]) if options.get("maxRows") else None
+        self.target: dict[str, int] | None = None
+
+    def prepareForTriggerAvailableNow(self) -> None:
+        self.target = {f: _last_complete(f, self.follow) for f in self.files}
 
     def initialOffset(self) -> dict[str, int]:
         return {f: self.start.get(f, 0) for f in self.files}
@@ -135,7 +170,8 @@ class JsonlStreamReader(DataSourceStreamReader):
     def latestOffset(self, start: dict[str, int], limit: ReadLimit) -> dict[str, int]:
         budget = _max_rows(limit, self.max_rows)
         share = None if budget is None else max(1, budget // max(1, len(self.files)))
-        return {f: _complete_end(f, int(start.get(f, 0)), share, self.follow) for f in self.files}
+        ends = {f: _complete_end(f, int(start.get(f, 0)), share, self.follow) for f in self.files}
+        return _capped(ends, start, self.target)
 
     def partitions(self, start: dict[str, int], end: dict[str, int]) -> list[Range]:
         return [
@@ -218,7 +254,22 @@ def kafka_client(config: Mapping[str, str], role: str = "planner") -> Any:
     return Consumer({**config, "group.id": f"backbeat-spark-{role}", "enable.auto.commit": False})
 
 
-class KafkaStreamReader(DataSourceStreamReader):
+def _capped(
+    ends: dict[str, int], start: Mapping[str, int], target: Mapping[str, int] | None
+) -> dict[str, int]:
+    """``ends`` no further than an available-now target (never before ``start``)."""
+    if target is None:
+        return ends
+    return {
+        name: max(int(start.get(name, 0)), min(end, target.get(name, end)))
+        for name, end in ends.items()
+    }
+
+
+class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
+    """Kafka partitions from their positions, at most ``maxRows`` records a batch in all;
+    under ``Trigger.AvailableNow``, up to the high watermarks when the query started."""
+
     def __init__(self, options: Mapping[str, str]) -> None:
         self.config: dict[str, str] = json.loads(options["config"])
         self.topics: dict[str, str] = json.loads(options["topics"])
@@ -226,6 +277,10 @@ class KafkaStreamReader(DataSourceStreamReader):
         self.start_from = options.get("from", "earliest")
         self.max_rows = int(options["maxRows"]) if options.get("maxRows") else None
         self._consumer: Any = None
+        self.target: dict[str, int] | None = None
+
+    def prepareForTriggerAvailableNow(self) -> None:
+        self.target = {name: high for name, (_low, high) in self._bounds().items()}
 
     def _client(self) -> Any:
         if self._consumer is None:
@@ -256,7 +311,7 @@ class KafkaStreamReader(DataSourceStreamReader):
         if budget is not None:
             share = max(1, budget // max(1, len(end)))
             end = {name: min(e, begin[name] + share) for name, e in end.items()}
-        return end
+        return _capped(end, begin, self.target)
 
     def partitions(self, start: dict[str, int], end: dict[str, int]) -> list[Range]:
         ranges = []
