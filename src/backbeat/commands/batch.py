@@ -49,12 +49,6 @@ def topics_of(names: list[str] | None) -> tuple[Topic, ...]:
     return tuple(topic(n) for n in names) if names else tuple(Topic)
 
 
-def _hour(year: int, month: int, day: int, hour: int) -> int:
-    from backbeat.warehouse.hours import hour_of
-
-    return hour_of(year, month, day, hour)
-
-
 @batch_app.command("load-hour")
 def load_hour(
     year: Annotated[int, typer.Option(help="UTC year of the hour.")],
@@ -68,12 +62,13 @@ def load_hour(
     warehouse_option: WarehouseOptions = None,
 ) -> None:
     """Load one event hour from the lake into the staging tables (replacing that hour)."""
+    from backbeat.sinks.lake.layout import hour_of
     from backbeat.warehouse import jobs
     from backbeat.warehouse.load import load_hour as load
 
     def body() -> None:
         wh = open_warehouse(lake, lake_option, warehouse, warehouse_option)
-        number = _hour(year, month, day, hour)
+        number = hour_of(year, month, day, hour)
         loaded = [load(wh, t, number) for t in topics_of(topic)]
         jobs.record(wh, [item.done() for item in loaded])
         emit(

@@ -6,24 +6,20 @@ Next: ``backbeat.sinks.lake.compact`` (what it does and why it is safe).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from backbeat.commands.common import OPTS, console, duration, emit, guard, topic
+from backbeat.commands.batch import Topics, topics_of
+from backbeat.commands.common import OPTS, console, duration, emit, guard
+from backbeat.commands.warehouse import LakeOptions, key_values
 from backbeat.errors import ConfigError
 
 
 def compact_lake(
     lake: Annotated[str, typer.Option("--lake", help="The lake: a folder or s3://bucket/prefix.")],
-    lake_option: Annotated[
-        list[str] | None,
-        typer.Option("--lake-option", help="endpoint=URL or region=NAME (repeatable)."),
-    ] = None,
-    topics: Annotated[
-        list[str] | None, typer.Option("--topic", help="Only this topic (repeatable).")
-    ] = None,
+    lake_option: LakeOptions = None,
+    topics: Topics = None,
     year: Annotated[int | None, typer.Option(help="Only one hour: its year (UTC).")] = None,
     month: Annotated[int | None, typer.Option(help="... its month.")] = None,
     day: Annotated[int | None, typer.Option(help="... its day.")] = None,
@@ -34,17 +30,15 @@ def compact_lake(
     ] = "1h",
 ) -> None:
     """Merge each hour's lake files of a topic into one; remove orphans of crashed runs."""
-    from backbeat import wiring
     from backbeat.sinks.lake.compact import compact_lake as compact
     from backbeat.sinks.lake.layout import Lake
     from backbeat.ui.progress import StatusLine
 
     def body() -> None:
         age = duration(orphan_age, "--orphan-age")
-        options = dict(wiring.key_value(o, "--lake-option") for o in lake_option or [])
-        chosen = [topic(t) for t in topics or []] or None
+        chosen = topics_of(topics)
         picked = one_hour(year, month, day, hour)
-        opened = Lake.open(lake, options)
+        opened = Lake.open(lake, key_values(lake_option, "--lake-option"))
         status = StatusLine(console, enabled=not OPTS.json, description="compacting")
         with status:
             status.advance(0, "listing the lake")
@@ -75,12 +69,8 @@ def one_hour(year: int | None, month: int | None, day: int | None, hour: int | N
     given = (year, month, day, hour)
     if all(v is None for v in given):
         return None
-    if any(v is None for v in given):
+    from backbeat.sinks.lake.layout import hour_of
+
+    if year is None or month is None or day is None or hour is None:
         raise ConfigError("to pick one hour, give all of --year, --month, --day and --hour")
-    try:
-        start = datetime(year or 0, month or 0, day or 0, hour or 0, tzinfo=UTC)
-    except ValueError as exc:
-        raise ConfigError(
-            f"--year {year} --month {month} --day {day} --hour {hour}: {exc}"
-        ) from None
-    return int(start.timestamp()) // 3600
+    return hour_of(year, month, day, hour)

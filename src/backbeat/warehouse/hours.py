@@ -15,20 +15,6 @@ from datetime import UTC, datetime
 
 from pyarrow import fs
 
-from backbeat.errors import ConfigError
-
-
-def hour_of(year: int, month: int, day: int, hour: int) -> int:
-    """The hour number of a UTC date and hour.
-
-    Raises:
-        ConfigError: not a date.
-    """
-    try:
-        return int(datetime(year, month, day, hour, tzinfo=UTC).timestamp()) // 3600
-    except ValueError as exc:
-        raise ConfigError(f"--year/--month/--day/--hour: {exc}") from None
-
 
 def label(hour: int) -> str:
     """``2026-12-07T10`` for people."""

@@ -45,6 +45,18 @@ def hour_path(topic: str, hour: int) -> str:
     return f"{topic}/year={t.year}/month={t.month}/day={t.day}/hour={t.hour}"
 
 
+def hour_of(year: int, month: int, day: int, hour: int) -> int:
+    """The hour number (epoch ms // ``HOUR_MS``) of a UTC date and hour.
+
+    Raises:
+        ConfigError: not a date.
+    """
+    try:
+        return int(datetime(year, month, day, hour, tzinfo=UTC).timestamp()) // 3600
+    except ValueError as exc:
+        raise ConfigError(f"--year/--month/--day/--hour: {exc}") from None
+
+
 def part_name(first: int, last: int | None = None) -> str:
     """The file holding batch ``first`` (or the merged batches ``first..last``)."""
     if last is None or last == first:
