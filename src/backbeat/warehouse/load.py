@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pyarrow import fs
+
 from backbeat.events.schema import Topic
 from backbeat.warehouse import hours
 from backbeat.warehouse.catalog import Warehouse, to_table_rows
@@ -31,19 +33,18 @@ class Loaded:
         return Done("load", self.topic.value, self.hour, self.fingerprint, self.rows)
 
 
-def lake_fingerprint(warehouse: Warehouse, topic: Topic, hour: int) -> str:
-    """What the lake holds for the hour now (see :func:`hours.fingerprint`)."""
-    return hours.fingerprint(warehouse.lake.live_files(topic, hour))
-
-
-def load_hour(warehouse: Warehouse, topic: Topic, hour: int) -> Loaded:
-    """Replace ``hour`` of the topic's staging table with the lake's rows of that hour.
+def load_hour(
+    warehouse: Warehouse, topic: Topic, hour: int, files: list[fs.FileInfo] | None = None
+) -> Loaded:
+    """Replace ``hour`` of the topic's staging table with the lake's rows of that hour
+    (``files``: its live files, when the caller listed them already).
 
     Raises:
         StoreError: the lake or the catalog failed (nothing is committed then).
     """
-    files = warehouse.lake.live_files(topic, hour)
-    events = warehouse.lake.read_hour(topic, hour)
+    if files is None:
+        files = warehouse.lake.live_files(topic, hour)
+    events = warehouse.lake.read_hour(topic, hour, files)
     table = warehouse.staging(topic)
     rows = to_table_rows(events, topic).sort_by("ts")
     fingerprint = hours.fingerprint(files)

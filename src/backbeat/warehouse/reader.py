@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import duckdb
 import pyarrow as pa
@@ -22,6 +22,9 @@ import pyarrow as pa
 from backbeat.errors import ConfigError
 from backbeat.warehouse import hours
 from backbeat.warehouse.catalog import GOLD, Warehouse
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
 
 
 class WarehouseQuery(StrEnum):
@@ -68,8 +71,8 @@ SQL: Final[dict[WarehouseQuery, str]] = {
 COLUMNS: Final = ("ts", "userId", "artist", "song", "gender", "level", "state", "city")
 
 
-def snapshot_id(warehouse: Warehouse, as_of: str | None) -> int | None:
-    """The gold table's snapshot for ``as_of`` (an id, or an ISO time: the snapshot current
+def snapshot_id(table: Table, as_of: str | None) -> int | None:
+    """The ``table``'s snapshot for ``as_of`` (an id, or an ISO time: the snapshot current
     then); None: the current one.
 
     Raises:
@@ -77,7 +80,6 @@ def snapshot_id(warehouse: Warehouse, as_of: str | None) -> int | None:
     """
     if as_of is None:
         return None
-    table = warehouse.refresh(GOLD)
     if as_of.isdigit():
         if table.snapshot_by_id(int(as_of)) is None:
             known = ", ".join(str(s.snapshot_id) for s in table.snapshots()[-3:])
@@ -109,8 +111,8 @@ def ask(
         ConfigError: a bad ``as_of``.
         StoreError: the warehouse has no gold table yet.
     """
-    snapshot = snapshot_id(warehouse, as_of)
     table = warehouse.refresh(GOLD)
+    snapshot = snapshot_id(table, as_of)
     scan = table.scan(row_filter=hours.between(start_ms, end_ms), selected_fields=COLUMNS,
                       snapshot_id=snapshot)  # fmt: skip
     listens = scan.to_arrow()

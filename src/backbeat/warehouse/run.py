@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, TypeVar
 
+from pyarrow import fs
+
 from backbeat.events.schema import Topic
 from backbeat.sinks.lake.layout import HOUR_MS
 from backbeat.warehouse import jobs
 from backbeat.warehouse.catalog import GOLD, Warehouse
 from backbeat.warehouse.dedup import dedup_hour
-from backbeat.warehouse.hours import label
-from backbeat.warehouse.load import lake_fingerprint, load_hour
+from backbeat.warehouse.hours import fingerprint, label
+from backbeat.warehouse.load import load_hour
 from backbeat.warehouse.maintain import Tidied, tidy
 
 log = logging.getLogger(__name__)
@@ -57,18 +59,18 @@ class RunReport:
 
 def finished_hours(
     warehouse: Warehouse, topics: Sequence[Topic], now_ms: int, grace_ms: int
-) -> list[tuple[Topic, int, str]]:
-    """(topic, hour, lake fingerprint) of each finished hour whose lake files changed since
-    it was last loaded."""
+) -> list[tuple[Topic, int, list[fs.FileInfo]]]:
+    """(topic, hour, live lake files) of each finished hour whose lake files changed since it
+    was last loaded."""
     loaded = jobs.latest(warehouse, "load")
     todo = []
     for topic in topics:
         for hour in warehouse.lake.hours(topic):
             if (hour + 1) * HOUR_MS + grace_ms > now_ms:
                 continue
-            fingerprint = lake_fingerprint(warehouse, topic, hour)
-            if loaded.get((topic.value, hour)) != fingerprint:
-                todo.append((topic, hour, fingerprint))
+            files = warehouse.lake.live_files(topic, hour)
+            if loaded.get((topic.value, hour)) != fingerprint(files):
+                todo.append((topic, hour, files))
     return todo
 
 
@@ -100,8 +102,7 @@ def catch_up(
     started = time.monotonic()
     tell = progress or (lambda step, done, total: None)
     todo = finished_hours(warehouse, topics, now_ms, int(grace.total_seconds() * 1000))
-    _steps("load", todo, lambda item: load_hour(warehouse, item[0], item[1]).done(),
-           warehouse, tell)  # fmt: skip
+    _steps("load", todo, lambda item: load_hour(warehouse, *item).done(), warehouse, tell)
     gold = stale_gold(warehouse) if Topic.LISTEN in topics else []
     _steps("dedup", gold, lambda item: dedup_hour(warehouse, item[0], item[1]), warehouse, tell)
     names = [t.value for t in topics if warehouse.exists(t.value)]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -37,13 +36,18 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Final
 
-import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 from pyarrow import fs
 
-from backbeat.events.schema import Topic, arrow_schema
-from backbeat.sinks.lake.layout import PENDING, Lake, batch_range, hour_path, live, part_name
+from backbeat.events.schema import Topic
+from backbeat.sinks.lake.layout import (
+    PENDING,
+    Lake,
+    batch_range,
+    fsync,
+    hour_path,
+    live,
+    part_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,21 +140,13 @@ def merge(lake: Lake, topic: Topic, folder: str, files: list[fs.FileInfo]) -> tu
     """
     ranges = [r for i in files if (r := batch_range(i.base_name))]
     name = part_name(min(r[0] for r in ranges), max(r[1] for r in ranges))
-    schema = arrow_schema(topic)
-    try:
-        dataset = ds.dataset([i.path for i in files], schema=schema, format="parquet",
-                             filesystem=lake.filesystem)  # fmt: skip
-        rows = dataset.to_table().sort_by("ts")
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise lake.failure("read", exc) from None
+    rows = lake.read(topic, files).sort_by("ts")
     hidden = f"{folder}/{HIDDEN}{uuid.uuid4().hex}-{name}"
+    lake.write(hidden, rows)  # durable before it replaces the files it merges
     try:
-        pq.write_table(rows, hidden, filesystem=lake.filesystem, compression="zstd")
-        if lake.local:  # durable before it replaces the files it merges
-            _fsync(hidden)
         lake.filesystem.move(hidden, f"{folder}/{name}")
         if lake.local:
-            _fsync(folder)
+            fsync(folder)
         size = lake.filesystem.get_file_info(f"{folder}/{name}").size or 0
     except OSError as exc:
         raise lake.failure("write", exc) from None
@@ -188,11 +184,3 @@ def _delete_files(lake: Lake, paths: list[str]) -> None:
                 lake.filesystem.delete_file(path)
     except OSError as exc:
         raise lake.failure("delete", exc) from None
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from pyarrow import fs
 
 from backbeat.errors import ConfigError, StoreError
@@ -43,6 +44,15 @@ def hour_path(topic: str, hour: int) -> str:
     """``<topic>/year=Y/month=M/day=D/hour=H`` of an hour (epoch ms // ``HOUR_MS``), in UTC."""
     t = datetime.fromtimestamp(hour * 3600, tz=UTC)
     return f"{topic}/year={t.year}/month={t.month}/day={t.day}/hour={t.hour}"
+
+
+def fsync(path: str) -> None:
+    """Flush a local file or folder to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def hour_of(year: int, month: int, day: int, hour: int) -> int:
@@ -159,8 +169,7 @@ class Lake:
                 continue
             match = _HOUR_DIR.search(info.path)
             if match:
-                y, m, d, h = (int(g) for g in match.groups())
-                hours.add(int(datetime(y, m, d, h, tzinfo=UTC).timestamp()) // 3600)
+                hours.add(hour_of(*(int(g) for g in match.groups())))
         return sorted(hours)
 
     def files(self, topic: Topic, hour: int) -> list[fs.FileInfo]:
@@ -174,19 +183,44 @@ class Lake:
         keep = set(live([i.base_name for i in infos]))
         return [i for i in infos if i.base_name in keep]
 
-    def read_hour(self, topic: Topic, hour: int) -> pa.Table:
-        """An hour's events of ``topic`` in the contract's columns (a column the files predate
-        reads as null)."""
-        paths = [i.path for i in self.live_files(topic, hour)]
+    def read_hour(
+        self, topic: Topic, hour: int, files: list[fs.FileInfo] | None = None
+    ) -> pa.Table:
+        """An hour's events of ``topic`` (its live files, or ``files`` when already listed)."""
+        return self.read(topic, self.live_files(topic, hour) if files is None else files)
+
+    def read(self, topic: Topic, files: list[fs.FileInfo]) -> pa.Table:
+        """The rows of ``files`` in the contract's columns of ``topic`` (a column a file
+        predates reads as null).
+
+        Raises:
+            StoreError: a file cannot be read.
+        """
         schema = arrow_schema(topic)
-        if not paths:
+        if not files:
             return schema.empty_table()
         try:
-            dataset = ds.dataset(paths, schema=schema, format="parquet",
+            dataset = ds.dataset([i.path for i in files], schema=schema, format="parquet",
                                  filesystem=self.filesystem)  # fmt: skip
             return dataset.to_table()
         except (OSError, pa.ArrowInvalid) as exc:
             raise self.failure("read", exc) from None
+
+    def write(self, path: str, rows: pa.Table) -> None:
+        """Write ``rows`` as one Parquet file (zstd) at ``path``; on a local lake the folder
+        is created and the file fsynced (durable before anything names it).
+
+        Raises:
+            StoreError: the file cannot be written.
+        """
+        try:
+            if self.local:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            pq.write_table(rows, path, filesystem=self.filesystem, compression="zstd")
+            if self.local:
+                fsync(path)
+        except OSError as exc:
+            raise self.failure("write", exc) from None
 
     def listing(self, path: str, recursive: bool = False) -> list[fs.FileInfo]:
         """What ``path`` holds (nothing when it does not exist); StoreError if unreadable.

@@ -40,10 +40,9 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pyarrow import fs
 
-from backbeat.errors import ConfigError, StoreError
+from backbeat.errors import ConfigError
 from backbeat.events.schema import Topic, arrow_schema
 from backbeat.sinks.base import Guarantee, Mark, ResultSink, SinkBatch, SinkSpec
 from backbeat.sinks.lake.layout import HOUR_MS, PENDING, Lake, part_name
@@ -63,12 +62,11 @@ class LakeSink(ResultSink):
     def __init__(self, url: str, options: Mapping[str, str] | None = None) -> None:
         self.lake = Lake.open(url, options)
         self.url = self.lake.url
-        self._fs, self._root, self._local = self.lake.filesystem, self.lake.root, self.lake.local
         self._pending: Mark | None = None  # staged by begin(), not yet published
 
     @property
     def key(self) -> str:
-        where = self._root if self._local else self.url
+        where = self.lake.root if self.lake.local else self.url
         return f"lake:{where}"
 
     @classmethod
@@ -98,7 +96,7 @@ class LakeSink(ResultSink):
         for topic, table in batch.events.items():
             columns = table.select(arrow_schema(topic).names)
             for hour, rows in _by_hour(columns):
-                self._put(f"{self._staged(token)}/{topic.value}.{hour}.parquet", rows)
+                self.lake.write(f"{self._staged(token)}/{topic.value}.{hour}.parquet", rows)
                 files.append([topic.value, hour])
         self._pending = {"token": token, "files": files} if files else None
         return self._pending or {}
@@ -126,21 +124,7 @@ class LakeSink(ResultSink):
     # ------------------------------------------------------------------ files
 
     def _staged(self, token: str) -> str:
-        return f"{self._root}/{PENDING}/{token}"
-
-    def _put(self, path: str, rows: pa.Table) -> None:
-        try:
-            if self._local:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-            pq.write_table(rows, path, filesystem=self._fs, compression="zstd")
-            if self._local:  # durable before the commit that names it
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-        except OSError as exc:
-            raise self._failure("write", exc) from None
+        return f"{self.lake.root}/{PENDING}/{token}"
 
     def _publish(self, batch_id: int, mark: Mark) -> int:
         """Move a mark's staged files to their final names; how many were still staged."""
@@ -148,38 +132,34 @@ class LakeSink(ResultSink):
         try:
             for topic, hour in mark["files"]:
                 source = f"{staged}/{topic}.{hour}.parquet"
-                if self._fs.get_file_info(source).type != fs.FileType.File:
+                if self.lake.filesystem.get_file_info(source).type != fs.FileType.File:
                     continue  # published before the crash
                 folder = self.lake.folder(str(topic), int(hour))
-                if self._local:
+                if self.lake.local:
                     os.makedirs(folder, exist_ok=True)
-                self._fs.move(source, f"{folder}/{part_name(batch_id)}")
+                self.lake.filesystem.move(source, f"{folder}/{part_name(batch_id)}")
                 moved += 1
             self._delete(staged)
         except OSError as exc:
-            raise self._failure("publish", exc) from None
+            raise self.lake.failure("publish", exc) from None
         return moved
 
     def _sweep(self, keep: object) -> None:
         """Delete staged batches other than ``keep`` (never committed: re-read and staged
         again under another token)."""
+        found = self.lake.listing(f"{self.lake.root}/{PENDING}")
         try:
-            found = self._fs.get_file_info(fs.FileSelector(f"{self._root}/{PENDING}",
-                                                           allow_not_found=True))  # fmt: skip
             for info in found:
                 if info.base_name != keep:
                     log.info("%s: deleting %s, staged by a batch never committed",
                              self.key, info.base_name)  # fmt: skip
                     self._delete(info.path)
         except OSError as exc:
-            raise self._failure("clean", exc) from None
+            raise self.lake.failure("clean", exc) from None
 
     def _delete(self, folder: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self._fs.delete_dir(folder)
-
-    def _failure(self, doing: str, exc: OSError) -> StoreError:
-        return self.lake.failure(doing, exc)
+            self.lake.filesystem.delete_dir(folder)
 
 
 def _by_hour(table: pa.Table) -> list[tuple[int, pa.Table]]:
