@@ -50,6 +50,11 @@ class UnsupportedQueryError(TerminalError):
     """The store answers named queries, but not this one (the API answers 501)."""
 
 
+class NotFoundError(TerminalError):
+    """What a query names does not exist (a track no catalog or history knows): the API
+    answers 404."""
+
+
 class StoreLockedError(TransientError):
     """Another process holds the store; wait for it or point at another --store."""
 

@@ -248,17 +248,89 @@ class MetricRows(Query, tag="metric-rows", frozen=True):
             raise ValueError(f"no metric {self.name!r}; known: {', '.join(BY_NAME)}")
 
 
+LISTEN_WEIGHT: Final = (
+    "CASE WHEN skipped AND coalesce(listen_pct, 0) < 0.3 THEN -1.0 "
+    "ELSE coalesce(listen_pct, CASE WHEN completed THEN 1.0 ELSE 0.5 END) "
+    "+ CASE WHEN completed THEN 0.5 ELSE 0.0 END END"
+)
+"""What one listen says about liking its track, as SQL over the ``listens`` columns: the share
+listened (1 when it only says it completed, 0.5 when it says nothing), half a point more for
+a completed play, and -1 for a quick skip (skipped before 30 %)."""
+
+UserId = Annotated[int, msgspec.Meta(ge=-(2**62), le=2**62)]
+
+
+class Interactions(Query, tag="interactions", frozen=True):
+    """What each listener's listens say about each track, for recommendations: one row per
+    (``user_id``, ``track``) with ``plays``, ``weight`` (the sum of :data:`LISTEN_WEIGHT`),
+    ``first_ts`` and ``last_ts`` (epoch ms of the first and last listen), and the track's
+    ``track_id``, ``artist``, ``song``, ``genre`` and the listener's ``country`` (the latest
+    listen's values). ``track`` is the Spotify/catalog ``track_id`` when the listen has one,
+    else ``lower(artist) || char(31) || lower(song)``.
+
+    Rows add up: the rows of two disjoint spans or batch ranges summed per key (``plays``,
+    ``weight``; min/max of the times) are the rows of both. ``span`` is on listen times (not
+    window starts: ``[start, end)`` in epoch ms; ``last`` is not allowed); ``batches =
+    (after, upto)``: only listens committed by batches ``after < id <= upto``; ``users``:
+    only these listeners. Sorted by ``user_id, track``."""
+
+    span: TimeRange = EVERYTHING
+    batches: tuple[BatchId, BatchId] | None = None
+    users: Annotated[tuple[UserId, ...], msgspec.Meta(max_length=10_000)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.span.last is not None:
+            raise ValueError("interactions: give span start/end, not last")
+
+
+class UserListens(Query, tag="user-listens", frozen=True):
+    """One listener's newest listens, newest first: ``ts``, ``track`` (as in
+    :class:`Interactions`), ``track_id``, ``artist``, ``song``, ``genre``, ``listen_pct``,
+    ``completed``, ``skipped``."""
+
+    user: UserId
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20
+
+
+class Recommendations(Query, tag="recommendations", frozen=True):
+    """Tracks for one listener, best first (answered by a recommender, not a store): ``rank``,
+    ``track``, ``track_id``, ``artist``, ``song``, ``genre``, ``score``, ``reason``
+    (``similar listeners``, ``similar sound``, ``popular in your genres``, ``popular``), and
+    on every row the model that answered: ``model_version``, ``trained_at`` (epoch ms) and
+    ``through_batch`` (the last batch whose listens it has seen). Tracks the listener heard
+    recently are left out."""
+
+    user: UserId
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 10
+
+
+class SimilarTracks(Query, tag="similar-tracks", frozen=True):
+    """Tracks that sound like ``track`` (its key, as in :class:`Interactions`, or a
+    ``spotify:track:`` URI), most similar first; columns as :class:`Recommendations`."""
+
+    track: Text
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 10
+
+
+class ModelInfo(Query, tag="model-info", frozen=True):
+    """One row about the recommender's model: ``model_version``, ``trained_at``,
+    ``through_batch``, ``users``, ``tracks``, ``updates`` (users re-fitted since it loaded);
+    no rows before a model exists."""
+
+
 QUERIES: Final[tuple[type[Query], ...]] = (
     TopSongs, TopArtists, GenreWindows, Engagement, ActiveUsers, Pages, States, Levels,
     LevelChanges, Genders, AuthMinutes, HourlyPlays, LatestTime, Summary, BatchTotals,
     LatestBatch, ListeningTime, Events, FilterValues, DeadLetters, DeadLetterCounts,
-    DeadLetterRecords, MetricRows,
+    DeadLetterRecords, MetricRows, Interactions, UserListens, Recommendations, SimilarTracks,
+    ModelInfo,
 )  # fmt: skip
 AnyQuery = (
     TopSongs | TopArtists | GenreWindows | Engagement | ActiveUsers | Pages | States | Levels
     | LevelChanges | Genders | AuthMinutes | HourlyPlays | LatestTime | Summary | BatchTotals
     | LatestBatch | ListeningTime | Events | FilterValues | DeadLetters | DeadLetterCounts
-    | DeadLetterRecords | MetricRows
+    | DeadLetterRecords | MetricRows | Interactions | UserListens | Recommendations
+    | SimilarTracks | ModelInfo
 )  # fmt: skip
 """Every query, as one type: ``msgspec.json.decode(data, type=AnyQuery)`` validates a request."""
 
@@ -268,6 +340,9 @@ def name_of(query: Query | type[Query]) -> str:
     cls = query if isinstance(query, type) else type(query)
     return str(cls.__struct_config__.tag)
 
+
+RECOMMENDER: Final = frozenset(name_of(k) for k in (Recommendations, SimilarTracks, ModelInfo))
+"""The queries a recommender answers (``backbeat.recommend``), never a store."""
 
 FILTERABLE: Final = frozenset(name_of(kind) for kind in QUERIES if "keep" in kind.__struct_fields__)
 """The queries that take a :class:`ListenFilter` (``keep``): top songs, top artists, events."""

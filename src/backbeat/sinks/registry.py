@@ -18,6 +18,7 @@ from backbeat.errors import ConfigError
 from backbeat.plugins import Plugin, Registry
 from backbeat.sinks.base import ResultSink, SinkSpec, Store
 from backbeat.sinks.queries import Reader
+from backbeat.sinks.shelf import Shelf
 
 STORES: Final = Registry(
     "store",
@@ -49,6 +50,24 @@ READERS: Final = Registry(
     ),
 )
 """Schemes that are served from but not streamed into: results another sink wrote."""
+SHELVES: Final = Registry(
+    "shelf",
+    Plugin(
+        "shelf",
+        "duckdb",
+        "backbeat.sinks.duckdb.shelf:FileShelf",
+        "files in the store's folder (shelf/<name>/)",
+    ),
+    Plugin(
+        "shelf",
+        "postgresql",
+        "backbeat.sinks.postgres.shelf:PostgresShelf",
+        "a table in the store's database",
+        extra="postgres",
+        needs=("psycopg", "psycopg_pool"),
+    ),
+)
+"""Where each store keeps its shelf (``shelf.py``): trained models beside the results."""
 ALIASES: Final = {"postgres": "postgresql"}
 SINKS: Final = Registry(
     "sink",
@@ -139,6 +158,21 @@ def open_reader(location: str) -> Reader:
     if scheme in READERS:
         return cast(Reader, READERS.load(scheme).reader_at(location))
     return _store_class(location).reader_at(location)
+
+
+def open_shelf(location: str) -> Shelf:
+    """The shelf beside the store at ``location`` (``shelf.py``), created when new.
+
+    Raises:
+        ConfigError: a store that keeps no shelf (``mongodb://``) or an unknown scheme;
+        MissingExtraError; StoreError: it cannot be opened.
+    """
+    scheme = scheme_of(location)
+    if scheme not in SHELVES:
+        raise ConfigError(
+            f"--store {scheme}:// keeps no models: give a folder or a postgresql:// URL"
+        )
+    return cast(Shelf, SHELVES.load(scheme).at(location))
 
 
 def open_sinks(specs: Sequence[SinkSpec]) -> list[ResultSink]:
