@@ -34,7 +34,7 @@ CONTRACTS = {
 }
 BACKENDS = ("backbeat.sinks.", "backbeat.transport.")
 ABOVE = ("backbeat.wiring", "backbeat.commands")
-GUARDED = ("backbeat.engine", "backbeat.serve", "backbeat.ui")
+GUARDED = ("backbeat.engine", "backbeat.serve", "backbeat.ui", "backbeat.recommend")
 
 
 def _name(path: Path) -> str:

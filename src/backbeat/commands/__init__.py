@@ -27,6 +27,7 @@ from backbeat.commands import (
     kafka,
     lake,
     query,
+    recommend,
     replay,
     serve,
     simulate,
@@ -88,6 +89,7 @@ app.add_typer(kafka.topics_app, name="topics")
 batch.batch_app.command("compact-lake")(lake.compact_lake)
 batch.batch_app.command("model")(warehouse.model)
 app.add_typer(batch.batch_app, name="batch")
+app.add_typer(recommend.recommend_app, name="recommend")
 
 _GLOBAL_FLAGS = ("--json", "--debug")
 

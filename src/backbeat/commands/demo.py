@@ -6,6 +6,7 @@ Next: ``backbeat.wiring`` (the live source, the Kafka demo), ``backbeat.ui.live`
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,14 +22,17 @@ from backbeat.commands.common import (
     settings,
     store_option,
 )
+from backbeat.commands.common import duration as duration_of
 from backbeat.commands.simulate import CatalogFile
 from backbeat.commands.stream import StoreOption, start_web
-from backbeat.errors import ConfigError
+from backbeat.errors import ConfigError, MissingExtraError
 from backbeat.events.schema import Topic
+from backbeat.ui.text import plain
 
 if TYPE_CHECKING:
     from backbeat.engine.base import OnBatch, RunReport
     from backbeat.sinks.base import BatchStats, Store
+    from backbeat.sinks.queries import Reader
 
 
 def demo(
@@ -54,6 +58,14 @@ def demo(
     no_web: Annotated[
         bool, typer.Option("--no-web", help="Terminal view only: no dashboard and API.")
     ] = False,
+    recommend: Annotated[
+        bool,
+        typer.Option(
+            help="Recommendations on the dashboard: a model trained every --retrain-every, "
+            "updated as batches commit (needs backbeat[recommend])."
+        ),
+    ] = True,
+    retrain_every: Annotated[str, typer.Option(help="--recommend: train this often.")] = "2m",
 ) -> None:
     """Simulator -> engine -> store with a live terminal view and the web dashboard: in one
     process, or through a Kafka broker (producer thread -> topics -> engine) with
@@ -104,7 +116,21 @@ def demo(
                 listener(stats, report)
 
         delivered = None
-        with wiring.assemble(source, plan, on_batch, prepare=empty) as run:
+        every = duration_of(retrain_every, "--retrain-every")
+
+        def recommendations(reader: Reader) -> Reader:
+            try:
+                return extras.enter_context(
+                    wiring.recommending(reader, where, retrain_every=every, catalog=catalog)
+                )
+            except MissingExtraError as exc:
+                err_console.print(plain(f"recommendations off: {exc}"))
+                return reader
+
+        with (
+            wiring.assemble(source, plan, on_batch, prepare=empty) as run,
+            contextlib.ExitStack() as extras,
+        ):
             via = f" · via Kafka {kafka.bootstrap_servers}" if kafka else ""
             view = LiveView(
                 run.reader(),
@@ -113,7 +139,8 @@ def demo(
             )
             web = None
             if not no_web:
-                web, hub = wiring.web_server(run.reader(), host, port, api_token(current))
+                reader = recommendations(run.reader()) if recommend else run.reader()
+                web, hub = wiring.web_server(reader, host, port, api_token(current))
                 listeners.append(lambda stats, report: hub.publish(stats.batch_id))
             listeners.append(view.on_batch)
             try:

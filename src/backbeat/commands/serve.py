@@ -5,6 +5,7 @@ Next: ``backbeat.serve.app`` (the app), ``backbeat.serve.hub`` (live pushes).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
@@ -18,19 +19,32 @@ def serve(
     store: StoreOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port.")] = 8000,
+    recommend: Annotated[
+        bool,
+        typer.Option(
+            "--recommend",
+            help="Also serve recommendations from the store's newest model, folding in each "
+            "commit (backbeat[recommend]).",
+        ),
+    ] = False,
 ) -> None:
     """The REST API and the live dashboard over a store (Ctrl-C stops).
 
     Reads a store that is idle or written by `backbeat stream --group` members (they hold
     the file only while committing); `backbeat demo` serves its own store itself.
     """
+    from backbeat import wiring
     from backbeat.serve.app import WebServer, create_app
     from backbeat.serve.hub import CommitHub, StoreWatcher, latest_batch
     from backbeat.sinks.registry import open_reader
 
     def body() -> None:
         current = settings()
-        reader = open_reader(store_option(store) or current.store)
+        where = store_option(store) or current.store
+        reader = open_reader(where)
+        extras = contextlib.ExitStack()
+        if recommend:
+            reader = extras.enter_context(wiring.recommending(reader, where))
         hub = CommitHub(latest_batch(reader))
         web = WebServer(create_app(reader, hub, api_token(current)), host, port)
         watcher = StoreWatcher(reader, hub)
@@ -40,6 +54,7 @@ def serve(
             web.run()
         finally:
             watcher.stop()
+            extras.close()
             reader.close()
 
     guard(body)

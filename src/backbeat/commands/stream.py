@@ -5,6 +5,7 @@ Next: ``backbeat.wiring.pipeline`` (what it assembles), ``common.py``.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +15,7 @@ from backbeat.commands.common import (
     OPTS,
     api_token,
     console,
+    duration,
     emit,
     err_console,
     guard,
@@ -30,6 +32,22 @@ from backbeat.ui.text import plain
 if TYPE_CHECKING:
     from backbeat.serve.web_process import WebProcess
 
+RecommendOption = Annotated[
+    bool,
+    typer.Option(
+        "--recommend",
+        help="Keep the store's recommendations fresh as batches commit, and serve them with "
+        "--serve (backbeat[recommend]; train one with `backbeat recommend train` or "
+        "--retrain-every).",
+    ),
+]
+RetrainOption = Annotated[
+    str | None,
+    typer.Option(
+        help="--recommend: train a new model this often (30m, 1h); the first as soon as the "
+        "store holds listens."
+    ),
+]
 StoreOption = Annotated[
     str | None,
     typer.Option(
@@ -145,6 +163,8 @@ def stream(
     ] = False,
     host: Annotated[str, typer.Option(help="--serve: address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="--serve: port.")] = 8000,
+    recommend: RecommendOption = False,
+    retrain_every: RetrainOption = None,
 ) -> None:
     """Stream JSONL files or Kafka into the store, exactly once (resumes where it stopped)."""
     from backbeat import wiring
@@ -204,10 +224,18 @@ def stream(
                 hub.publish(stats.batch_id)
             status.on_batch(stats, report)
 
-        with wiring.assemble(source, plan, on_batch) as run:
+        every = None if retrain_every is None else duration(retrain_every, "--retrain-every")
+        if every is not None and not recommend:
+            raise ConfigError("--retrain-every: only with --recommend")
+        with wiring.assemble(source, plan, on_batch) as run, contextlib.ExitStack() as extras:
+            reader = run.reader()
+            if recommend:
+                reader = extras.enter_context(
+                    wiring.recommending(reader, plan.store, retrain_every=every, catalog=catalog)
+                )
             web = None
             if serve_web:
-                web, hub = wiring.web_server(run.reader(), host, port, api_token(current))
+                web, hub = wiring.web_server(reader, host, port, api_token(current))
                 hubs.append(hub)
                 start_web(web)
             try:

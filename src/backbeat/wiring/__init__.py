@@ -18,6 +18,7 @@ from backbeat.wiring.pipeline import (
     web_server,
 )
 from backbeat.wiring.produce import KafkaDemo, produce_batches, produce_chunks, produce_to_kafka
+from backbeat.wiring.recommend import recommending
 from backbeat.wiring.simulation import (
     live_settings,
     live_source,
@@ -38,6 +39,7 @@ __all__ = [
     "produce_batches",
     "produce_chunks",
     "produce_to_kafka",
+    "recommending",
     "simulator_settings",
     "sink_specs",
     "web_server",
