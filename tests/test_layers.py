@@ -26,6 +26,7 @@ CONTRACTS = {
     "backbeat.sinks",
     "backbeat.sinks.base",
     "backbeat.sinks.queries",
+    "backbeat.sinks.shelf",
     "backbeat.sinks.registry",
     "backbeat.transport",
     "backbeat.transport.base",
@@ -102,7 +103,7 @@ def _backend(module: str) -> bool:
     return module.startswith(BACKENDS) and module not in CONTRACTS
 
 
-def test_engine_serve_and_ui_import_no_backend_and_nothing_above(
+def test_engine_serve_ui_and_recommend_import_no_backend_and_nothing_above(
     graph: dict[str, set[str]],
 ) -> None:
     wrong = sorted(
