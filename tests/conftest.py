@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from tests.support.iceberg_duckdb import IcebergReader
     from tests.support.oracle import Expected
     from tests.support.postgres import PostgresServer
+    from tests.support.recommend import SimWeek
 
 EXTERNAL_KAFKA = os.environ.get("BACKBEAT_TEST_KAFKA")
 """Read at import: the autouse fixture hides ``BACKBEAT_*`` from each test."""
@@ -207,3 +208,15 @@ def big_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[EventLog, Expecte
         f"{time.monotonic() - started:.1f}s"
     )
     return log, expected
+
+
+@pytest.fixture(scope="session")
+def sim_week(tmp_path_factory: pytest.TempPathFactory) -> SimWeek:
+    """One simulated week (1,500 listeners, ~350 k listens) streamed into an embedded store,
+    built once for the recommender's tests; read it, never write it (copy it first)."""
+    from tests.support.recommend import simulated_week
+
+    started = time.monotonic()
+    week = simulated_week(tmp_path_factory.mktemp("week"), users=1500, seed=11)
+    print(f"\nsimulated week streamed into a store in {time.monotonic() - started:.1f}s")
+    return week

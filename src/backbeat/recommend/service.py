@@ -79,6 +79,10 @@ def train_on(reader: q.Reader, catalog: Catalog | None, params: Params) -> Model
         raise StoreNotReadyError("the store holds no listens to learn from yet")
     items = build_items(catalog, rows)
     history, _ = History.empty(len(items)).add(rows, items)
+    log.info(
+        "recommender: fitting ALS on %d listeners x %d tracks (through batch %d)",
+        history.n_users, len(items), upto,
+    )  # fmt: skip
     return train(history, items, params, upto)
 
 
@@ -138,6 +142,7 @@ class Recommender:
 
     def _fold(self, served: Served, upto: int) -> Served:
         rows = self._reader.run(q.Interactions(batches=(served.through_batch, upto)))
+        log.debug("recommender: folding batches (%d, %d]", served.through_batch, upto)
         if rows.num_rows == 0:
             return replace(served, through_batch=upto)
         state = served.state

@@ -9,10 +9,13 @@ Next: ``service.py`` (who loads them), ``model.py`` (the format).
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 from backbeat.recommend.model import Model, vars_of
 from backbeat.sinks.shelf import Shelf
+
+log = logging.getLogger(__name__)
 
 NAME: Final = "recommender"
 KEEP: Final = 3
@@ -27,7 +30,9 @@ def save(shelf: Shelf, model: Model) -> Model:
         "tracks": len(model.items),
         "params": vars_of(model.params),
     }
-    version = shelf.put(NAME, model.to_bytes(), about)
+    data = model.to_bytes()
+    log.info("recommender: saving a model of %d bytes", len(data))
+    version = shelf.put(NAME, data, about)
     shelf.prune(NAME, KEEP)
     return model.shelved(version)
 
