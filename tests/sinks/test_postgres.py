@@ -40,6 +40,7 @@ from tests.support.malformed import STANDARD
 
 pytest.importorskip("psycopg", reason="the postgres extra (psycopg) is missing")
 
+from backbeat.sinks.postgres import schema
 from backbeat.sinks.postgres.store import PostgresStore
 
 BATCH = 2_500
@@ -245,7 +246,7 @@ def test_members_starting_together_migrate_once(postgres_url: str) -> None:
     import psycopg
 
     with psycopg.connect(postgres_url) as con:
-        assert con.execute("SELECT version FROM meta_schema").fetchall() == [(1,)]
+        assert con.execute("SELECT version FROM meta_schema").fetchall() == [(schema.VERSION,)]
 
 
 def test_the_password_never_shows(postgres_server: Any, tmp_path: Path) -> None:

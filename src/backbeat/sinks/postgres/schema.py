@@ -76,7 +76,18 @@ def _version_1(cur: psycopg.Cursor[Any]) -> None:
             cur.execute(ddl.encode())
 
 
-MIGRATIONS: Final[tuple[Callable[[psycopg.Cursor[Any]], None], ...]] = (_version_1,)
+def _version_2(cur: psycopg.Cursor[Any]) -> None:
+    """The shelf (``shelf.py``: versioned blobs such as trained models) and listens by
+    listener (the recommender's ``user-listens``)."""
+    for ddl in (
+        f"CREATE TABLE shelf (name {TEXT}, version BIGINT, created_ms BIGINT NOT NULL, "
+        "about JSONB NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (name, version))",
+        "CREATE INDEX listens_user ON listens (user_id, ts)",
+    ):
+        cur.execute(ddl.encode())
+
+
+MIGRATIONS: Final[tuple[Callable[[psycopg.Cursor[Any]], None], ...]] = (_version_1, _version_2)
 """``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``."""
 VERSION: Final = len(MIGRATIONS)
 

@@ -7,7 +7,8 @@ partial rows directly: the same sums without merging the whole history first); f
 rankings, the live event table and genders read the raw ``listens``; counters read the
 ``meta_*`` tables. Ties are broken by the ranked label, so LIMIT cuts the same rows anywhere.
 
-Next: ``pieces.py`` (shared pieces), ``reader.py`` (the dispatch).
+Next: ``pieces.py`` (shared pieces), ``listeners.py`` (the recommender's inputs),
+``reader.py`` (the dispatch).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from backbeat.analytics.metrics import BY_NAME
 from backbeat.events.schema import Topic
 from backbeat.sinks import queries as q
 from backbeat.sinks.sql.connections import Connections
+from backbeat.sinks.sql.listeners import interactions, user_listens
 from backbeat.sinks.sql.pieces import (
     EVENT_COLUMNS,
     LATEST_TS,
@@ -306,4 +308,8 @@ HANDLERS: Final[dict[type[q.Query], Handler]] = {
     q.DeadLetterCounts: _dead_letter_counts,
     q.DeadLetterRecords: _dead_letter_records,
     q.MetricRows: _metric_rows,
+    q.Interactions: interactions,
+    q.UserListens: user_listens,
 }
+"""Every query a SQL store answers; never the recommender's (:data:`~backbeat.sinks.queries.
+RECOMMENDER`: recommendations, similar tracks, model info)."""
