@@ -114,9 +114,11 @@ def autocannon(url: str, connections: int, seconds: int) -> dict[str, float]:
     }
 
 
-def paced(url: str, connections: int, seconds: int, rate: int) -> dict[str, float]:
-    """Run ``web_load.py`` against ``url`` (blocking): ``rate`` requests/s evenly spaced."""
+def paced(url: str, connections: int, seconds: int, rate: int, vary: int = 1) -> dict[str, float]:
+    """Run ``web_load.py`` against ``url`` (blocking): ``rate`` requests/s evenly spaced
+    (``{n}`` in the URL: 1..``vary`` in turn)."""
     flags = ["--connections", str(connections), "--rate", str(rate), "--seconds", str(seconds)]
+    flags += ["--vary", str(vary)]
     figures: dict[str, float] = _run([sys.executable, str(HERE / "web_load.py"), url, *flags])
     return figures
 

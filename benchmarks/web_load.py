@@ -45,36 +45,52 @@ async def _exchange(conn: Connection, request: bytes) -> bool:
 
 
 async def _paced(
-    conn: Connection, request: bytes, first_due: float, interval: float, until: float
+    conn: Connection, requests: list[bytes], first_due: float, interval: float, until: float
 ) -> tuple[list[float], int]:
-    """One connection's latencies (s) and failed answers, a request every ``interval`` s."""
+    """One connection's latencies (s) and failed answers, a request every ``interval`` s
+    (cycling through ``requests``)."""
     latencies: list[float] = []
     failed = 0
     due = first_due
+    sent = 0
     while due < until:
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        failed += not await _exchange(conn, request)
+        failed += not await _exchange(conn, requests[sent % len(requests)])
+        sent += 1
         latencies.append(time.perf_counter() - due)
         due += interval
     return latencies, failed
 
 
-async def paced_load(url: str, connections: int, rate: float, seconds: float) -> dict[str, float]:
-    """Offer ``rate`` requests/s over ``connections`` for ``seconds``; the figures."""
+async def paced_load(
+    url: str, connections: int, rate: float, seconds: float, vary: int = 1
+) -> dict[str, float]:
+    """Offer ``rate`` requests/s over ``connections`` for ``seconds``; the figures. A
+    ``{n}`` in the URL's path takes the values 1..``vary`` in turn (each connection starts
+    at its own)."""
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    request = f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    target = urllib.parse.unquote(parts.path) + (f"?{parts.query}" if parts.query else "")
+    requests = [
+        f"GET {target.replace('{n}', str(n))} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        for n in range(1, vary + 1)
+    ]
     conns = [await asyncio.open_connection(host, port) for _ in range(connections)]
     for conn in conns:  # one answer on each connection before the clock starts
-        await _exchange(conn, request)
+        await _exchange(conn, requests[0])
     start = time.perf_counter() + 0.05
     interval = connections / rate
     results = await asyncio.gather(
         *(
-            _paced(conn, request, start + i / rate, interval, start + seconds)
+            _paced(
+                conn,
+                requests[i % len(requests) :] + requests[: i % len(requests)],
+                start + i / rate,
+                interval,
+                start + seconds,
+            )
             for i, conn in enumerate(conns)
         )
     )
@@ -98,8 +114,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--rate", type=float, default=2_200)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--vary", type=int, default=1, help="{n} in the URL takes 1..N")
     args = parser.parse_args()
-    figures = uvloop.run(paced_load(args.url, args.connections, args.rate, args.seconds))
+    figures = uvloop.run(paced_load(args.url, args.connections, args.rate, args.seconds, args.vary))
     print(json.dumps(figures))
 
 

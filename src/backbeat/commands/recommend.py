@@ -20,6 +20,7 @@ import typer
 
 from backbeat.commands.common import (
     OPTS,
+    duration,
     emit,
     emit_table,
     err_console,
@@ -53,6 +54,13 @@ CatalogOption = Annotated[
 Factors = Annotated[int, typer.Option(min=2, max=512, help="ALS factors.")]
 Iterations = Annotated[int, typer.Option(min=1, max=200, help="ALS iterations.")]
 Limit = Annotated[int, typer.Option(min=1, max=200, help="How many tracks.")]
+Recent = Annotated[
+    str,
+    typer.Option(
+        help="Leave out tracks the listener heard this recently (before their latest "
+        "listen in the store): 7d, 12h..."
+    ),
+]
 
 
 def _catalog(path: Path | None) -> Catalog | None:
@@ -113,14 +121,17 @@ def train(
     guard(body)
 
 
-def _answer(store: str | None, ask: str, run: Callable[[Recommender], pa.Table]) -> None:
+def _answer(
+    store: str | None, ask: str, run: Callable[[Recommender], pa.Table], recent: str = "7d"
+) -> None:
     from backbeat.recommend.service import Recommender
     from backbeat.sinks.registry import open_shelf
 
+    recent_ms = int(duration(recent, "--recent").total_seconds() * 1000)
     where = store_option(store) or settings().store
     reader, shelf = _reader(where), open_shelf(where)
     try:
-        recommender = Recommender(reader, shelf)
+        recommender = Recommender(reader, shelf, recent_ms)
         recommender.refresh()
         table = run(recommender)
         served = recommender.served
@@ -139,13 +150,14 @@ def user(
     user_id: Annotated[int, typer.Argument(metavar="ID", help="The listener's userId.")],
     store: StoreOption = None,
     limit: Limit = 10,
+    recent: Recent = "7d",
 ) -> None:
-    """Tracks for one listener (those heard in the last 7 days left out), and why."""
+    """Tracks for one listener (those heard recently left out), and why."""
 
     def run(recommender: Recommender) -> pa.Table:
         return recommender.recommendations(user_id, limit)
 
-    guard(lambda: _answer(store, f"for listener {user_id}", run))
+    guard(lambda: _answer(store, f"for listener {user_id}", run, recent))
 
 
 @recommend_app.command()
@@ -174,6 +186,7 @@ def evaluate(
     ] = 0.15,
     users: Annotated[int, typer.Option(min=1, help="Listeners scored at most.")] = 5000,
     k: Annotated[int, typer.Option(min=1, max=100, help="Tracks per listener.")] = 10,
+    recent: Recent = "7d",
 ) -> None:
     """Train on the past, score the next listens: NDCG, recall and coverage of the model and
     of the most-played list, side by side."""
@@ -186,8 +199,11 @@ def evaluate(
         try:
             at = parse_time(split, "--split")
             split_ms = int(at.timestamp() * 1000) if at else split_of(reader, test_share)
+            recent_ms = int(duration(recent, "--recent").total_seconds() * 1000)
             with _status("evaluating: training on the past, scoring the future..."):
-                found = evaluate_store(reader, split_ms, _catalog(catalog), k=k, max_users=users)
+                found = evaluate_store(
+                    reader, split_ms, _catalog(catalog), k=k, max_users=users, recent_ms=recent_ms
+                )
         finally:
             reader.close()
         when = datetime.fromtimestamp(split_ms / 1000, UTC).isoformat(timespec="seconds")

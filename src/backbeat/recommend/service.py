@@ -100,12 +100,12 @@ class Recommender:
     def served(self) -> Served | None:
         return self._served
 
-    def refresh(self) -> bool:
-        """Load a newer shelved model, fold in newly committed batches; True if anything
-        changed. Errors leave what is served as it was."""
+    def refresh(self, upto: int | None = None) -> bool:
+        """Load a newer shelved model, fold in newly committed batches (up to batch ``upto``,
+        by default all); True if anything changed. Errors leave what is served as it was."""
         with self._lock:
             served = self._served
-            upto = latest_batch(self._reader)
+            upto = latest_batch(self._reader) if upto is None else upto
             version = self._shelf.version(store.NAME)
             if version is not None and (served is None or version != served.model.version):
                 model = store.load(self._shelf)
