@@ -25,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
-from backbeat.errors import BackbeatError, ConfigError, UnsupportedQueryError
+from backbeat.errors import BackbeatError, ConfigError, NotFoundError, UnsupportedQueryError
 from backbeat.serve import headers, models
 from backbeat.serve.auth import AuthConfig, Gate, TokenAuth
 from backbeat.serve.cache import ResponseCache
@@ -33,13 +33,14 @@ from backbeat.serve.hub import CommitHub
 from backbeat.serve.limits import LIMITS, BodyLimit, Limits, StreamLimit, server_options
 from backbeat.serve.login import login_routes
 from backbeat.serve.proxies import ForwardedHeaders, TrustedProxies
-from backbeat.serve.routes import build_router
+from backbeat.serve.routes import build_router, recommend
 from backbeat.sinks.queries import Reader
 
 log = logging.getLogger(__name__)
 
 WEB = Path(__file__).parent / "web"
 _ERRORS = {
+    404: {"model": models.ErrorBody, "description": "What the path names does not exist."},
     422: {
         "model": models.ErrorBody,
         "description": "A parameter is invalid (the reason says which).",
@@ -51,6 +52,13 @@ _ERRORS = {
 
 def _error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason, "status": status}, status_code=status)
+
+
+def _status_of(exc: BackbeatError) -> int:
+    """404 for what does not exist, 501 for a query the store never answers, else 503."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    return 501 if isinstance(exc, UnsupportedQueryError) else 503
 
 
 def _reason(exc: RequestValidationError) -> str:
@@ -92,7 +100,7 @@ def create_app(
 
     @app.exception_handler(BackbeatError)
     async def store_error(request: Request, exc: BackbeatError) -> JSONResponse:
-        return _error(501 if isinstance(exc, UnsupportedQueryError) else 503, str(exc))
+        return _error(_status_of(exc), str(exc))
 
     index_page = (WEB / "index.html").read_text(encoding="utf-8")
     if config.tokens:  # the sign-out button
@@ -122,7 +130,9 @@ def create_app(
     # The last added runs first: the body cap, the client's address and scheme (proxies),
     # the headers of every answer, credentials, the live-stream cap, the cache. WebServer
     # puts the Host check in front of it all.
-    app.add_middleware(ResponseCache, hub=hub, skip=("/api/stream",), limits=limits)
+    # Recommendations change with the model, not with the batch: never cached.
+    skip = ("/api/stream", *recommend.FRESH)
+    app.add_middleware(ResponseCache, hub=hub, skip=skip, limits=limits)
     app.add_middleware(StreamLimit, max_streams=limits.max_streams)
     if config.tokens:
         app.add_middleware(TokenAuth, gate=gate)

@@ -212,3 +212,68 @@ class Capabilities(BaseModel):
     routes: list[str] = Field(
         description="The paths of the routes that answer; the other routes answer 501."
     )
+
+
+class ModelStamp(BaseModel):
+    """The recommender's model that answered."""
+
+    version: int
+    trained_at: datetime
+    through_batch: int = Field(description="The last batch whose listens the model has seen.")
+
+
+class Pick(BaseModel):
+    """One recommended (or similar) track, best first."""
+
+    rank: int
+    track: str = Field(description="The track's key: its catalog id, or artist and song.")
+    track_id: str | None
+    artist: str
+    song: str
+    genre: str | None
+    score: float
+    reason: str = Field(
+        description="Why: similar listeners, similar sound, popular in your genres, popular."
+    )
+
+
+class Recommendations(BaseModel):
+    user: int
+    model: ModelStamp | None = Field(description="Null when there is nothing to recommend.")
+    items: list[Pick]
+
+
+class SimilarTracks(BaseModel):
+    track: str
+    model: ModelStamp | None = Field(description="Null when no track sounds like it.")
+    items: list[Pick]
+
+
+class UserListen(BaseModel):
+    """One listen of one listener; what the event did not say is null."""
+
+    ts: datetime
+    track: str
+    track_id: str | None
+    artist: str
+    song: str
+    genre: str | None
+    listen_pct: float | None
+    completed: bool | None
+    skipped: bool | None
+
+
+class UserListens(BaseModel):
+    user: int
+    items: list[UserListen]
+
+
+class RecommenderModel(BaseModel):
+    """The recommender's current model (``/api/recommend/model``)."""
+
+    model_version: int
+    trained_at: datetime
+    through_batch: int = Field(description="The last batch whose listens it has seen.")
+    users: int
+    tracks: int
+    updates: int = Field(description="Listeners re-fitted since the model was loaded.")

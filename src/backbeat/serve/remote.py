@@ -9,7 +9,8 @@ only, never SQL. Each frame is ``kind (1 byte) | length (4 bytes) | payload``:
 - ``Q`` + a query as JSON (``{"query": "top-songs", "limit": 10, ...}``, decoded and
   validated against the named queries: an unknown name, a wrong type or an out-of-range
   value is refused) -> ``T`` + an Arrow IPC stream, or ``E`` + the error text (``U`` when the
-  store does not answer that query), raised on the reading side;
+  store does not answer that query, ``M`` when what it names is missing: a
+  :class:`~backbeat.errors.NotFoundError`), raised on the reading side as the same error;
 - ``A`` -> ``N`` + the names of the queries the store answers, as JSON (``Reader.answers``);
   ``F`` -> ``N`` + those it also answers with a listen filter (``Reader.filters``);
 - ``W`` + the last batch id seen (8 bytes) -> ``V`` + the newest batch id, once it is newer
@@ -41,7 +42,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from backbeat.errors import BackbeatError, StoreError, UnsupportedQueryError
+from backbeat.errors import BackbeatError, NotFoundError, StoreError, UnsupportedQueryError
 from backbeat.serve.hub import CommitHub
 from backbeat.sinks.queries import AnyQuery, Query, Reader
 
@@ -169,6 +170,8 @@ class ReadService:
                 reply = self._reply(kind, payload)
             except UnsupportedQueryError as exc:
                 reply = b"U", str(exc).encode()
+            except NotFoundError as exc:
+                reply = b"M", str(exc).encode()
             except BackbeatError as exc:
                 reply = b"E", str(exc).encode()
             except Exception as exc:  # a bad request must not end the service
@@ -290,6 +293,8 @@ class RemoteReader(Reader):
         kind, payload = self._ask(b"Q", msgspec.json.encode(query))
         if kind == b"U":
             raise UnsupportedQueryError(payload.decode())
+        if kind == b"M":
+            raise NotFoundError(payload.decode())
         if kind == b"E":
             raise StoreError(payload.decode())
         return ipc.open_stream(payload).read_all()

@@ -9,7 +9,8 @@ queries it needs: ``needs.py``; ``/api/capabilities`` lists the routes that answ
 that cannot answer a 503. ``/api/stream`` pushes one Server-Sent Event per committed batch.
 
 Next: ``params.py`` (shared parameters), ``needs.py``, ``rankings.py``, ``audience.py``,
-``live.py``, ``ops.py``; ``../app.py`` (assembling them with auth, cache and the dashboard).
+``live.py``, ``ops.py``, ``recommend.py``; ``../app.py`` (assembling them with auth, cache
+and the dashboard).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backbeat.serve.hub import CommitHub
-from backbeat.serve.routes import audience, live, ops, rankings
+from backbeat.serve.routes import audience, live, ops, rankings, recommend
 from backbeat.serve.routes.needs import capabilities_router
 from backbeat.sinks.queries import Reader
 
@@ -26,7 +27,7 @@ def build_router(reader: Reader, hub: CommitHub) -> APIRouter:
     """The ``/api`` routes, ``/health`` and ``/metrics`` over ``reader``, and
     ``/api/capabilities`` saying which of them answer."""
     router = APIRouter()
-    parts = [part.router(reader, hub) for part in (rankings, audience, live, ops)]
+    parts = [part.router(reader, hub) for part in (rankings, audience, live, ops, recommend)]
     for part in parts:
         router.include_router(part)
     router.include_router(capabilities_router(reader, [r for p in parts for r in p.routes]))

@@ -89,7 +89,7 @@ def _needs_of(route: APIRoute) -> list[Needs]:
 def capabilities_router(reader: q.Reader, routes: Iterable[object]) -> APIRouter:
     """``/api/capabilities`` over the API routes in ``routes`` (and itself)."""
     api = APIRouter()
-    table = [(r.path, _needs_of(r)) for r in routes if isinstance(r, APIRoute)]
+    table = [(r.path_format, _needs_of(r)) for r in routes if isinstance(r, APIRoute)]
 
     @api.get(
         "/api/capabilities",

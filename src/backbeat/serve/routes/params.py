@@ -1,4 +1,5 @@
-"""Parameters the routes share (windows, limits, listen filters) and Arrow -> JSON helpers.
+"""Parameters the routes share (windows, limits, listen filters, listener and track ids) and
+Arrow -> JSON helpers.
 
 Next: the routers of this package.
 """
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import pyarrow as pa
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 
 from backbeat.sinks.queries import ListenFilter, TimeRange
 
@@ -81,3 +82,16 @@ def rows(table: pa.Table, times: tuple[str, ...] = ()) -> list[dict[str, Any]]:
             value = row[col]
             row[col] = ms(value) if isinstance(value, int) else value.replace(tzinfo=UTC)
     return out
+
+
+UserId = Annotated[
+    int, Path(ge=-(2**62), le=2**62, description="The listener's id (``user_id`` of events).")
+]
+TrackKey = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=200,
+        description="A track's key (``track`` of an answer) or a ``spotify:track:`` URI.",
+    ),
+]
