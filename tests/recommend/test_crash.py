@@ -111,6 +111,18 @@ def _until_version(url: str, version: int, timeout_s: float = 60) -> bool:
     return False
 
 
+def _until_answered(url: str, timeout_s: float = 60) -> Any:
+    """The JSON at ``url`` once it answers 200 (a server loads its model after it listens)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return _get(url)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def test_kill9_during_an_update_serves_the_same_model_with_the_listens_after_restart(
     sim_week: SimWeek, tmp_path: Path
 ) -> None:
@@ -135,7 +147,7 @@ def test_kill9_during_an_update_serves_the_same_model_with_the_listens_after_res
     assert answer
     assert all(row["track"] != track["track_id"] for row in answer)
     with server_process("serve", "--store", str(store), "--recommend") as server:
-        info = _get(server.url + "api/recommend/model")
+        info = _until_answered(server.url + "api/recommend/model")
         listens = _get(f"{server.url}api/users/{USER}/listens?limit=1")["items"]
     assert info["model_version"] == version
     assert listens[0]["track"] == track["track_id"]

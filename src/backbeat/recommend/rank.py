@@ -11,7 +11,10 @@ For a listener with history, three signals score every track:
 
 They blend as ``a * cf + (1 - a) * (sound + genre) / 2`` with ``a = n / (n + 10)`` for a
 listener who liked ``n`` tracks: collaborative filtering earns trust with history, and a
-newcomer is served by sound and genre. Each track's reason is the largest of the three terms.
+newcomer is served by sound and genre. A fourth signal, *like what you play now* (the content
+cosine to the tracks of the hour before the listener's latest listen), takes a fixed
+:data:`NOW` share of the score, so a listener who turns to a new genre sees it at once, not
+only once it outweighs a week of history. Each track's reason is the largest term.
 A listener with no history gets the most popular tracks (reason ``popular``). Tracks heard
 since ``since_ms`` are left out. Everything is matrix algebra over many listeners at once
 (:func:`rank`), so one request and a whole evaluation run the same code.
@@ -34,9 +37,16 @@ from backbeat.recommend.items import Items
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
-REASONS: Final = ("similar listeners", "similar sound", "popular in your genres", "popular")
+REASONS: Final = (
+    "similar listeners", "similar sound", "popular in your genres", "like what you play now",
+    "popular",
+)  # fmt: skip
 TRUST: Final = 10.0
 """Liked tracks at which collaborative filtering counts as much as sound and genre."""
+NOW: Final = 0.3
+"""The share of every score that goes to sounding like what the listener plays now."""
+NOW_MS: Final = 3_600_000
+"""What a listener "plays now": the tracks of the hour before their latest listen."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,9 +116,9 @@ def _blend(state: State, rows: I64) -> tuple[F32, npt.NDArray[np.int8]]:
     best = np.max(cf, axis=1, keepdims=True)
     cf = cf / np.where(best > 0, best, 1.0)
 
-    profile = np.asarray(liked @ state.items.content, np.float32)
-    norms = np.linalg.norm(profile, axis=1, keepdims=True)
-    sound = (profile / np.where(norms > 0, norms, 1.0)) @ state.items.content.T
+    sound = _unit(np.asarray(liked @ state.items.content, np.float32)) @ state.items.content.T
+    playing = _now_playing(state.history, safe)
+    now = _unit(np.asarray(playing @ state.items.content, np.float32)) @ state.items.content.T
 
     genres = state.genres
     taste = (liked @ genres).toarray().astype(np.float32)
@@ -116,13 +126,41 @@ def _blend(state: State, rows: I64) -> tuple[F32, npt.NDArray[np.int8]]:
     taste = taste / np.where(total > 0, total, 1.0)
     in_genres = np.asarray(genres @ taste.T, np.float32).T * state.popularity[None, :]
 
-    terms = np.stack([trust * cf, (1 - trust) * sound / 2, (1 - trust) * in_genres / 2])
+    rest = 1 - NOW
+    terms = np.stack(
+        [
+            rest * trust * cf,
+            rest * (1 - trust) * sound / 2,
+            rest * (1 - trust) * in_genres / 2,
+            NOW * now,
+        ]
+    )
     scores = terms.sum(axis=0).astype(np.float32)
     reasons = np.argmax(terms, axis=0).astype(np.int8)
     cold = n_liked == 0
     scores[cold] = state.popularity[None, :]
     reasons[cold] = REASONS.index("popular")
     return scores, reasons
+
+
+def _unit(rows: F32) -> F32:
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.asarray(rows / np.where(norms > 0, norms, 1.0), np.float32)
+
+
+def _now_playing(history: History, rows: I64) -> sparse.csr_matrix:
+    """(rows, items): 1 for each track a listener played in the :data:`NOW_MS` before their
+    latest listen (skipped ones too: they say what the listener is exploring)."""
+    last = history.last[rows].tocsr()
+    counts = np.diff(last.indptr)
+    latest = np.zeros(len(rows), np.int64)
+    filled = counts > 0
+    if filled.any():
+        latest[filled] = np.maximum.reduceat(last.data, last.indptr[:-1][filled])
+    recent = last.data >= np.repeat(latest - NOW_MS, counts)
+    return sparse.csr_matrix(
+        (recent.astype(np.float32), last.indices, last.indptr), shape=last.shape
+    )
 
 
 def _genre_matrix(items: Items) -> sparse.csr_matrix:

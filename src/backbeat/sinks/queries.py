@@ -295,7 +295,8 @@ class UserListens(Query, tag="user-listens", frozen=True):
 class Recommendations(Query, tag="recommendations", frozen=True):
     """Tracks for one listener, best first (answered by a recommender, not a store): ``rank``,
     ``track``, ``track_id``, ``artist``, ``song``, ``genre``, ``score``, ``reason``
-    (``similar listeners``, ``similar sound``, ``popular in your genres``, ``popular``), and
+    (``similar listeners``, ``similar sound``, ``popular in your genres``, ``like what you
+    play now``, ``popular``), and
     on every row the model that answered: ``model_version``, ``trained_at`` (epoch ms) and
     ``through_batch`` (the last batch whose listens it has seen). Tracks the listener heard
     recently are left out."""
