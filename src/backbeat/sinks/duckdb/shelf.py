@@ -131,7 +131,8 @@ class FileShelf(Shelf):
                 out.flush()
                 os.fsync(out.fileno())
             version = self._claim(folder, temp)
-            _fsync_dir(folder)
+            temp.unlink()
+            _fsync_dir(folder)  # the new name and the temporary one's removal, durable
         except OSError as exc:
             raise StoreError(f"cannot put {name!r} on the shelf {str(folder)!r}: {exc}") from exc
         finally:
