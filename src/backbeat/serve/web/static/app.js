@@ -10,7 +10,8 @@
  * of the others (marked data-route / data-filtered in index.html): it never asks them. Tests
  * read `window.backbeat` ({charts, capabilities, lastUpdate, updates, refreshes}). Panels in
  * their own file (foryou.js) use its helpers (api, answers, el, listeners), wait for
- * `backbeat.ready` (capabilities known) and follow the `backbeat:update` event of the document.
+ * `backbeat.ready` (capabilities known) and follow the document's events `backbeat:update` (a
+ * pushed batch) and `backbeat:rows` (the live table changed).
  * Next: ../index.html (layout), app.css (look), foryou.js, src/backbeat/serve/ (the API).
  */
 "use strict";
@@ -549,6 +550,7 @@
     }
     $("#events-empty").hidden = state.rows.length > 0;
     $("#events-count").textContent = `${state.rows.length} latest`;
+    document.dispatchEvent(new CustomEvent("backbeat:rows"));
   }
 
   function prependEvents(events) {

@@ -2,8 +2,8 @@
  * The "For you" panel: one listener's recent listens and the recommender's tracks for them.
  *
  * The listener is typed or picked from the listeners of the live table (a datalist kept up
- * to date from app.js's `backbeat.listeners()`); the first one seen is shown until another
- * is chosen. The panel asks /api/users/{id}/recommendations and /api/users/{id}/listens,
+ * to date from app.js's `backbeat.listeners()` on each `backbeat:rows`); the first one seen
+ * is shown until another is chosen. The panel asks /api/users/{id}/recommendations and /api/users/{id}/listens,
  * again after each pushed batch (the `backbeat:update` event) at most once every
  * `backbeat.refreshMs`, and drops answers for a listener no longer chosen. Hidden, and never
  * asked, when /api/capabilities does not list the recommendations route (app.js hides
@@ -58,6 +58,7 @@
     const max = Math.max(0, ...body.items.map((i) => i.score));
     $("#foryou-picks").replaceChildren(...body.items.map((i) => pickRow(i, max)));
     $("#foryou-picks-empty").hidden = body.items.length > 0;
+    $("#foryou-picks-empty").textContent = "Nothing to recommend to this listener yet.";
     $("#foryou-model").textContent = body.model
       ? `model v${body.model.version} · through batch ${body.model.through_batch}` : "no model answer";
     view.picks = body.items.length;
@@ -66,6 +67,7 @@
   function showListens(body) {
     $("#foryou-listens").replaceChildren(...body.items.map(listenRow));
     $("#foryou-listens-empty").hidden = body.items.length > 0;
+    $("#foryou-listens-empty").textContent = "No listens yet.";
     view.listens = body.items.length;
   }
 
@@ -119,6 +121,8 @@
     $("#foryou-user").value = text;
     if (Number(text) === view.user) return;
     view.user = Number(text);
+    view.picks = 0;
+    view.listens = 0;
     $("#foryou-picks").replaceChildren();
     $("#foryou-listens").replaceChildren();
     load();
@@ -141,10 +145,8 @@
     });
     form.elements.user.addEventListener("change", () => choose(form.elements.user.value, true));
     form.elements.user.addEventListener("focus", seen);
-    document.addEventListener("backbeat:update", () => {
-      seen();
-      later();
-    });
+    document.addEventListener("backbeat:rows", seen);
+    document.addEventListener("backbeat:update", later);
     seen();
   }
 
