@@ -3,6 +3,7 @@
 The oracle reads the same JSONL files with DuckDB's own JSON reader (never the engine or
 ``backbeat.serve``), so every figure the API returns can be checked against a plain query.
 The simulated run is clean (no duplicates, nothing late), so the oracle needs no de-dup.
+``Recommending`` stands in for the recommender (``backbeat.recommend``) over that store.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from backbeat.engine.base import EngineSettings
 from backbeat.engine.pipeline import Pipeline
+from backbeat.errors import NotFoundError, StoreNotReadyError
 from backbeat.serve.app import create_app
 from backbeat.serve.hub import CommitHub, latest_batch
 from backbeat.simulate.simulator import SimulatorSettings
@@ -33,6 +35,10 @@ from backbeat.wiring import write_jsonl_run
 START = datetime(2026, 3, 2, 22, tzinfo=UTC)
 RANKED = frozenset({"top-songs", "top-artists", "genre-windows"})
 """What a store of aggregates only answers (the MongoDB reader): no raw listens, no filter."""
+TRAINED_AT = 1_772_500_000_000
+KNOWN = ("spotify:track:abc", "ac/dc\x1fback in black", "t1")
+"""Tracks the in-test recommender knows (a key may hold a slash or a unit separator)."""
+REASONS = ("similar listeners", "similar sound", "popular in your genres", "popular")
 
 
 class Restricted(Reader):
@@ -52,6 +58,66 @@ class Restricted(Reader):
         if q.name_of(query) not in self._only:
             raise self.refuse(query)
         return self._inner.run(query)
+
+
+class Recommending(q.Reader):
+    """A store's reader plus the recommender's queries (and ``user-listens``), answered from
+    made-up rows; ``version`` None: no model yet."""
+
+    def __init__(self, inner: q.Reader) -> None:
+        self._inner = inner
+        self.version: int | None = 1
+        self.silent: set[int] = set()  # listeners with nothing to recommend
+
+    def answers(self) -> frozenset[str]:
+        return self._inner.answers() | q.RECOMMENDER | {q.name_of(q.UserListens)}
+
+    def run(self, query: q.Query) -> pa.Table:
+        if isinstance(query, q.UserListens):
+            return _listens(query.limit)
+        if not isinstance(query, q.Recommendations | q.SimilarTracks | q.ModelInfo):
+            return self._inner.run(query)
+        if self.version is None:
+            raise StoreNotReadyError("no recommendation model yet: run backbeat recommend train")
+        if isinstance(query, q.ModelInfo):
+            return pa.table({"model_version": [self.version], "trained_at": [TRAINED_AT],
+                             "through_batch": [7], "users": [300], "tracks": [900],
+                             "updates": [3]})  # fmt: skip
+        if isinstance(query, q.SimilarTracks):
+            if query.track not in KNOWN:
+                raise NotFoundError(f"no track {query.track!r}: not in the catalog or history")
+            return self._picks(query.limit, "similar sound")
+        return self._picks(0 if query.user in self.silent else query.limit)
+
+    def _picks(self, n: int, reason: str | None = None) -> pa.Table:
+        assert self.version is not None
+        return pa.table({
+            "rank": pa.array(range(1, n + 1), pa.int32()),
+            "track": [f"t{i}" for i in range(n)],
+            "track_id": [None if i % 2 else f"spotify:track:{i}" for i in range(n)],
+            "artist": [f"artist {i}" for i in range(n)],
+            "song": [f"song {i}" for i in range(n)],
+            "genre": pa.array([None if i == 1 else "rock" for i in range(n)], pa.string()),
+            "score": [1.0 - i / 100 for i in range(n)],
+            "reason": [reason or REASONS[i % 4] for i in range(n)],
+            "model_version": pa.array([self.version] * n, pa.int64()),
+            "trained_at": pa.array([TRAINED_AT] * n, pa.int64()),
+            "through_batch": pa.array([7] * n, pa.int64()),
+        })  # fmt: skip
+
+
+def _listens(n: int) -> pa.Table:
+    return pa.table({
+        "ts": pa.array([TRAINED_AT - i * 60_000 for i in range(n)], pa.int64()),
+        "track": [f"t{i}" for i in range(n)],
+        "track_id": pa.array([None] * n, pa.string()),
+        "artist": [f"artist {i}" for i in range(n)],
+        "song": [f"song {i}" for i in range(n)],
+        "genre": ["pop"] * n,
+        "listen_pct": pa.array([0.5] * n, pa.float64()),
+        "completed": pa.array([None] * n, pa.bool_()),
+        "skipped": [i % 3 == 0 for i in range(n)],
+    })  # fmt: skip
 
 
 @dataclass

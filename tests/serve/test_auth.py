@@ -39,7 +39,7 @@ from backbeat.serve.proxies import TrustedProxies
 from backbeat.serve.sessions import COOKIE, Sessions
 from backbeat.serve.throttle import Throttle
 from backbeat.settings import Settings
-from tests.serve.conftest import Served
+from tests.serve.conftest import KNOWN, Recommending, Served
 from tests.support.dashboard import ServerProcess, server_process
 
 TOKEN = "s3cret-Token-4711"
@@ -64,13 +64,16 @@ def fresh_client() -> str:
 @pytest.fixture
 def locked(served: Served) -> Iterator[TestClient]:
     config = AuthConfig(tokens=(SecretStr(TOKEN),), failures_per_minute=1000)
-    with TestClient(create_app(served.store_reader, served.hub, config)) as client:
+    app = create_app(Recommending(served.store_reader), served.hub, config)  # every route answers
+    with TestClient(app) as client:
         yield client
 
 
 def _api_paths(served: Served) -> list[str]:
-    """Every ``/api`` path the app documents (the OpenAPI schema lists them all)."""
-    return sorted(path for path in served.app.openapi()["paths"] if path.startswith("/api/"))
+    """Every ``/api`` path the app documents (the OpenAPI schema lists them all), with its
+    path parameters filled in (a listener, a track the in-test recommender knows)."""
+    paths = (path for path in served.app.openapi()["paths"] if path.startswith("/api/"))
+    return sorted(p.replace("{user_id}", "42").replace("{track}", KNOWN[-1]) for p in paths)
 
 
 def test_every_api_route_needs_the_token(served: Served, locked: TestClient) -> None:

@@ -3,7 +3,7 @@ of every answer, limits (422), an unknown track (404, also through the web proce
 socket), a store without a recommender (501, and capabilities leave the routes out), no model
 yet (503), and answers that follow a new model at once (never cached by batch).
 
-The recommender is a small in-test reader (:class:`Recommending`) wrapping the real test
+The recommender is a small in-test reader (``conftest.Recommending``) wrapping the real test
 store: the real one lands with ``backbeat.recommend`` (its end-to-end test is
 ``test_recommend_panel.py``).
 
@@ -21,18 +21,14 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from backbeat.errors import NotFoundError, StoreNotReadyError
+from backbeat.errors import NotFoundError
 from backbeat.serve.app import create_app
 from backbeat.serve.hub import CommitHub
 from backbeat.serve.remote import ReadService, RemoteReader
 from backbeat.sinks import queries as q
-from tests.serve.conftest import Served
+from tests.serve.conftest import KNOWN, REASONS, TRAINED_AT, Recommending, Served
 
-TRAINED_AT = 1_772_500_000_000
 USER = 42
-KNOWN = ("spotify:track:abc", "ac/dc\x1fback in black", "t1")
-"""Tracks the in-test recommender knows (a key may hold a slash or a unit separator)."""
-REASONS = ("similar listeners", "similar sound", "popular in your genres", "popular")
 PICK_KEYS = {"rank", "track", "track_id", "artist", "song", "genre", "score", "reason"}
 ROUTES = (
     f"/api/users/{USER}/recommendations",
@@ -42,66 +38,6 @@ ROUTES = (
 )
 RECOMMENDER_ROUTES = ("/api/users/{user_id}/recommendations", "/api/tracks/{track}/similar",
                       "/api/recommend/model")  # fmt: skip
-
-
-class Recommending(q.Reader):
-    """A store's reader plus the recommender's queries (and ``user-listens``), answered from
-    made-up rows; ``version`` None: no model yet."""
-
-    def __init__(self, inner: q.Reader) -> None:
-        self._inner = inner
-        self.version: int | None = 1
-        self.silent: set[int] = set()  # listeners with nothing to recommend
-
-    def answers(self) -> frozenset[str]:
-        return self._inner.answers() | q.RECOMMENDER | {q.name_of(q.UserListens)}
-
-    def run(self, query: q.Query) -> pa.Table:
-        if isinstance(query, q.UserListens):
-            return _listens(query.limit)
-        if not isinstance(query, q.Recommendations | q.SimilarTracks | q.ModelInfo):
-            return self._inner.run(query)
-        if self.version is None:
-            raise StoreNotReadyError("no recommendation model yet: run backbeat recommend train")
-        if isinstance(query, q.ModelInfo):
-            return pa.table({"model_version": [self.version], "trained_at": [TRAINED_AT],
-                             "through_batch": [7], "users": [300], "tracks": [900],
-                             "updates": [3]})  # fmt: skip
-        if isinstance(query, q.SimilarTracks):
-            if query.track not in KNOWN:
-                raise NotFoundError(f"no track {query.track!r}: not in the catalog or history")
-            return self._picks(query.limit, "similar sound")
-        return self._picks(0 if query.user in self.silent else query.limit)
-
-    def _picks(self, n: int, reason: str | None = None) -> pa.Table:
-        assert self.version is not None
-        return pa.table({
-            "rank": pa.array(range(1, n + 1), pa.int32()),
-            "track": [f"t{i}" for i in range(n)],
-            "track_id": [None if i % 2 else f"spotify:track:{i}" for i in range(n)],
-            "artist": [f"artist {i}" for i in range(n)],
-            "song": [f"song {i}" for i in range(n)],
-            "genre": pa.array([None if i == 1 else "rock" for i in range(n)], pa.string()),
-            "score": [1.0 - i / 100 for i in range(n)],
-            "reason": [reason or REASONS[i % 4] for i in range(n)],
-            "model_version": pa.array([self.version] * n, pa.int64()),
-            "trained_at": pa.array([TRAINED_AT] * n, pa.int64()),
-            "through_batch": pa.array([7] * n, pa.int64()),
-        })  # fmt: skip
-
-
-def _listens(n: int) -> pa.Table:
-    return pa.table({
-        "ts": pa.array([TRAINED_AT - i * 60_000 for i in range(n)], pa.int64()),
-        "track": [f"t{i}" for i in range(n)],
-        "track_id": pa.array([None] * n, pa.string()),
-        "artist": [f"artist {i}" for i in range(n)],
-        "song": [f"song {i}" for i in range(n)],
-        "genre": ["pop"] * n,
-        "listen_pct": pa.array([0.5] * n, pa.float64()),
-        "completed": pa.array([None] * n, pa.bool_()),
-        "skipped": [i % 3 == 0 for i in range(n)],
-    })  # fmt: skip
 
 
 @pytest.fixture

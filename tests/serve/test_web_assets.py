@@ -62,7 +62,7 @@ def test_pages_have_no_inline_script_or_style(page: str) -> None:
     assert _parse(page).inline == []
 
 
-@pytest.mark.parametrize("name", ["app.js", "app.css", "login.js"])
+@pytest.mark.parametrize("name", ["app.js", "foryou.js", "app.css", "login.js"])
 def test_scripts_and_styles_name_no_other_host(name: str) -> None:
     text = (WEB / "static" / name).read_text(encoding="utf-8")
     assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import", text), name

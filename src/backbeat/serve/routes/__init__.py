@@ -5,8 +5,9 @@ table), binds every filter as a typed parameter and answers with a pydantic mode
 ``/docs`` documents it. Windows (``5m``, ``1h``, ``24h``, ``all``...) end with the minute of
 the store's latest event, so replayed history reads the same as a live stream. Bad parameters
 get a 422 with the reason, a query the store does not answer a 501 (each route declares the
-queries it needs: ``needs.py``; ``/api/capabilities`` lists the routes that answer), a store
-that cannot answer a 503. ``/api/stream`` pushes one Server-Sent Event per committed batch.
+queries it needs: ``needs.py``; ``/api/capabilities`` lists the routes that answer), what a
+path names that nobody knows a 404 (``NotFoundError``), a store that cannot answer a 503.
+``/api/stream`` pushes one Server-Sent Event per committed batch.
 
 Next: ``params.py`` (shared parameters), ``needs.py``, ``rankings.py``, ``audience.py``,
 ``live.py``, ``ops.py``, ``recommend.py``; ``../app.py`` (assembling them with auth, cache

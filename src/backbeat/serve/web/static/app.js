@@ -8,8 +8,11 @@
  * Filters and the window live in the URL query (history.replaceState). At start the page asks
  * /api/capabilities which routes the store answers and hides the panels, tiles and filters
  * of the others (marked data-route / data-filtered in index.html): it never asks them. Tests
- * read `window.backbeat` ({charts, capabilities, lastUpdate, updates, refreshes}).
- * Next: ../index.html (layout), app.css (look), src/backbeat/serve/ (the API).
+ * read `window.backbeat` ({charts, capabilities, lastUpdate, updates, refreshes}). Panels in
+ * their own file (foryou.js) use its helpers (api, answers, el, listeners), wait for
+ * `backbeat.ready` (capabilities known) and follow the document's events `backbeat:update` (a
+ * pushed batch) and `backbeat:rows` (the live table changed).
+ * Next: ../index.html (layout), app.css (look), foryou.js, src/backbeat/serve/ (the API).
  */
 "use strict";
 
@@ -46,6 +49,8 @@
   const backbeat = (window.backbeat = {
     charts: {}, capabilities: null, lastUpdate: null, updates: 0, refreshes: 0,
   });
+  let capabilitiesKnown;
+  backbeat.ready = new Promise((resolve) => (capabilitiesKnown = resolve));
 
   // ---------------------------------------------------------------- helpers
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -115,6 +120,7 @@
     const dropped = FILTERS.filter((f) => state.filters[f] && form.elements[f].closest("[hidden]"));
     for (const f of dropped) state.filters[f] = "";
     if (dropped.length) writeUrl();
+    capabilitiesKnown();
   }
 
   // ---------------------------------------------------------------- URL state
@@ -544,6 +550,7 @@
     }
     $("#events-empty").hidden = state.rows.length > 0;
     $("#events-count").textContent = `${state.rows.length} latest`;
+    document.dispatchEvent(new CustomEvent("backbeat:rows"));
   }
 
   function prependEvents(events) {
@@ -632,6 +639,7 @@
     if (data.summary) showSummary(data.summary);
     if (data.events && data.events.length) prependEvents(data.events);
     if (data.batch_id !== state.chartBatch) requestRefresh();
+    document.dispatchEvent(new CustomEvent("backbeat:update", { detail: data }));
   }
 
   function connect() {
@@ -765,6 +773,12 @@
       if (!document.hidden && backbeat.lastUpdate && backbeat.lastUpdate.batch_id !== state.chartBatch) requestRefresh();
     });
   }
+
+  // ---------------------------------------------------------------- for other panels' files
+  Object.assign(backbeat, {
+    api, answers, el, fmtPct, utcTime, refreshMs: REFRESH_MS,
+    listeners: () => [...new Set(state.rows.map((e) => e.user_id).filter((u) => u != null))],
+  });
 
   async function start() {
     readUrl();
