@@ -19,7 +19,7 @@ SYSTEM_PACKAGES := kcat chromium postgresql
 HAVE_postgresql := command -v initdb || ls /usr/lib/postgresql/*/bin/initdb
 have = $(or $(HAVE_$(1)),command -v $(1))
 
-.PHONY: demo test test-fast lint bench bench-kafka bench-web bench-stores bench-lake install system-deps clean vendor-web screenshot
+.PHONY: demo test test-fast lint bench bench-kafka bench-web bench-stores bench-lake bench-recommend install system-deps clean vendor-web screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -80,6 +80,11 @@ bench-stores: install system-deps
 # --spark-sessions 3000 --profile).
 bench-lake: install
 	$(UV) run python benchmarks/bench_lake.py $(LAKE_ARGS)
+
+# Recommendations: training on 20,000 listeners x a week, per-batch updates, the engine with
+# updates on and off, /api/users/{id}/recommendations at 1,000 req/s (docs/performance.md).
+bench-recommend: install
+	$(UV) run python benchmarks/bench_recommend.py $(RECOMMEND_ARGS)
 
 # Browser libraries pinned in web/package-lock.json (Chart.js for the dashboard, Swagger UI for
 # /docs), committed under static/vendor/ so nothing needs npm or a CDN at run or test time.
