@@ -111,16 +111,18 @@ def _until_version(url: str, version: int, timeout_s: float = 60) -> bool:
     return False
 
 
-def _until_answered(url: str, timeout_s: float = 60) -> Any:
-    """The JSON at ``url`` once it answers 200 (a server loads its model after it listens)."""
+def _until_ready(url: str, timeout_s: float = 60) -> Any:
+    """The model route's answer once a model is served (a server loads it after it listens)."""
     deadline = time.monotonic() + timeout_s
-    while True:
+    while time.monotonic() < deadline:
         try:
-            return _get(url)
+            info = _get(url)
+            if info["ready"]:
+                return info
         except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no model served at {url} within {timeout_s:g} s")
 
 
 def test_kill9_during_an_update_serves_the_same_model_with_the_listens_after_restart(
@@ -147,7 +149,7 @@ def test_kill9_during_an_update_serves_the_same_model_with_the_listens_after_res
     assert answer
     assert all(row["track"] != track["track_id"] for row in answer)
     with server_process("serve", "--store", str(store), "--recommend") as server:
-        info = _until_answered(server.url + "api/recommend/model")
+        info = _until_ready(server.url + "api/recommend/model")
         listens = _get(f"{server.url}api/users/{USER}/listens?limit=1")["items"]
     assert info["model_version"] == version
     assert listens[0]["track"] == track["track_id"]

@@ -100,9 +100,10 @@ def test_new_genre_rises_in_recommendations_within_5s_of_the_commit(
 
 def _model(api: str) -> dict[str, Any] | None:
     try:
-        return dict(_get(api + "recommend/model"))
+        info = dict(_get(api + "recommend/model"))
     except OSError:
         return None
+    return info if info["ready"] else None
 
 
 def _share(api: str, user: int, genre: str) -> float:

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from backbeat.engine.base import EngineSettings
 from backbeat.engine.pipeline import Pipeline
 from backbeat.errors import NotFoundError, StoreNotReadyError
+from backbeat.recommend.rank import REASONS as REASON_NAMES
 from backbeat.serve.app import create_app
 from backbeat.serve.hub import CommitHub, latest_batch
 from backbeat.simulate.simulator import SimulatorSettings
@@ -38,7 +39,7 @@ RANKED = frozenset({"top-songs", "top-artists", "genre-windows"})
 TRAINED_AT = 1_772_500_000_000
 KNOWN = ("spotify:track:abc", "ac/dc\x1fback in black", "t1")
 """Tracks the in-test recommender knows (a key may hold a slash or a unit separator)."""
-REASONS = ("similar listeners", "similar sound", "popular in your genres", "popular")
+REASONS = REASON_NAMES  # what the recommender gives
 
 
 class Restricted(Reader):
@@ -77,6 +78,8 @@ class Recommending(q.Reader):
             return _listens(query.limit)
         if not isinstance(query, q.Recommendations | q.SimilarTracks | q.ModelInfo):
             return self._inner.run(query)
+        if self.version is None and isinstance(query, q.ModelInfo):
+            return pa.table({"model_version": pa.array([], pa.int64())})  # as the real one
         if self.version is None:
             raise StoreNotReadyError("no recommendation model yet: run backbeat recommend train")
         if isinstance(query, q.ModelInfo):
@@ -99,7 +102,7 @@ class Recommending(q.Reader):
             "song": [f"song {i}" for i in range(n)],
             "genre": pa.array([None if i == 1 else "rock" for i in range(n)], pa.string()),
             "score": [1.0 - i / 100 for i in range(n)],
-            "reason": [reason or REASONS[i % 4] for i in range(n)],
+            "reason": [reason or REASONS[i % len(REASONS)] for i in range(n)],
             "model_version": pa.array([self.version] * n, pa.int64()),
             "trained_at": pa.array([TRAINED_AT] * n, pa.int64()),
             "through_batch": pa.array([7] * n, pa.int64()),

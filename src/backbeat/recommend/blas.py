@@ -30,6 +30,14 @@ def _implicit() -> Any:
     return implicit.cpu.als, threadpoolctl
 
 
+def one_blas_thread_for_good() -> None:
+    """Limit the loaded BLAS libraries to one thread each, for the rest of the process: a
+    server ranks for many requests at once, each on a thread of its own, and a BLAS pool per
+    request would fight them for the cores."""
+    _, threadpoolctl = _implicit()
+    threadpoolctl.threadpool_limits(1, "blas")
+
+
 def require() -> None:
     """Raise :class:`MissingExtraError` unless ``backbeat[recommend]`` is installed."""
     _implicit()

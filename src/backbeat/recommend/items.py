@@ -80,7 +80,7 @@ class Items:
         for offset, key in enumerate(new["track"].to_pylist()):
             index[key] = len(self) + offset
         return Items(
-            table=pa.concat_tables([self.table, new.cast(self.table.schema)]),
+            table=pa.concat_tables([self.table, new.cast(self.table.schema)]).combine_chunks(),
             genres=self.genres,
             genre=np.concatenate([self.genre, genre]),
             content=np.concatenate([self.content, content]),

@@ -95,7 +95,7 @@ class Model:
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
                 about = json.loads(arrays["about"].tobytes())
-                table = ipc.open_stream(arrays["items"].tobytes()).read_all()
+                table = ipc.open_stream(arrays["items"].tobytes()).read_all().combine_chunks()
                 parts = {name: arrays[name] for name in arrays.files}
         except (ValueError, KeyError, OSError, pa.ArrowInvalid) as exc:
             raise StoreError(f"model version {version} cannot be read: {exc}") from exc

@@ -29,7 +29,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 
 from backbeat.recommend.history import History
 from backbeat.recommend.items import Items
@@ -59,7 +58,7 @@ class State:
     user_factors: F32
     item_factors: F32
     popularity: F32  # per track, 0..1
-    genres: sparse.csr_matrix  # (items, genres) one-hot
+    fitted: bool  # any track has factors
 
     @classmethod
     def of(cls, items: Items, history: History, user_f: F32, item_f: F32) -> State:
@@ -68,7 +67,7 @@ class State:
         pop = np.log1p(counts)
         top = float(pop.max()) if len(pop) else 0.0
         popularity = np.asarray(pop / top if top > 0 else pop, np.float32)
-        return cls(items, history, user_f, item_f, popularity, _genre_matrix(items))
+        return cls(items, history, user_f, item_f, popularity, bool(item_f.any()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,96 +79,112 @@ class Ranked:
     reasons: npt.NDArray[np.int8]  # index into REASONS
 
 
+@dataclass(frozen=True, slots=True)
+class _Listeners:
+    """The per-listener weights and vectors of a blend (one row per listener asked)."""
+
+    cf: F32  # (n,) weight of the scaled ALS score
+    users: F32  # (n, factors)
+    content: F32  # (n, dims): sound and "now" folded into one vector
+    sound: F32  # (n, dims) their parts, for the reasons
+    now: F32
+    genre: F32  # (n, genres + 1): weight of popularity per genre (last: unknown genre, 0)
+    cold: npt.NDArray[np.bool_]
+
+
 def rank(state: State, rows: I64, k: int, exclude: list[npt.NDArray[np.int32]]) -> Ranked:
     """The best ``k`` tracks for each history row in ``rows`` (-1: a listener without
     history), none of ``exclude[i]`` for ``rows[i]``."""
-    n_items = len(state.items)
-    scores, reasons = _blend(state, rows)
-    for i, excluded in enumerate(exclude):
-        scores[i, excluded] = -np.inf
-    k = min(k, n_items)
+    k = min(k, len(state.items))
     if k == 0:
         empty = np.zeros((len(rows), 0))
         return Ranked(empty.astype(np.int64), empty.astype(np.float32), empty.astype(np.int8))
+    who = _listeners(state, rows)
+    cf, best = _cf(state, who)
+    content = who.content @ state.items.content.T
+    genre = who.genre[:, state.items.genre] * state.popularity[None, :]
+    scores = who.cf[:, None] * cf / best + content + genre
+    scores[who.cold] = state.popularity
+    for i, excluded in enumerate(exclude):
+        scores[i, excluded] = -np.inf
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     picked = np.take_along_axis(scores, top, axis=1)
     order = np.argsort(-picked, axis=1, kind="stable")
     top, picked = np.take_along_axis(top, order, axis=1), np.take_along_axis(picked, order, 1)
-    chosen = np.take_along_axis(reasons, top, axis=1)
+    reasons = _reasons(state, who, top, np.take_along_axis(cf / best, top, axis=1))
     top = np.where(np.isfinite(picked), top, -1)
-    return Ranked(top.astype(np.int64), picked.astype(np.float32), chosen)
+    return Ranked(top.astype(np.int64), picked.astype(np.float32), reasons)
 
 
-def _blend(state: State, rows: I64) -> tuple[F32, npt.NDArray[np.int8]]:
-    """Scores (n, items) and the reason of each (the largest term)."""
-    n_items = len(state.items)
-    known = rows >= 0
-    safe = np.where(known, rows, 0)
-    weight = state.history.weight[safe]
-    liked = weight.multiply(weight > 0).tocsr()
-    n_liked = np.diff(liked.indptr).astype(np.float32) * known
-    trust = (n_liked / (n_liked + TRUST))[:, None]
-
-    cf = state.user_factors[safe] @ state.item_factors.T if len(state.item_factors) else None
-    if cf is None or not state.item_factors.any():
-        cf = np.zeros((len(rows), n_items), np.float32)
+def _cf(state: State, who: _Listeners) -> tuple[F32, F32]:
+    """ALS scores (n, items) and each listener's best (for scaling it to 1)."""
+    if not state.fitted:
+        return np.zeros((len(who.cf), len(state.items)), np.float32), np.ones(
+            (len(who.cf), 1), np.float32
+        )
+    cf = who.users @ state.item_factors.T
     best = np.max(cf, axis=1, keepdims=True)
-    cf = cf / np.where(best > 0, best, 1.0)
+    return cf, np.where(best > 0, best, 1.0).astype(np.float32)
 
-    sound = _unit(np.asarray(liked @ state.items.content, np.float32)) @ state.items.content.T
-    playing = _now_playing(state.history, safe)
-    now = _unit(np.asarray(playing @ state.items.content, np.float32)) @ state.items.content.T
 
-    genres = state.genres
-    taste = (liked @ genres).toarray().astype(np.float32)
-    total = taste.sum(axis=1, keepdims=True)
-    taste = taste / np.where(total > 0, total, 1.0)
-    in_genres = np.asarray(genres @ taste.T, np.float32).T * state.popularity[None, :]
+def _listeners(state: State, rows: I64) -> _Listeners:
+    """Each listener's liked tracks (weights), what they play now, and the blend's weights."""
+    n, dims, n_genres = len(rows), state.items.content.shape[1], len(state.items.genres)
+    weight, last = state.history.weight, state.history.last
+    sound = np.zeros((n, dims), np.float32)
+    now = np.zeros((n, dims), np.float32)
+    genre = np.zeros((n, n_genres + 1), np.float32)
+    trust = np.zeros(n, np.float32)
+    users = np.zeros((n, state.user_factors.shape[1]), np.float32)
+    for i, row in enumerate(rows.tolist()):
+        if row < 0:
+            continue
+        lo, hi = weight.indptr[row], weight.indptr[row + 1]
+        items, w = weight.indices[lo:hi], weight.data[lo:hi]
+        liked, w = items[w > 0], w[w > 0]
+        if not len(liked):
+            continue
+        trust[i] = len(liked) / (len(liked) + TRUST)
+        users[i] = state.user_factors[row]
+        sound[i] = _unit(w @ state.items.content[liked])
+        lo, hi = last.indptr[row], last.indptr[row + 1]
+        heard = last.data[lo:hi]
+        playing = last.indices[lo:hi][heard >= heard.max() - NOW_MS]
+        now[i] = _unit(state.items.content[playing].sum(axis=0))
+        genres = state.items.genre[liked]
+        known = genres >= 0
+        genre[i, :n_genres] = np.bincount(genres[known], w[known], n_genres) / max(w.sum(), 1e-9)
+    rest = (1 - NOW) * (1 - trust)[:, None]
+    return _Listeners(
+        cf=(1 - NOW) * trust,
+        users=users,
+        content=(rest / 2 * sound + NOW * now).astype(np.float32),
+        sound=(rest / 2 * sound).astype(np.float32),
+        now=(NOW * now).astype(np.float32),
+        genre=(rest / 2 * genre).astype(np.float32),
+        cold=trust == 0,
+    )
 
-    rest = 1 - NOW
+
+def _reasons(state: State, who: _Listeners, top: I64, cf: F32) -> npt.NDArray[np.int8]:
+    """For the chosen tracks only: which of the four terms is largest (cold: popular)."""
+    vectors = state.items.content[top]  # (n, k, dims)
     terms = np.stack(
         [
-            rest * trust * cf,
-            rest * (1 - trust) * sound / 2,
-            rest * (1 - trust) * in_genres / 2,
-            NOW * now,
+            who.cf[:, None] * cf,
+            np.einsum("nkd,nd->nk", vectors, who.sound),
+            who.genre[np.arange(len(top))[:, None], state.items.genre[top]] * state.popularity[top],
+            np.einsum("nkd,nd->nk", vectors, who.now),
         ]
     )
-    scores = terms.sum(axis=0).astype(np.float32)
-    reasons = np.argmax(terms, axis=0).astype(np.int8)
-    cold = n_liked == 0
-    scores[cold] = state.popularity[None, :]
-    reasons[cold] = REASONS.index("popular")
-    return scores, reasons
+    reasons: npt.NDArray[np.int8] = np.argmax(terms, axis=0).astype(np.int8)
+    reasons[who.cold] = REASONS.index("popular")
+    return reasons
 
 
-def _unit(rows: F32) -> F32:
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return np.asarray(rows / np.where(norms > 0, norms, 1.0), np.float32)
-
-
-def _now_playing(history: History, rows: I64) -> sparse.csr_matrix:
-    """(rows, items): 1 for each track a listener played in the :data:`NOW_MS` before their
-    latest listen (skipped ones too: they say what the listener is exploring)."""
-    last = history.last[rows].tocsr()
-    counts = np.diff(last.indptr)
-    latest = np.zeros(len(rows), np.int64)
-    filled = counts > 0
-    if filled.any():
-        latest[filled] = np.maximum.reduceat(last.data, last.indptr[:-1][filled])
-    recent = last.data >= np.repeat(latest - NOW_MS, counts)
-    return sparse.csr_matrix(
-        (recent.astype(np.float32), last.indices, last.indptr), shape=last.shape
-    )
-
-
-def _genre_matrix(items: Items) -> sparse.csr_matrix:
-    """(items, genres) one-hot of each track's genre (none for an unknown genre)."""
-    known = np.flatnonzero(items.genre >= 0)
-    return sparse.csr_matrix(
-        (np.ones(len(known), np.float32), (known, items.genre[known])),
-        shape=(len(items), len(items.genres)),
-    )
+def _unit(vector: F32) -> F32:
+    norm = float(np.linalg.norm(vector))
+    return np.asarray(vector / norm if norm > 0 else vector, np.float32)
 
 
 def similar(state: State, item: int, k: int) -> Ranked:

@@ -24,6 +24,7 @@ Next: ``reader.py`` (the named queries), ``rank.py``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -35,7 +36,7 @@ import pyarrow as pa
 
 from backbeat.errors import BackbeatError, NotFoundError, StoreNotReadyError
 from backbeat.recommend import store
-from backbeat.recommend.blas import als, one_blas_thread
+from backbeat.recommend.blas import als, one_blas_thread, one_blas_thread_for_good
 from backbeat.recommend.history import History
 from backbeat.recommend.items import build_items
 from backbeat.recommend.model import Model, Params, train
@@ -61,7 +62,7 @@ class Served:
     through_batch: int
     updates: int  # listeners re-fitted since the model loaded
 
-    @property
+    @functools.cached_property
     def now_ms(self) -> int:
         data = self.state.history.last.data
         return int(data.max()) if len(data) else 0
@@ -90,6 +91,7 @@ class Recommender:
     """Recommendations from the newest shelved model and the store's listens (thread-safe)."""
 
     def __init__(self, reader: q.Reader, shelf: Shelf, recent_ms: int = RECENT_MS) -> None:
+        one_blas_thread_for_good()
         self._reader = reader
         self._shelf = shelf
         self._recent_ms = recent_ms

@@ -269,11 +269,17 @@ class UserListens(BaseModel):
 
 
 class RecommenderModel(BaseModel):
-    """The recommender's current model (``/api/recommend/model``)."""
+    """The recommender's current model (``/api/recommend/model``); ``ready`` false, and the
+    rest null, before one is trained."""
 
-    model_version: int
-    trained_at: datetime
-    through_batch: int = Field(description="The last batch whose listens it has seen.")
-    users: int
-    tracks: int
-    updates: int = Field(description="Listeners re-fitted since the model was loaded.")
+    ready: bool
+    model_version: int | None = None
+    trained_at: datetime | None = None
+    through_batch: int | None = Field(
+        default=None, description="The last batch whose listens it has seen."
+    )
+    users: int | None = None
+    tracks: int | None = None
+    updates: int | None = Field(
+        default=None, description="Listeners re-fitted since the model was loaded."
+    )

@@ -4,7 +4,8 @@ recent listens and the model that answers.
 A recommender (``backbeat.recommend``, a reader wrapping the store's) answers
 :class:`~backbeat.sinks.queries.Recommendations`, ``SimilarTracks`` and ``ModelInfo``; the
 store answers ``UserListens``. A reader without them answers 501 (``needs.py``), a
-recommender with no model yet 503 (``StoreNotReadyError``), a track nobody knows 404
+recommender with no model yet 503 (``StoreNotReadyError``; ``/api/recommend/model`` says
+``ready: false`` instead), a track nobody knows 404
 (``NotFoundError``). Answers are never cached (:data:`FRESH`, and routes with path parameters
 are not cached either, ``../cache.py``): a new model may land between two commits, and the
 recommender re-fits listeners after each commit, so the batch id is not the answer's version.
@@ -19,7 +20,6 @@ from typing import Annotated, Final
 import pyarrow as pa
 from fastapi import APIRouter, Query
 
-from backbeat.errors import StoreNotReadyError
 from backbeat.serve import models
 from backbeat.serve.hub import CommitHub
 from backbeat.serve.routes.needs import needs
@@ -82,20 +82,15 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
         found = rows(reader.run(q.UserListens(user=user_id, limit=limit)), ("ts",))
         return models.UserListens(user=user_id, items=[models.UserListen(**r) for r in found])
 
-    @api.get(
-        MODEL_PATH,
-        tags=["recommendations"],
-        responses={503: {"description": "No model yet (`backbeat recommend train`)."}},
-        **needs(reader, q.ModelInfo),
-    )
+    @api.get(MODEL_PATH, tags=["recommendations"], **needs(reader, q.ModelInfo))
     def model() -> models.RecommenderModel:
         """The recommender's model: its version, when it was trained, the last batch it has
-        seen, how many listeners and tracks it knows and has re-fitted since."""
+        seen, how many listeners and tracks it knows and has re-fitted since; ``ready``
+        false before one is trained (`backbeat recommend train`), so a page can wait for it
+        without asking a route that would answer 503."""
         found = rows(reader.run(q.ModelInfo()), ("trained_at",))
         if not found:
-            raise StoreNotReadyError(
-                "no recommendation model yet: train one (backbeat recommend train --store ...)"
-            )
-        return models.RecommenderModel(**found[0])
+            return models.RecommenderModel(ready=False)
+        return models.RecommenderModel(ready=True, **found[0])
 
     return api

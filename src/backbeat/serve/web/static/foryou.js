@@ -19,16 +19,18 @@
   const USER = /^-?[0-9]{1,18}$/;
   const RECOMMENDATIONS = "/api/users/{user_id}/recommendations";
   const LISTENED = "/api/users/{user_id}/listens";
+  const MODEL = "/api/recommend/model";
   const REASONS = {
     "similar listeners": "listeners",
     "similar sound": "sound",
     "popular in your genres": "genres",
+    "like what you play now": "now",
     popular: "popular",
   };
   const backbeat = window.backbeat;
   const $ = (sel) => document.querySelector(sel);
   const view = (backbeat.forYou = { user: null, picks: 0, listens: 0, refreshes: 0 });
-  const state = { timer: null, last: 0, busy: false, again: false, chosen: false };
+  const state = { timer: null, last: 0, busy: false, again: false, chosen: false, ready: false };
 
   function pickRow(item, max) {
     const { el } = backbeat;
@@ -86,11 +88,18 @@
     state.busy = true;
     state.last = Date.now();
     const path = (route) => route.replace("{user_id}", encodeURIComponent(user));
-    const jobs = [
-      backbeat.api(path(RECOMMENDATIONS), { limit: PICKS }).then(
+    if (!state.ready) {  // ask for recommendations only once a model exists (no 503s)
+      state.ready = await backbeat.api(MODEL).then((body) => body.ready === true, () => false);
+    }
+    const jobs = [];
+    if (state.ready) {
+      jobs.push(backbeat.api(path(RECOMMENDATIONS), { limit: PICKS }).then(
         (body) => user === view.user && showPicks(body),
-        (err) => user === view.user && (showPicks({ items: [], model: null }), say($("#foryou-picks-empty"), err))),
-    ];
+        (err) => user === view.user && (showPicks({ items: [], model: null }), say($("#foryou-picks-empty"), err))));
+    } else if (user === view.user) {
+      showPicks({ items: [], model: null });
+      $("#foryou-picks-empty").textContent = "No model yet: one is being trained (backbeat recommend train).";
+    }
     if (backbeat.answers(LISTENED)) {
       jobs.push(backbeat.api(path(LISTENED), { limit: LISTENS }).then(
         (body) => user === view.user && showListens(body),
