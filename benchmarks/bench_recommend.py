@@ -176,6 +176,11 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(stderr=True)
     results: dict[str, Any] = {"machine": machine(), "users": args.users, "days": args.days}
+
+    def save() -> None:  # after every phase: a long run that fails keeps what it measured
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+
     with tempfile.TemporaryDirectory(prefix="bench-recommend-") as tmp:
         root = Path(tmp)
         console.print(f"simulating {args.users:,} listeners x {args.days:g} days...")
@@ -183,20 +188,23 @@ def main() -> None:
         simulate(root / "live", args.users, START + timedelta(days=args.days - 1), 1)
         console.print("streaming the history into a store...")
         results["history_stream"] = stream(root / "history", root / "store")
+        save()
         console.print("training...")
         results["train"] = trained = train(root / "store")
+        save()
         shutil.copytree(root / "store", root / "off")
         shutil.copytree(root / "store", root / "on")
         console.print("streaming the live day, updates off, then on...")
         results["engine_off"] = stream(root / "live", root / "off")
         results["engine_on"] = stream(root / "live", root / "on", "--recommend")
+        save()
         console.print("folding the live day batch by batch...")
         results["update"] = updates(root / "on", trained["through_batch"])
+        save()
         console.print(f"serving {args.rate:,} req/s for {args.seconds}s...")
         results["serve"] = serve_load(root / "on", args.users, args.rate, args.seconds)
+    save()
     show(results, console)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
 
 
 def show(r: dict[str, Any], console: Console) -> None:

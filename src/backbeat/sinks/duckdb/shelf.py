@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from backbeat.errors import ConfigError, StoreError
 from backbeat.sinks.duckdb.store import store_file
+from backbeat.sinks.durable import fsync
 from backbeat.sinks.shelf import Shelf, Shelved
 
 NAME: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
@@ -132,7 +133,7 @@ class FileShelf(Shelf):
                 os.fsync(out.fileno())
             version = self._claim(folder, temp)
             temp.unlink()
-            _fsync_dir(folder)  # the new name and the temporary one's removal, durable
+            fsync(folder)  # the new name and the temporary one's removal, durable
         except OSError as exc:
             raise StoreError(f"cannot put {name!r} on the shelf {str(folder)!r}: {exc}") from exc
         finally:
@@ -181,7 +182,7 @@ class FileShelf(Shelf):
                 with contextlib.suppress(FileNotFoundError):
                     (folder / f"{version:012d}.blob").unlink()
             if gone:
-                _fsync_dir(folder)
+                fsync(folder)
         except OSError as exc:
             raise StoreError(f"cannot prune the shelf {str(folder)!r}: {exc}") from exc
         return len(gone)
@@ -194,12 +195,3 @@ def _sweep(folder: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             if path.stat().st_mtime < cutoff:
                 path.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the folder's entries (a new link, an unlink) durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

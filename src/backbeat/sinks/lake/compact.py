@@ -39,11 +39,11 @@ from typing import Final
 from pyarrow import fs
 
 from backbeat.events.schema import Topic
+from backbeat.sinks.durable import fsync
 from backbeat.sinks.lake.layout import (
     PENDING,
     Lake,
     batch_range,
-    fsync,
     hour_path,
     live,
     part_name,

@@ -30,6 +30,7 @@ from pyarrow import fs
 
 from backbeat.errors import ConfigError, StoreError
 from backbeat.events.schema import Topic, arrow_schema
+from backbeat.sinks.durable import fsync
 
 HOUR_MS: Final = 3_600_000
 PENDING: Final = "_pending"
@@ -44,15 +45,6 @@ def hour_path(topic: str, hour: int) -> str:
     """``<topic>/year=Y/month=M/day=D/hour=H`` of an hour (epoch ms // ``HOUR_MS``), in UTC."""
     t = datetime.fromtimestamp(hour * 3600, tz=UTC)
     return f"{topic}/year={t.year}/month={t.month}/day={t.day}/hour={t.hour}"
-
-
-def fsync(path: str) -> None:
-    """Flush a local file or folder to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def hour_of(year: int, month: int, day: int, hour: int) -> int:

@@ -24,6 +24,7 @@ import psycopg
 
 from backbeat.analytics.metrics import METRICS, Metric, merged_sql
 from backbeat.errors import StoreError, StoreNotReadyError
+from backbeat.sinks.postgres.connect import connect, failed
 from backbeat.sinks.sql.pieces import metric_table
 
 MIGRATE_LOCK: Final = 0x6261636B62656174  # "backbeat": one advisory lock for migrations
@@ -99,6 +100,24 @@ def version_of(cur: psycopg.Cursor[Any]) -> int | None:
         return None
     row = cur.execute("SELECT max(version) FROM meta_schema").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrated(location: str, where: str) -> tuple[psycopg.Connection[Any], int]:
+    """A new autocommit connection to ``location`` with the schema migrated first, and the
+    version the schema was at (:func:`migrate`).
+
+    Raises:
+        StoreError: the database cannot be reached or prepared, or is newer than this backbeat.
+    """
+    con = connect(location, autocommit=True)
+    try:
+        return con, migrate(con, where)
+    except psycopg.Error as exc:
+        con.close()
+        raise failed("preparing", location, exc) from None
+    except BaseException:
+        con.close()
+        raise
 
 
 def migrate(con: psycopg.Connection[Any], where: str) -> int:

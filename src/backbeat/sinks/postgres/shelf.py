@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from backbeat.errors import ConfigError
 from backbeat.sinks.duckdb.shelf import checked_name
 from backbeat.sinks.postgres import schema
-from backbeat.sinks.postgres.connect import connect, failed, redacted, settings
+from backbeat.sinks.postgres.connect import failed, redacted, settings
 from backbeat.sinks.shelf import Shelf, Shelved
 
 SHELF_LOCK: Final = 0x62626B73  # "bbks": the advisory lock class of shelf puts (one per name)
@@ -57,17 +57,8 @@ class PostgresShelf(Shelf):
         """The open connection (the schema migrated first); a new one after the last broke."""
         if self._con is not None and not self._con.closed and not self._con.broken:
             return self._con
-        con = connect(self.location, autocommit=True)
-        try:
-            schema.migrate(con, self._where)
-        except psycopg.Error as exc:
-            con.close()
-            raise failed("preparing", self.location, exc) from None
-        except BaseException:
-            con.close()
-            raise
-        self._con = con
-        return con
+        self._con, _ = schema.migrated(self.location, self._where)
+        return self._con
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[psycopg.Cursor[Any]]:

@@ -42,7 +42,7 @@ from backbeat.sinks.base import (
 )
 from backbeat.sinks.postgres import schema
 from backbeat.sinks.postgres.arrow import copy_in, to_arrow
-from backbeat.sinks.postgres.connect import connect, failed, redacted
+from backbeat.sinks.postgres.connect import failed, redacted
 from backbeat.sinks.postgres.reader import CHANNEL, PostgresConnections
 from backbeat.sinks.queries import Reader
 from backbeat.sinks.sql.pieces import (
@@ -105,17 +105,9 @@ class PostgresStore(Store):
         """The writer's connection (the schema migrated first); a new one after the last broke."""
         if self._con is not None and not self._con.closed and not self._con.broken:
             return self._con
-        con = connect(self.location, autocommit=True)
-        try:
-            before = schema.migrate(con, self._where)
-            if before < schema.VERSION:
-                log.info("store %s: schema %d -> %d", self._where, before, schema.VERSION)
-        except psycopg.Error as exc:
-            con.close()
-            raise failed("preparing", self.location, exc) from None
-        except BaseException:
-            con.close()
-            raise
+        con, before = schema.migrated(self.location, self._where)
+        if before < schema.VERSION:
+            log.info("store %s: schema %d -> %d", self._where, before, schema.VERSION)
         self._con = con
         return con
 
