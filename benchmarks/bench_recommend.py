@@ -153,10 +153,11 @@ def serve_load(store: Path, users: int, rate: int, seconds: int) -> dict[str, An
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(base + "recommend/model", timeout=5) as answer:
-                    json.loads(answer.read())
-                    break
+                    if json.loads(answer.read())["ready"]:
+                        break
             except OSError:
-                time.sleep(0.5)
+                pass
+            time.sleep(0.5)
         else:
             raise SystemExit("serve --recommend never loaded the model")
         url = base + "users/{n}/recommendations?limit=10"

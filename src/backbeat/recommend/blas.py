@@ -52,9 +52,10 @@ def one_blas_thread() -> Iterator[None]:
 
 
 def als(
-    *, factors: int, iterations: int, regularization: float, seed: int
+    *, factors: int, iterations: int, regularization: float, seed: int, threads: int = 0
 ) -> AlternatingLeastSquares:
-    """An untrained ALS model (confidence comes from the matrix it is fitted on)."""
+    """An untrained ALS model (confidence comes from the matrix it is fitted on); ``threads``
+    for its loops, 0: one per core."""
     als_module, _ = _implicit()
     with one_blas_thread():  # the constructor checks the BLAS threads too
         model: AlternatingLeastSquares = als_module.AlternatingLeastSquares(
@@ -63,5 +64,6 @@ def als(
             regularization=regularization,
             alpha=1.0,
             random_state=seed,
+            num_threads=threads,
         )
     return model

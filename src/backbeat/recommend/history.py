@@ -38,7 +38,6 @@ class History:
     rows: dict[int, int]  # listener id -> row
     weight: sparse.csr_matrix  # float32
     last: sparse.csr_matrix  # int64 epoch ms
-    country: tuple[str | None, ...]  # per row: the latest listen's country
 
     @classmethod
     def empty(cls, n_items: int) -> History:
@@ -48,7 +47,6 @@ class History:
             rows={},
             weight=sparse.csr_matrix(shape, dtype=np.float32),
             last=sparse.csr_matrix(shape, dtype=np.int64),
-            country=(),
         )
 
     @property
@@ -58,28 +56,14 @@ class History:
     def add(self, interactions: pa.Table, items: Items) -> tuple[History, I64]:
         """This history and ``interactions`` (rows of the query; every track in ``items``),
         and the rows of the listeners they name."""
-        rows = dict(self.rows)
-        country = list(self.country)
-        new_ids: list[int] = []
         ids = interactions["user_id"].to_numpy()
-        for uid in np.unique(ids).tolist():
-            if uid not in rows:
-                rows[uid] = len(self.user_ids) + len(new_ids)
-                new_ids.append(uid)
-                country.append(None)
-        user_row = np.fromiter((rows[u] for u in ids.tolist()), np.int64, len(ids))
-        item_row = np.fromiter(
-            (items.index[k] for k in interactions["track"].to_pylist()), np.int64, len(ids)
-        )
-        last_ts = interactions["last_ts"].to_numpy()
-        order = np.lexsort((-last_ts, user_row))  # each listener's latest row first
-        ordered = user_row[order]
-        firsts = order[np.r_[True, ordered[1:] != ordered[:-1]]] if len(order) else order
-        said = interactions["country"].take(pa.array(firsts, pa.int64())).to_pylist()
-        for row, c in zip(user_row[firsts].tolist(), said, strict=True):
-            if c is not None:
-                country[row] = c
-        shape = (len(self.user_ids) + len(new_ids), len(items))
+        fresh = np.setdiff1d(np.unique(ids), self.user_ids)
+        user_ids = np.concatenate([self.user_ids, fresh])
+        sorter = np.argsort(user_ids, kind="stable")
+        user_row = sorter[np.searchsorted(user_ids, ids, sorter=sorter)]
+        rows = self.rows | {int(uid): len(self.user_ids) + i for i, uid in enumerate(fresh)}
+        item_row = items.rows_of(interactions["track"])
+        shape = (len(user_ids), len(items))
         delta_w = sparse.csr_matrix(
             (interactions["weight"].to_numpy().astype(np.float32), (user_row, item_row)), shape
         )
@@ -87,11 +71,10 @@ class History:
             (interactions["last_ts"].to_numpy().astype(np.int64), (user_row, item_row)), shape
         )
         history = History(
-            user_ids=np.concatenate([self.user_ids, np.asarray(new_ids, np.int64)]),
+            user_ids=user_ids,
             rows=rows,
             weight=_resized(self.weight, shape) + delta_w,
             last=_resized(self.last, shape).maximum(delta_l).tocsr(),
-            country=tuple(country),
         )
         return history, np.unique(user_row)
 

@@ -14,6 +14,7 @@ Next: ``history.py`` (the plays), ``rank.py`` (how vectors are used).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -55,6 +56,20 @@ class Items:
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
+
+    @functools.cached_property
+    def _lookup(self) -> tuple[pa.Array, npt.NDArray[np.int64]]:
+        keys = list(self.index)
+        return pa.array(keys, pa.string()), np.fromiter(self.index.values(), np.int64, len(keys))
+
+    def rows_of(self, keys: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.int64]:
+        """The rows of these track keys (each must be known: :meth:`grow` first)."""
+        names, rows = self._lookup
+        at = pc.index_in(keys, value_set=names)
+        if at.null_count:
+            raise KeyError(f"{at.null_count} track keys not among the items")
+        out: npt.NDArray[np.int64] = rows[at.to_numpy(zero_copy_only=False)]
+        return out
 
     def find(self, key: str) -> int | None:
         """The row of a track key, a ``spotify:track:`` URI or a name key; None: unknown."""

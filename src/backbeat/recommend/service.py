@@ -157,6 +157,7 @@ class Recommender:
             iterations=1,
             regularization=served.model.params.regularization,
             seed=0,
+            threads=1,  # an update shares the process with an engine or a server: one core
         )
         with one_blas_thread():
             new = np.arange(len(state.items), len(items))

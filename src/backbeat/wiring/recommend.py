@@ -13,12 +13,16 @@ Next: ``backbeat.recommend.service``, ``pipeline.py`` (the run it sits beside).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+from backbeat.errors import BackbeatError
 from backbeat.sinks.queries import Reader
 from backbeat.sinks.registry import open_shelf
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -46,6 +50,10 @@ def recommending(
     shelf = open_shelf(location)
     try:
         recommender = Recommender(reader, shelf)
+        try:  # serve the shelved model from the first request (a follower then keeps it fresh)
+            recommender.refresh()
+        except BackbeatError as exc:
+            log.warning("recommender: %s", exc)
         retrain = None
         if retrain_every is not None:
             tracks = None if catalog is None else load_catalog(catalog)
