@@ -13,12 +13,12 @@ the engine with live updates on and off, and the recommendations route under 1,0
    folds every commit in the engine's process: events/s from the command's own ``seconds``).
 4. **Per-batch update**: a recommender over the updated copy loads the model, then folds the
    live day's batches one at a time (``refresh(upto=b)``): seconds and listeners per batch.
-5. **Serving**: ``backbeat serve --recommend`` over that copy; ``web_load.py`` offers
-   ``--rate`` req/s (evenly spaced, latency from each request's due time) to
+5. **Serving**: ``backbeat serve --recommend`` over that copy; ``web_load.py`` offers each of
+   ``--rates`` req/s in turn (evenly spaced, latency from each request's due time) to
    ``/api/users/{n}/recommendations?limit=10`` for listeners 1..``--users`` in turn.
 
-    uv run python benchmarks/bench_recommend.py [--users 20000] [--days 7] [--rate 1000]
-        [--seconds 20] [--json FILE]
+    uv run python benchmarks/bench_recommend.py [--users 20000] [--days 7]
+        [--rates 1000,300] [--seconds 20] [--json FILE]
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def updates(store: Path, through: int) -> dict[str, Any]:
     }
 
 
-def serve_load(store: Path, users: int, rate: int, seconds: int) -> dict[str, Any]:
+def serve_load(store: Path, users: int, rates: list[int], seconds: int) -> list[dict[str, Any]]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -161,17 +161,33 @@ def serve_load(store: Path, users: int, rate: int, seconds: int) -> dict[str, An
         else:
             raise SystemExit("serve --recommend never loaded the model")
         url = base + "users/{n}/recommendations?limit=10"
-        return paced(url, connections=50, seconds=seconds, rate=rate, vary=users)
+        cpu = _cpu(server.pid)
+        runs = []
+        for rate in rates:
+            figures: dict[str, Any] = paced(url, 50, seconds, rate, vary=users)
+            used = _cpu(server.pid)
+            figures |= {"rate": rate, "server_cpu_ms": (used - cpu) * 1000 / figures["requests"]}
+            cpu = used
+            runs.append(figures)
+        return runs
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds a process has used (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--days", type=float, default=7)
-    parser.add_argument("--rate", type=int, default=1_000)
+    parser.add_argument(
+        "--rates", default="1000,300", help="req/s offered in turn (comma-separated)"
+    )
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -202,8 +218,9 @@ def main() -> None:
         console.print("folding the live day batch by batch...")
         results["update"] = updates(root / "on", trained["through_batch"])
         save()
-        console.print(f"serving {args.rate:,} req/s for {args.seconds}s...")
-        results["serve"] = serve_load(root / "on", args.users, args.rate, args.seconds)
+        rates = [int(r) for r in args.rates.split(",")]
+        console.print(f"serving {args.rates} req/s, {args.seconds}s each...")
+        results["serve"] = serve_load(root / "on", args.users, rates, args.seconds)
     save()
     show(results, console)
 
@@ -231,12 +248,13 @@ def show(r: dict[str, Any], console: Console) -> None:
         f"median {u['median_s'] * 1000:.0f} ms, p95 {u['p95_s'] * 1000:.0f} ms over "
         f"{u['batches']} batches ({u['listeners_per_batch']:.0f} listeners each)",
     )
-    s = r["serve"]
-    table.add_row(
-        "/api/users/{id}/recommendations",
-        f"{s['requests'] / s['seconds']:,.0f} req/s: p50 {s['p50_ms']:.1f} ms, p99 "
-        f"{s['p99_ms']:.1f} ms, failed {s['failed']}",
-    )
+    for s in r["serve"]:
+        table.add_row(
+            f"/api/users/{{id}}/recommendations at {s['rate']:,} req/s",
+            f"{s['requests'] / s['seconds']:,.0f} req/s served: p50 {s['p50_ms']:.1f} ms, p99 "
+            f"{s['p99_ms']:.1f} ms, failed {s['failed']}, server CPU "
+            f"{s['server_cpu_ms']:.2f} ms/request",
+        )
     Console().print(table)
 
 

@@ -115,11 +115,11 @@ def test_the_lake_benchmark_runs_the_lake_and_the_warehouse(tmp_path: Path) -> N
 def test_the_recommendation_benchmark_runs(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "bench_recommend.py"), "--users", "200", "--days", "2",
-         "--seconds", "2", "--rate", "100", "--json", str(tmp_path / "recommend.json")],
+         "--seconds", "2", "--rates", "100", "--json", str(tmp_path / "recommend.json")],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     figures = json.loads((tmp_path / "recommend.json").read_text())
     assert figures["train"]["listeners"] > 0
     assert figures["engine_on"]["events_in"] == figures["engine_off"]["events_in"]
-    assert figures["serve"]["failed"] == 0
+    assert figures["serve"][0]["failed"] == 0
