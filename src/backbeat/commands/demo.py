@@ -72,6 +72,7 @@ def demo(
     --bootstrap-servers. The demo's store (default ./backbeat-data/demo) starts empty."""
     from backbeat import wiring
     from backbeat.engine.base import EngineSettings
+    from backbeat.simulate.synthetic import synthetic_catalog
     from backbeat.sinks.base import SinkSpec
     from backbeat.transport.base import Source
     from backbeat.ui.live import LiveView
@@ -117,11 +118,13 @@ def demo(
 
         delivered = None
         every = duration_of(retrain_every, "--retrain-every")
+        # the simulator's tracks, with their sound: new tracks and newcomers get "similar sound"
+        tracks = catalog if catalog is not None else synthetic_catalog(seed=seed)
 
         def recommendations(reader: Reader) -> Reader:
             try:
                 return extras.enter_context(
-                    wiring.recommending(reader, where, retrain_every=every, catalog=catalog)
+                    wiring.recommending(reader, where, retrain_every=every, catalog=tracks)
                 )
             except MissingExtraError as exc:
                 err_console.print(plain(f"recommendations off: {exc}"))

@@ -4,7 +4,7 @@
 :class:`~backbeat.recommend.reader.RecommendingReader` over the given reader and a
 :class:`~backbeat.recommend.service.Follower` that folds each commit into the served model
 (and, with ``retrain_every``, trains a new one that often, the first as soon as the store holds
-a batch and no model fits it). ``stream --recommend``, ``demo`` and ``serve --recommend`` hand
+a batch and no model fits it, with the tracks of ``catalog``: a file, or the simulator's own). ``stream --recommend``, ``demo`` and ``serve --recommend`` hand
 the reader to the API.
 
 Next: ``backbeat.recommend.service``, ``pipeline.py`` (the run it sits beside).
@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from backbeat.errors import BackbeatError
+from backbeat.simulate.catalog import Catalog
 from backbeat.sinks.queries import Reader
 from backbeat.sinks.registry import open_shelf
 
@@ -31,7 +32,7 @@ def recommending(
     location: str,
     *,
     retrain_every: timedelta | None = None,
-    catalog: Path | None = None,
+    catalog: Path | Catalog | None = None,
 ) -> Iterator[Reader]:
     """``reader`` plus the recommender's queries, kept fresh while the block runs.
 
@@ -56,7 +57,7 @@ def recommending(
             log.warning("recommender: %s", exc)
         retrain = None
         if retrain_every is not None:
-            tracks = None if catalog is None else load_catalog(catalog)
+            tracks = load_catalog(catalog) if isinstance(catalog, Path) else catalog
             retrain = (shelf, tracks, Params())
         follower = Follower(
             recommender,
