@@ -4,7 +4,9 @@ the engine with live updates on and off, and the recommendations route under 1,0
 1. The simulator writes ``--users`` listeners for ``--days - 1`` days (the history) and the
    same population's next day (the live day); ``backbeat stream`` puts the history in a fresh
    embedded store.
-2. **Training**, in this process through the library, phase by phase: the store's
+2. **Training** (and then ``evaluate``'s numbers over every listener: the default time split,
+   the model against the most-played list), in this process through the library, phase by
+   phase: the store's
    ``Interactions`` (one SQL aggregate over the listens), tracks and sparse history, ALS
    (64 factors, 15 iterations, one BLAS thread, implicit's own threads), and putting the model
    on the shelf.
@@ -110,6 +112,21 @@ def train(store: Path) -> dict[str, Any]:
     }
 
 
+def evaluation(store: Path, users: int) -> dict[str, Any]:
+    """``backbeat recommend evaluate``'s numbers (default split) over up to ``users`` listeners."""
+    from backbeat.recommend.evaluate import evaluate_store, split_of
+    from backbeat.sinks.registry import open_reader
+
+    reader = open_reader(str(store))
+    t = time.perf_counter()
+    found = evaluate_store(reader, split_of(reader, 0.15), max_users=users)
+    reader.close()
+    scores = {name: getattr(found.model, name) for name in ("ndcg", "recall", "coverage")}
+    base = {name: getattr(found.baseline, name) for name in ("ndcg", "recall", "coverage")}
+    return {"listeners": len(found.users), "model": scores, "most_played": base,
+            "seconds": time.perf_counter() - t}  # fmt: skip
+
+
 def updates(store: Path, through: int) -> dict[str, Any]:
     """Fold the batches after the model one at a time; seconds and listeners per batch."""
     from backbeat.recommend.service import Recommender, latest_batch
@@ -209,6 +226,9 @@ def main() -> None:
         console.print("training...")
         results["train"] = trained = train(root / "store")
         save()
+        console.print("evaluating (a time split of the history)...")
+        results["evaluate"] = evaluation(root / "store", args.users)
+        save()
         shutil.copytree(root / "store", root / "off")
         shutil.copytree(root / "store", root / "on")
         console.print("streaming the live day, updates off, then on...")
@@ -239,6 +259,14 @@ def show(r: dict[str, Any], console: Console) -> None:
     )
     for phase, s in t["phases"].items():
         table.add_row(f"  {phase}", f"{s:.2f} s")
+    e = r["evaluate"]
+    table.add_row(
+        f"evaluate ({e['listeners']:,} listeners, {e['seconds']:.0f} s)",
+        f"NDCG@10 {e['model']['ndcg']:.4f} vs most played {e['most_played']['ndcg']:.4f} "
+        f"(x{e['model']['ndcg'] / max(e['most_played']['ndcg'], 1e-9):.1f}); recall@10 "
+        f"{e['model']['recall']:.4f} vs {e['most_played']['recall']:.4f}; coverage "
+        f"{e['model']['coverage']:.4f} vs {e['most_played']['coverage']:.4f}",
+    )
     off, on = r["engine_off"]["events_per_s"], r["engine_on"]["events_per_s"]
     table.add_row("engine, updates off", f"{off:,.0f} ev/s")
     table.add_row("engine, updates on", f"{on:,.0f} ev/s ({on / off:.0%})")

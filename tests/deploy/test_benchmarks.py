@@ -121,5 +121,6 @@ def test_the_recommendation_benchmark_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     figures = json.loads((tmp_path / "recommend.json").read_text())
     assert figures["train"]["listeners"] > 0
+    assert figures["evaluate"]["listeners"] > 0
     assert figures["engine_on"]["events_in"] == figures["engine_off"]["events_in"]
     assert figures["serve"][0]["failed"] == 0
