@@ -159,12 +159,11 @@ class Recommender:
             seed=0,
             threads=1,  # an update shares the process with an engine or a server: one core
         )
+        fit.user_factors, fit.item_factors = users, tracks
         with one_blas_thread():
             new = np.arange(len(state.items), len(items))
             if len(new):
-                fit.user_factors, fit.item_factors = users, tracks
                 tracks[new] = fit.recalculate_item(new, history.confidence().T.tocsr()[new])
-            fit.user_factors, fit.item_factors = users, tracks
             users[touched] = fit.recalculate_user(touched, history.confidence(touched))
         state = State.of(items, history, users, tracks)
         return Served(served.model, state, upto, served.updates + len(touched))
