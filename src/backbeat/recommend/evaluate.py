@@ -67,12 +67,18 @@ def split_of(reader: q.Reader, test_share: float) -> int:
 
 
 def evaluate_store(
-    reader: q.Reader, split_ms: int, catalog: Catalog | None = None, **options: object
+    reader: q.Reader,
+    split_ms: int,
+    catalog: Catalog | None = None,
+    *,
+    k: int = 10,
+    recent_ms: int = 7 * 86_400_000,
+    max_users: int = 5000,
 ) -> Evaluation:
     """:func:`evaluate` on the store's listens before and after ``split_ms``."""
     before = reader.run(q.Interactions(span=q.TimeRange(end=split_ms)))
     after = reader.run(q.Interactions(span=q.TimeRange(start=split_ms)))
-    return evaluate(before, after, split_ms, catalog, **options)  # type: ignore[arg-type]
+    return evaluate(before, after, split_ms, catalog, k=k, recent_ms=recent_ms, max_users=max_users)
 
 
 def evaluate(
