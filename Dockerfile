@@ -35,7 +35,8 @@ ENV UV_PYTHON_PREFERENCE=only-system \
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 
-# The locked dependencies, as requirement lists: with hashes to download (every file checked
+# The locked dependencies (--locked: a uv.lock out of date with pyproject.toml stops the build),
+# as requirement lists: with hashes to download (every file checked
 # against uv.lock), without to install (a wheel built here from an sdist, such as pyspark's,
 # has a hash of its own). `base` installs the first extras, `spark` all of them. The lists of
 # extras are split into words on purpose, one --extra flag each (SC2086).
@@ -46,9 +47,9 @@ RUN set -eu; \
     flags=""; for extra in ${EXTRAS}; do flags="${flags} --extra ${extra}"; done; \
     spark="${flags}"; for extra in ${SPARK_EXTRAS}; do spark="${spark} --extra ${extra}"; done; \
     mkdir -p /wheels; \
-    uv export --frozen --no-dev --no-emit-project ${spark} -o /wheels/locked.txt; \
-    uv export --frozen --no-dev --no-emit-project --no-hashes ${flags} -o /wheels/runtime.txt; \
-    uv export --frozen --no-dev --no-emit-project --no-hashes ${spark} -o /wheels/spark.txt; \
+    uv export --locked --no-dev --no-emit-project ${spark} -o /wheels/locked.txt; \
+    uv export --locked --no-dev --no-emit-project --no-hashes ${flags} -o /wheels/runtime.txt; \
+    uv export --locked --no-dev --no-emit-project --no-hashes ${spark} -o /wheels/spark.txt; \
     pip wheel --no-cache-dir --require-hashes --no-deps --wheel-dir /wheels -r /wheels/locked.txt
 
 # backbeat itself, with its C cores: the build fails here rather than ship the Python paths.
