@@ -5,8 +5,8 @@
 #   docker build --target spark -t backbeat-spark .      # + Java 17 and PySpark: --engine spark
 #
 #   docker run --rm -v backbeat-data:/data backbeat simulate --out events --users 1000
-#   docker run --rm -v backbeat-data:/data -p 127.0.0.1:8000:8000 backbeat \
-#       serve --store backbeat-data --host 0.0.0.0
+#   docker run --rm -v backbeat-data:/data backbeat stream --input events
+#   docker run --rm -v backbeat-data:/data -p 127.0.0.1:8000:8000 backbeat serve --host 0.0.0.0
 #
 # Stages: `build` compiles the backbeat wheel with its C cores and a wheel for every locked
 # dependency (uv.lock, through `uv export`); `base` installs those wheels, and nothing else,
@@ -35,11 +35,11 @@ ENV UV_PYTHON_PREFERENCE=only-system \
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 
-# The locked dependencies (--locked: a uv.lock out of date with pyproject.toml stops the build),
-# as requirement lists: with hashes to download (every file checked
-# against uv.lock), without to install (a wheel built here from an sdist, such as pyspark's,
-# has a hash of its own). `base` installs the first extras, `spark` all of them. The lists of
-# extras are split into words on purpose, one --extra flag each (SC2086).
+# The locked dependencies (--locked: a uv.lock out of date with pyproject.toml stops the build)
+# as requirement lists: with hashes to download (each file checked against uv.lock), without
+# to install (a wheel built here from an sdist, such as pyspark's, has a hash of its own).
+# `base` installs the EXTRAS, `spark` those and SPARK_EXTRAS. The lists of extras are split
+# into words on purpose, one --extra flag each (SC2086).
 ARG EXTRAS="kafka postgres mongo iceberg recommend"
 ARG SPARK_EXTRAS="spark"
 # hadolint ignore=SC2086
@@ -95,7 +95,8 @@ USER 10001:10001
 
 # 8000: the API and dashboard (serve, demo, stream --serve); 9108: stream's Prometheus metrics.
 EXPOSE 8000 9108
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+# `backbeat health` waits 3 s for the answer; starting the CLI takes about 2 s more.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["backbeat", "health"]
 
 ENTRYPOINT ["backbeat"]
