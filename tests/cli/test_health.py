@@ -109,6 +109,33 @@ def test_a_server_that_never_answers_times_out_in_one_line() -> None:
     assert line == f"error: {url} did not answer: no answer within 0.2s"
 
 
+def _read_and_hang_up(listener: socket.socket) -> None:
+    """Accept one connection, read the request, close without answering."""
+    connection, _ = listener.accept()
+    with connection:
+        connection.recv(65536)
+
+
+def test_a_server_that_hangs_up_is_one_line() -> None:
+    with socket.socket() as rude:
+        rude.bind(("127.0.0.1", 0))
+        rude.listen(1)
+        url = f"http://127.0.0.1:{rude.getsockname()[1]}/health"
+        closer = threading.Thread(target=_read_and_hang_up, args=(rude,), daemon=True)
+        closer.start()
+        line = _one_error_line(_health("--url", url))
+        closer.join()
+    assert line.startswith(f"error: {url} did not answer: ")
+    assert "closed connection" in line or "connection reset" in line
+
+
+def test_a_password_in_the_url_is_never_printed() -> None:
+    port = free_port()
+    line = _one_error_line(_health("--url", f"http://probe:s3cret@127.0.0.1:{port}/health"))
+    assert "s3cret" not in line
+    assert f"http://probe:***@127.0.0.1:{port}/health" in line
+
+
 def test_not_an_http_url_is_one_line() -> None:
     line = _one_error_line(_health("--url", "ftp://example.org/health"))
     assert "http:// or https://" in line

@@ -54,7 +54,8 @@ def probe(url: str, timeout_s: float) -> Answer:
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"--url {url!r}: give an http:// or https:// URL")
+        raise ConfigError(f"--url {_shown(url)!r}: give an http:// or https:// URL")
+    shown = _shown(url)
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     request = urllib.request.Request(url, headers={"User-Agent": f"backbeat-health/{__version__}"})
     started = time.monotonic()
@@ -63,15 +64,25 @@ def probe(url: str, timeout_s: float) -> Answer:
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         status_line = f"{exc.code} {exc.reason}".strip()
-        raise UnhealthyError(f"{url} answered {status_line}{_detail(exc)}") from None
+        raise UnhealthyError(f"{shown} answered {status_line}{_detail(exc)}") from None
     except urllib.error.URLError as exc:
-        raise UnhealthyError(f"{url} did not answer: {_cause(exc.reason, timeout_s)}") from None
+        raise UnhealthyError(f"{shown} did not answer: {_cause(exc.reason, timeout_s)}") from None
     except (OSError, http.client.HTTPException) as exc:
-        raise UnhealthyError(f"{url} did not answer: {_cause(exc, timeout_s)}") from None
+        raise UnhealthyError(f"{shown} did not answer: {_cause(exc, timeout_s)}") from None
     elapsed_ms = (time.monotonic() - started) * 1000
     if not 200 <= status < 300:  # urllib raises HTTPError for these; a guard all the same
-        raise UnhealthyError(f"{url} answered {status}")
-    return Answer(url=url, status=status, elapsed_ms=elapsed_ms)
+        raise UnhealthyError(f"{shown} answered {status}")
+    return Answer(url=shown, status=status, elapsed_ms=elapsed_ms)
+
+
+def _shown(url: str) -> str:
+    """``url`` as printed: a password in it replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:***@{netloc[1]}").geturl()
 
 
 def _cause(reason: object, timeout_s: float) -> str:
