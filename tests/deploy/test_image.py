@@ -27,7 +27,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from backbeat.commands import app
 from tests.support import dockerfile
 from tests.support.sockets import free_port, venv_tool
 from tests.support.wheel import ROOT, shared_wheel, uv
@@ -316,19 +318,19 @@ def _until_healthy(url: str, proc: subprocess.Popen[bytes], wait_s: float) -> No
 
 @pytest.mark.slow
 def test_the_healthcheck_against_the_installed_serve(image_venv: Path, tmp_path: Path) -> None:
-    """simulate -> stream -> serve with the installed package, in the image's WORKDIR
-    layout; the HEALTHCHECK command as written, pointed at it by BACKBEAT_HEALTH_URL (its
-    failures, one line each, are ``tests/cli/test_health.py``'s)."""
+    """The installed ``backbeat serve`` over a small store in the image's WORKDIR layout (the
+    store made here in-process: the wheel's own engine is ``test_wheel.py``'s), and the
+    HEALTHCHECK command as written, pointed at it by BACKBEAT_HEALTH_URL (its failures, one
+    line each, are ``tests/cli/test_health.py``'s)."""
     health = dockerfile.effective(STAGES, "runtime", "HEALTHCHECK")[-1].exec_form()
-    done = _in_image(
-        image_venv,
-        ["backbeat", "simulate", "--out", "events", "--users", "50", "--seed", "1",
+    events, store = tmp_path / "events", tmp_path / "backbeat-data"
+    for argv in (
+        ["simulate", "--out", str(events), "--users", "50", "--seed", "1",
          "--start", "2026-01-05T00:00:00Z", "--end", "2026-01-05T01:00:00Z"],
-        tmp_path,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    done = _in_image(image_venv, ["backbeat", "stream", "--input", "events"], tmp_path)
-    assert done.returncode == 0, done.stderr
+        ["stream", "--input", str(events), "--store", str(store)],
+    ):  # fmt: skip
+        made = CliRunner().invoke(app, argv)
+        assert made.exit_code == 0, made.output
     port = free_port()
     url = f"http://127.0.0.1:{port}/health"
     serve = [str(image_venv / "bin" / "backbeat"), "serve", "--port", str(port)]
