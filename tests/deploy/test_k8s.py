@@ -165,8 +165,8 @@ def is_backbeat(container: dict[str, Any]) -> bool:
 
 
 def container_of(objects: Manifest, kind: str, name: str) -> dict[str, Any]:
-    spec = pod_spec(find(objects, kind, name))
-    (only,) = spec["containers"]
+    only: dict[str, Any]
+    (only,) = pod_spec(find(objects, kind, name))["containers"]
     return only
 
 
