@@ -385,6 +385,17 @@ def test_the_spark_component_replaces_the_stream_with_a_spark_driver(
         assert "--group" not in stream_args, "Spark refuses --group"
         assert {"--bootstrap-servers", "--store"} <= set(stream_args)
 
+        template = named(objects, "ConfigMap", "backbeat-spark-executor")["data"]["executor.yaml"]
+        executor = yaml.safe_load(template)
+        assert validation_errors([executor]) == [], "the executors' pod template"
+        assert executor["spec"]["securityContext"]["runAsNonRoot"] is True
+        mounts = {m["mountPath"]: m["name"] for m in driver["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        config_map = volumes[mounts["/etc/backbeat/spark"]]["configMap"]["name"]
+        assert (
+            config_map == named(objects, "ConfigMap", "backbeat-spark-executor")["metadata"]["name"]
+        )
+
         binding = find(objects, "RoleBinding", "backbeat-spark")
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "backbeat-spark", "namespace": "backbeat"}
