@@ -112,7 +112,8 @@ def test_every_service_but_the_jobs_has_a_healthcheck() -> None:
             assert "healthcheck" not in service, name
         else:
             test = service.get("healthcheck", {}).get("test")
-            assert test and test[0] in ("CMD", "CMD-SHELL"), (name, test)
+            assert test, name
+            assert test[0] in ("CMD", "CMD-SHELL"), (name, test)
 
 
 def test_every_dependency_has_a_condition_that_fits() -> None:
@@ -212,7 +213,8 @@ def test_published_ports_are_reachable_from_this_machine_only() -> None:
     assert {"kafka", "serve", "prometheus", "grafana"} <= set(published)
     for name, ports in published.items():
         for port in ports:
-            assert isinstance(port, str) and port.startswith("127.0.0.1:"), (name, port)
+            assert isinstance(port, str), (name, port)
+            assert port.startswith("127.0.0.1:"), (name, port)
     assert "0.0.0.0:" not in COMPOSE.read_text()
     assert services()["serve"]["ports"] == ["127.0.0.1:8000:8000"]
 

@@ -14,12 +14,11 @@ Next: ``tests/deploy/test_compose.py`` (the file's structure), ``tests/deploy/te
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
+from contextlib import redirect_stderr
 from pathlib import Path
 from typing import Any
-
-import io
-from contextlib import redirect_stderr
 
 import typer
 import yaml
@@ -110,9 +109,7 @@ def with_flags(argv: list[str], values: Mapping[str, str]) -> list[str]:
     for key, value in values.items():
         flag, _, prefix = key.partition(" ")
         hits = [
-            i + 1
-            for i, arg in enumerate(out[:-1])
-            if arg == flag and out[i + 1].startswith(prefix)
+            i + 1 for i, arg in enumerate(out[:-1]) if arg == flag and out[i + 1].startswith(prefix)
         ]
         if not hits:
             raise KeyError(f"{key!r} is not in {argv}")
