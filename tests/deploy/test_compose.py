@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 import yaml
 
-from backbeat.commands import app
 from tests.support import metrics_names
 from tests.support.compose import (
     COMPOSE,
@@ -30,6 +28,7 @@ from tests.support.compose import (
     backbeat_commands,
     compose,
     healthcheck_commands,
+    missing_contract,
     parse_cli,
     runs_backbeat,
     services,
@@ -57,16 +56,6 @@ def _check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
         [str(tool), "--builtin-schema", "vendor.compose-spec", str(path)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-
-
-def _missing_contract() -> list[str]:
-    """The parts of the CLI the compose file uses that this checkout lacks yet (the metrics,
-    JSON logs and health work lands from main)."""
-    command = typer.main.get_command(app)
-    root = {opt for param in command.params for opt in getattr(param, "opts", [])}
-    missing = [] if "--log-format" in root else ["--log-format"]
-    commands = getattr(command, "commands", {})
-    return missing + ([] if "health" in commands else ["backbeat health"])
 
 
 def test_the_compose_file_validates_against_the_compose_spec() -> None:
@@ -151,7 +140,10 @@ def test_backbeat_services_use_the_project_image_and_read_addresses_from_env() -
         assert service["build"] == {"context": "..", "target": target}, name
         env = service["environment"]
         assert env["BACKBEAT_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", name
-        assert "--bootstrap-servers" not in service["command"], name
+        if service["command"][2] == "stream":  # the flag picks Kafka as the input
+            assert service["command"][3:5] == ["--bootstrap-servers", "kafka:9092"], name
+        else:
+            assert "--bootstrap-servers" not in service["command"], name
         assert "--store" not in service["command"], name  # BACKBEAT_STORE
     for name in ("stream", "serve", "warehouse"):
         env = found[name]["environment"]
@@ -188,7 +180,7 @@ def test_every_backbeat_command_parses() -> None:
         **{f"{name} (healthcheck)": argv for name, argv in healthcheck_commands().items()},
     }
     assert {"topics", "produce", "stream", "serve", "warehouse"} <= set(commands)
-    missing = _missing_contract()
+    missing = missing_contract()
     for name, argv in commands.items():
         if "--log-format" in missing and argv[:2] == ["--log-format", "json"]:
             argv = argv[2:]  # the rest is checked now; the flag once it lands
