@@ -207,8 +207,9 @@ def stack(
         s3=s3,
     )
     try:
-        stack.run("topics", stack.argv("topics"))
+        # serve starts before the store holds anything, as Compose may start it
         stack.start("serve", stack.argv("serve", {"--host": "127.0.0.1", "--port": str(api_port)}))
+        stack.run("topics", stack.argv("topics"))
         stack.wait_for("serve /health", lambda: _json(f"{stack.api}/health"))
         stack.start(
             "stream",
