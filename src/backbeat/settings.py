@@ -11,7 +11,7 @@ the login settings; ``docs/security.md`` explains them).
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +25,10 @@ class Settings(BaseSettings):
         lateness_ms: allowed lateness of events behind a partition's event time.
         max_batch_events: messages per micro-batch at most.
         log_level: Python logging level name.
+        log_format: ``text`` (for people) or ``json`` (one JSON object per line, for a log
+            collector; ``BACKBEAT_LOG_FORMAT``).
+        metrics_host, metrics_port: where ``stream`` serves Prometheus metrics
+            (``BACKBEAT_METRICS_HOST``, ``BACKBEAT_METRICS_PORT``); no port: not served.
         api_token: when set, the API and the dashboard require it (``BACKBEAT_API_TOKEN``);
             an empty value is an error, never "no token".
         api_token_previous: a second token accepted while clients move to a new one
@@ -44,6 +48,9 @@ class Settings(BaseSettings):
     lateness_ms: int = Field(default=120_000, ge=0)
     max_batch_events: int = Field(default=500_000, ge=1)
     log_level: str = "WARNING"
+    log_format: Literal["text", "json"] = "text"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     api_token: SecretStr | None = None
     api_token_previous: SecretStr | None = None
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from backbeat.engine.base import EngineSettings
 from backbeat.engine.pipeline import Pipeline
@@ -252,16 +253,36 @@ def test_health_and_metrics(client: TestClient, served: Served) -> None:
     health = get(client, "/health")
     assert health["status"] == "ok"
     assert health["batch_id"] == served.hub.version
-    text = client.get("/metrics").text
-    values = {
-        line.split(" ")[0]: float(line.split(" ")[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
+    get(client, "/api/top-songs?limit=3")
+    get(client, "/api/top-songs?limit=4")
+    client.get("/api/top-songs?window=nonsense")
+    client.get("/no/such/page")
+    values = scrape(client.get("/metrics").text)
+    assert (
+        values[("backbeat_store_events_in_total", ())]
+        == get(client, "/api/summary")["events_total"]
+    )
+    assert values[("backbeat_store_dead_total", ())] == 0
+    assert values[("backbeat_store_batches_total", ())] == served.hub.version
+    assert ("backbeat_store_batch_seconds", (("quantile", "0.99"),)) in values
+    # requests by route TEMPLATE, method and status; the latency histogram counts each
+    top = (("method", "GET"), ("route", "/api/top-songs"), ("status", "200"))
+    assert values[("backbeat_http_requests_total", top)] >= 2
+    bad = (("method", "GET"), ("route", "/api/top-songs"), ("status", "422"))
+    assert values[("backbeat_http_requests_total", bad)] == 1
+    assert values[("backbeat_http_requests_total", (("method", "GET"), ("route", "unmatched"),
+                                                    ("status", "404")))] == 1  # fmt: skip
+    assert values[("backbeat_http_request_seconds_count", (("route", "/api/top-songs"),))] >= 2
+
+
+def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus text as {(sample name, sorted labels): value}, read by the client library's
+    own parser (a malformed exposition fails here)."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
     }
-    assert values["backbeat_events_in_total"] == get(client, "/api/summary")["events_total"]
-    assert values["backbeat_dead_total"] == 0
-    assert values["backbeat_batches_total"] == served.hub.version
-    assert 'backbeat_batch_seconds{quantile="0.99"}' in values
 
 
 def test_openapi_documents_every_route(client: TestClient) -> None:

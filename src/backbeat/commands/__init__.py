@@ -13,7 +13,6 @@ Next: ``stream.py``, ``replay.py``, ``demo.py``, ``query.py``, ``serve.py``, ``s
 
 from __future__ import annotations
 
-import logging
 import sys
 from enum import StrEnum
 from typing import Annotated
@@ -36,6 +35,7 @@ from backbeat.commands import (
 )
 from backbeat.commands.common import OPTS, emit, guard, settings
 from backbeat.commands.usage import BackbeatGroup
+from backbeat.observe import logs
 
 app = typer.Typer(
     cls=BackbeatGroup,
@@ -45,6 +45,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
 
 
 class LogLevel(StrEnum):
@@ -61,15 +66,16 @@ def _root(
     log_level: Annotated[
         LogLevel | None, typer.Option(help="Logging level (default WARNING).")
     ] = None,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(help="Log lines as text, or json: one object per line (BACKBEAT_LOG_FORMAT)."),
+    ] = None,
 ) -> None:
     """backbeat: simulate, stream, aggregate in event time, and query a music service."""
     OPTS.json, OPTS.debug = json_output, debug
-    level = "DEBUG" if debug else (log_level or guard(settings).log_level)
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    current = guard(settings)
+    level = "DEBUG" if debug else (log_level or current.log_level)
+    logs.configure(level, "json" if (log_format or current.log_format) == "json" else "text")
 
 
 @app.command()

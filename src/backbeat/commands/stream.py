@@ -165,10 +165,26 @@ def stream(
     port: Annotated[int, typer.Option(min=0, max=65535, help="--serve: port.")] = 8000,
     recommend: RecommendOption = False,
     retrain_every: RetrainOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics (events in, dead letters by reason, consumer lag, "
+            "batch latency, watermark delay, sink errors) at /metrics on this port "
+            "(BACKBEAT_METRICS_PORT).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option(help="--metrics-port: address (default 127.0.0.1; BACKBEAT_METRICS_HOST)."),
+    ] = None,
 ) -> None:
     """Stream JSONL files or Kafka into the store, exactly once (resumes where it stopped)."""
     from backbeat import wiring
     from backbeat.engine.base import EngineSettings, RunReport
+    from backbeat.observe.exporter import exporting
+    from backbeat.observe.metrics import StreamMetrics
     from backbeat.replay.catalog import lookup_file
     from backbeat.serve.hub import CommitHub
     from backbeat.sinks.base import BatchStats
@@ -218,16 +234,30 @@ def stream(
             source = wiring.jsonl_source(input, follow)
         status = StatusLine(console, enabled=not OPTS.json)
         hubs: list[CommitHub] = []
+        watch = metrics_port if metrics_port is not None else current.metrics_port
+        metrics = None if watch is None else StreamMetrics(source.lag)
 
         def on_batch(stats: BatchStats, report: RunReport) -> None:
             for hub in hubs:
                 hub.publish(stats.batch_id)
+            if metrics is not None:
+                metrics.committed(stats)
             status.on_batch(stats, report)
 
         every = None if retrain_every is None else duration(retrain_every, "--retrain-every")
         if every is not None and not recommend:
             raise ConfigError("--retrain-every: only with --recommend")
-        with wiring.assemble(source, plan, on_batch) as run, contextlib.ExitStack() as extras:
+        on_error = None if metrics is None else metrics.failed
+        with (
+            wiring.assemble(source, plan, on_batch, on_error=on_error) as run,
+            contextlib.ExitStack() as extras,
+        ):
+            if metrics is not None and watch is not None:
+                where = metrics_host or current.metrics_host
+                url = extras.enter_context(exporting(metrics.registry, where, watch))
+                err_console.print(plain(f"metrics: {url}"), soft_wrap=True)
+            if run.engine.ui_url is not None:
+                err_console.print(plain(f"Spark UI: {run.engine.ui_url}"), soft_wrap=True)
             reader = run.reader()
             if recommend:
                 reader = extras.enter_context(

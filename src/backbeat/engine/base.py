@@ -74,6 +74,9 @@ class RunReport(BatchStats):
 
 OnBatch = Callable[[BatchStats, RunReport], None]
 """Told of each committed batch and the run so far (on the thread that committed it)."""
+OnError = Callable[[str, BaseException], None]
+"""Told that the store (``"store"``) or a result sink (by name) failed a batch, with the
+error, before the run raises it (on the thread that committed)."""
 
 
 class Engine(ABC):
@@ -92,3 +95,8 @@ class Engine(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the source and the sinks (the store belongs to the caller)."""
+
+    @property
+    def ui_url(self) -> str | None:
+        """Where the engine's own web UI is (the Spark UI); None when it has none."""
+        return None

@@ -10,12 +10,22 @@ Next: ``pipeline.py`` (who fills it), ``backbeat.events.codec`` (decode and vali
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pyarrow as pa
 
 from backbeat.events.codec import DeadLetter
 from backbeat.events.schema import Topic
 from backbeat.sinks.base import DEAD_LETTER_SCHEMA, BatchStats
+
+
+def count_reasons(reasons: Iterable[str], counts: dict[str, int]) -> None:
+    """Count dead letters' reasons by kind into ``counts``: the part before the first colon
+    (``"missing_field: userId"`` counts as ``missing_field``), a bounded set of names."""
+    for reason in reasons:
+        kind = reason.partition(":")[0].strip() or "unknown"
+        counts[kind] = counts.get(kind, 0) + 1
 
 
 class Batch:
@@ -32,6 +42,7 @@ class Batch:
     ) -> None:
         """Add dead letters of one partition (counted as late events with ``late``)."""
         self.dead.extend((topic, partition, letter) for letter in letters)
+        count_reasons((letter.reason for letter in letters), self.stats.dead_reasons)
         if late:
             self.stats.late += len(letters)
         else:

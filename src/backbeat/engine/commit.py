@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from backbeat.engine.base import OnError
+from backbeat.errors import FencedError
 from backbeat.sinks.base import BatchStats, Commit, ResultSink, Store
 
 
@@ -30,10 +32,14 @@ class Committer:
         sinks: Sequence[ResultSink],
         on_committed: Callable[[BatchStats], None],
         overlap: bool,
+        on_error: OnError | None = None,
     ) -> None:
+        """``on_error`` is told which part (the store or a sink, by name) failed a batch,
+        before the error is raised."""
         self._store = store
         self._sinks = list(sinks)
         self._on_committed = on_committed
+        self._on_error = on_error
         self._pool = (
             ThreadPoolExecutor(1, thread_name_prefix="backbeat-commit") if overlap else None
         )
@@ -69,10 +75,19 @@ class Committer:
 
     def _apply(self, commit: Commit) -> None:
         started = time.perf_counter()
-        batch_id = self._store.commit(commit)
-        batch = commit.batch
-        for sink in self._sinks:
-            sink.write(batch_id, batch.partials, batch.events, batch.dead_letters)
+        part = "store"
+        try:
+            batch_id = self._store.commit(commit)
+            batch = commit.batch
+            for sink in self._sinks:
+                part = sink.name
+                sink.write(batch_id, batch.partials, batch.events, batch.dead_letters)
+        except FencedError:
+            raise  # not a failure: another member moved a partition, the engine resumes
+        except Exception as exc:
+            if self._on_error is not None:
+                self._on_error(part, exc)
+            raise
         stats = commit.stats
         stats.batch_id = batch_id
         stats.timed("commit", started)

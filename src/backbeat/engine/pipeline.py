@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from backbeat.analytics.compute import BatchAggregator
-from backbeat.engine.base import Engine, EngineSettings, OnBatch, RunReport
+from backbeat.engine.base import Engine, EngineSettings, OnBatch, OnError, RunReport
 from backbeat.engine.batch import Batch
 from backbeat.engine.commit import Committer
 from backbeat.engine.dedup import Deduplicator
@@ -65,8 +65,10 @@ class Pipeline(Engine):
         sinks: Sequence[ResultSink] = (),
         settings: EngineSettings | None = None,
         on_batch: OnBatch | None = None,
+        on_error: OnError | None = None,
     ) -> None:
-        """``on_batch`` is told of each committed batch, on the thread that committed it.
+        """``on_batch`` is told of each committed batch, on the thread that committed it;
+        ``on_error`` of a store or sink failing one (before the run raises the error).
 
         Raises:
             ConfigError: a sink needs one writer and the source is shared by a group.
@@ -89,7 +91,11 @@ class Pipeline(Engine):
                     f"it or --group (query the store for the same results)"
                 )
         self._committer = Committer(
-            store, self.sinks, self._committed, self.settings.overlap_commit and not self._dynamic
+            store,
+            self.sinks,
+            self._committed,
+            self.settings.overlap_commit and not self._dynamic,
+            on_error,
         )
         self._restore(store.load_state())
 
@@ -211,6 +217,7 @@ class Pipeline(Engine):
             watermarks[topic.value] = wm
             if wm is not None:
                 self._dedup.prune(topic.value, wm)
+        stats.watermarks = watermarks
         t = stats.timed("event time + dedup", t)
         partials = self._aggregator.aggregate(batch.fresh)
         t = stats.timed("aggregate", t)

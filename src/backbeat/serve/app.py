@@ -26,12 +26,14 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from backbeat.errors import BackbeatError, ConfigError, NotFoundError, UnsupportedQueryError
+from backbeat.observe import logs
 from backbeat.serve import headers, models
 from backbeat.serve.auth import AuthConfig, Gate, TokenAuth
 from backbeat.serve.cache import ResponseCache
 from backbeat.serve.hub import CommitHub
 from backbeat.serve.limits import LIMITS, BodyLimit, Limits, StreamLimit, server_options
 from backbeat.serve.login import login_routes
+from backbeat.serve.metrics import RequestMetrics, ServeMetrics
 from backbeat.serve.proxies import ForwardedHeaders, TrustedProxies
 from backbeat.serve.routes import build_router, recommend
 from backbeat.sinks.queries import Reader
@@ -88,6 +90,7 @@ def create_app(
         responses=_ERRORS,  # type: ignore[arg-type]
     )
     app.state.auth = config
+    app.state.metrics = metrics = ServeMetrics(reader)
     app.include_router(build_router(reader, hub))
 
     @app.exception_handler(RequestValidationError)
@@ -127,7 +130,7 @@ def create_app(
     gate = Gate(config)
     app.include_router(login_routes(gate, WEB / "login.html"))
     app.mount("/static", StaticFiles(directory=WEB / "static", check_dir=False), name="static")
-    # The last added runs first: the body cap, the client's address and scheme (proxies),
+    # The last added runs first: request metrics, the body cap, the client's address and scheme (proxies),
     # the headers of every answer, credentials, the live-stream cap, the cache. WebServer
     # puts the Host check in front of it all.
     # Recommendations change with the model, not with the batch: never cached.
@@ -139,6 +142,7 @@ def create_app(
     app.add_middleware(headers.SecurityHeaders)
     app.add_middleware(ForwardedHeaders, proxies=TrustedProxies(config.trusted_proxies))
     app.add_middleware(BodyLimit, max_bytes=limits.max_body, timeout_s=limits.body_timeout_s)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # first: every answer is counted
     return app
 
 
@@ -175,6 +179,7 @@ class WebServer:
             host=host,
             port=port,
             log_level="warning",
+            log_config=logs.uvicorn_log_config(),
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,  # live streams never end by themselves

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backbeat.errors import BackbeatError, ConfigError
+from backbeat.observe import logs
 from backbeat.serve.hub import CommitHub, latest_batch
 from backbeat.serve.remote import ReadService, RemoteReader
 from backbeat.sinks.queries import Reader
@@ -59,7 +60,7 @@ class WebProcess:
         receive, send = context.Pipe(duplex=False)
         process = context.Process(
             target=_serve,
-            args=(str(self._service.path), *self._args, send),
+            args=(str(self._service.path), *self._args, logs.current(), send),
             name="backbeat-web",
             daemon=True,
         )
@@ -138,10 +139,19 @@ def process_server(
     return WebProcess(reader, hub, host, port, token), hub
 
 
-def _serve(path: str, host: str, port: int, token: AuthConfig, parent: Connection) -> None:
-    """The child: serve until the parent's read service goes away (or SIGTERM)."""
+def _serve(
+    path: str,
+    host: str,
+    port: int,
+    token: AuthConfig,
+    logging_as: tuple[str, logs.LogFormat],
+    parent: Connection,
+) -> None:
+    """The child: serve until the parent's read service goes away (or SIGTERM), logging
+    as the parent does."""
     from backbeat.serve.app import WebServer, create_app  # the web stack loads in the child
 
+    logs.configure(*logging_as)
     reader = RemoteReader(Path(path))
     try:
         hub = CommitHub(latest_batch(reader))

@@ -100,6 +100,11 @@ class BatchStats:
     phases: dict[str, float] = field(default_factory=dict)
     batch_id: int = 0
     """The id the store gave the batch (0 until it is committed)."""
+    dead_reasons: dict[str, int] = field(default_factory=dict)
+    """Dead letters (late ones included) by kind of reason: the part of the reason before
+    its first colon (``not_json``, ``missing_field``, ``late``...)."""
+    watermarks: dict[str, int | None] = field(default_factory=dict)
+    """Each topic's event-time watermark after the batch (epoch ms; None: none yet)."""
 
     def timed(self, phase: str, since: float) -> float:
         """Add the time since ``since`` (perf_counter) to ``phase``; return now."""

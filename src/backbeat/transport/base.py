@@ -104,6 +104,11 @@ class Source(ABC):
         """
         return None
 
+    def lag(self) -> Mapping[str, int] | None:
+        """Records each partition holds beyond what this source has handed out (partition
+        -> count), as last seen; None if the source cannot tell. Any thread may ask."""
+        return None
+
     def spec(self) -> SourceSpec | None:
         """What this source reads, for engines that read it themselves; None if it cannot
         be described (an in-process simulator)."""

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from backbeat.engine.base import Engine, EngineSettings, OnBatch
+from backbeat.engine.base import Engine, EngineSettings, OnBatch, OnError
 from backbeat.engine.registry import ENGINES
 from backbeat.errors import ConfigError
 from backbeat.sinks.base import ResultSink, SinkSpec, Store
@@ -148,10 +148,11 @@ def assemble(
     plan: RunPlan,
     on_batch: OnBatch | None = None,
     prepare: Callable[[Store], None] | None = None,
+    on_error: OnError | None = None,
 ) -> Iterator[Assembly]:
     """The run of ``source`` that ``plan`` describes; every part (the source included) is
     closed on the way out. ``prepare`` sees the store before the engine reads it (the demo
-    empties it).
+    empties it); ``on_batch`` and ``on_error`` are the engine's callbacks.
 
     Raises:
         ConfigError: an unknown store scheme, sink or engine (one line naming the choices);
@@ -168,7 +169,7 @@ def assemble(
         parts.callback(store.close)
         if prepare is not None:
             prepare(store)
-        engine: Engine = engine_class(source, store, sinks, plan.settings, on_batch)
+        engine: Engine = engine_class(source, store, sinks, plan.settings, on_batch, on_error)
         parts.callback(engine.close)  # first out: it saves the sinks' last marks
         yield Assembly(store, sinks, engine)
 

@@ -38,7 +38,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from backbeat.analytics.metrics import METRICS, VIEWS
-from backbeat.engine.base import Engine, EngineSettings, OnBatch, RunReport
+from backbeat.engine.base import Engine, EngineSettings, OnBatch, OnError, RunReport
+from backbeat.engine.batch import count_reasons
 from backbeat.engine.commit import Committer
 from backbeat.engine.dedup import Deduplicator
 from backbeat.engine.eventtime import NO_TS, Watermarks
@@ -89,6 +90,7 @@ class SparkEngine(Engine):
         sinks: Sequence[ResultSink] = (),
         settings: EngineSettings | None = None,
         on_batch: OnBatch | None = None,
+        on_error: OnError | None = None,
     ) -> None:
         """Engine options (``settings.options``): ``master``, ``checkpoint``, ``trigger``
         (``available-now`` or an interval such as ``10s``), ``max_rows`` (per batch) and
@@ -111,7 +113,7 @@ class SparkEngine(Engine):
         self._stop = threading.Event()
         self._busy = threading.Lock()
         self._report = RunReport()
-        self._committer = Committer(store, self.sinks, self._committed, overlap=False)
+        self._committer = Committer(store, self.sinks, self._committed, False, on_error)
         self._topics = wanted_topics(self.sinks)  # the events worth collecting to the driver
         state = store.load_state()
         self._partitions: dict[str, PartitionState] = dict(state.partitions)
@@ -215,6 +217,7 @@ class SparkEngine(Engine):
             watermarks[topic.value] = wm
             if wm is not None:
                 self._dedup.prune(topic.value, wm)
+        stats.watermarks = watermarks
         results = SinkBatch(partials, events, dead, watermarks)
         marks = {s.key: mark for s in self.sinks if (mark := s.begin(results)) is not None}
         marks[MARK_KEY] = {"query": query_id, "batch": spark_batch}
@@ -248,6 +251,7 @@ class SparkEngine(Engine):
         late = pc.equal(letters.column("_kind"), "late")
         stats.late = int(pc.sum(pc.cast(late, pa.int64())).as_py() or 0)
         stats.dead = letters.num_rows - stats.late
+        count_reasons(letters.column("_reason").to_pylist(), stats.dead_reasons)
         order = letters.sort_by([("_partition", "ascending"), ("_offset", "ascending")])
         return pa.table(
             [order.column(c) for c in ("_topic", "_partition", "_offset", "_reason", "_raw")],
@@ -281,6 +285,12 @@ class SparkEngine(Engine):
         return events.join(dropped.hint("broadcast"), ["_partition", "_offset"], "left_anti"), (
             drop.num_rows
         )
+
+    @property
+    def ui_url(self) -> str | None:
+        """The Spark UI of this application's driver (None when the UI is off)."""
+        url: str | None = self._spark.sparkContext.uiWebUrl
+        return url
 
     def _committed(self, stats: BatchStats) -> None:
         report_commit(self._report, stats, self.on_batch)

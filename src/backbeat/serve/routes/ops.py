@@ -1,54 +1,20 @@
 """Routes for operators: ``/health`` and ``/metrics`` (Prometheus text format).
 
-Next: ``../app.py`` (which leaves ``/health`` open when a token is set).
+Next: ``../metrics.py`` (what ``/metrics`` holds), ``../app.py`` (which leaves ``/health``
+open when a token is set).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from backbeat.serve import models
 from backbeat.serve.hub import CommitHub
-from backbeat.serve.routes.needs import answers, needs
+from backbeat.serve.metrics import ServeMetrics
+from backbeat.serve.routes.needs import answers
 from backbeat.sinks import queries as q
-
-_COUNTERS = (
-    ("events_in", "Events read from the source."),
-    ("accepted", "Events accepted (valid, on time, not duplicates)."),
-    ("duplicates", "Events dropped as duplicates."),
-    ("late", "Events later than the allowed lateness (dead letters)."),
-    ("dead", "Dead letters (malformed, out of contract or late)."),
-    ("batches", "Committed micro-batches."),
-)
-
-
-def prometheus(totals: dict[str, Any]) -> str:
-    """The store's counters as Prometheus text exposition."""
-    lines: list[str] = []
-    for name, help_text in _COUNTERS:
-        metric = f"backbeat_{name}_total"
-        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
-        lines.append(f"{metric} {int(totals[name])}")
-    lines += [
-        "# HELP backbeat_events_per_second Events committed per second over the last 10 s.",
-        "# TYPE backbeat_events_per_second gauge",
-        f"backbeat_events_per_second {float(totals['events_per_second'] or 0):.3f}",
-        "# HELP backbeat_batch_seconds Micro-batch latency (last 100 batches).",
-        "# TYPE backbeat_batch_seconds summary",
-    ]
-    quantiles = totals["batch_seconds"] or []
-    for quantile, value in zip(("0.5", "0.9", "0.99"), quantiles, strict=False):
-        lines.append(f'backbeat_batch_seconds{{quantile="{quantile}"}} {value:.6f}')
-    age = totals["last_commit_age_s"]
-    lines += [
-        "# HELP backbeat_last_commit_age_seconds Seconds since the last commit.",
-        "# TYPE backbeat_last_commit_age_seconds gauge",
-        f"backbeat_last_commit_age_seconds {float(age) if age is not None else float('nan')}",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
@@ -76,10 +42,12 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
         "/metrics",
         tags=["ops"],
         response_class=PlainTextResponse,
-        **needs(reader, q.BatchTotals),
+        openapi_extra={"x-queries": {"needs": [], "optional": [q.name_of(q.BatchTotals)]}},
     )
-    def metrics() -> str:
-        """Prometheus text format: events in, dead letters, batch latency, events/s."""
-        return prometheus(reader.one(q.BatchTotals()))
+    def metrics(request: Request) -> Response:
+        """Prometheus text format: this server's requests by route and their latency, and
+        the store's counters (``backbeat_store_*``: events in, dead letters, batches...)."""
+        served: ServeMetrics = request.app.state.metrics
+        return Response(generate_latest(served.registry), media_type=CONTENT_TYPE_LATEST)
 
     return api

@@ -109,6 +109,7 @@ class KafkaSource(Source):
         self._on_assigned: OnAssigned | None = None
         self._on_revoked: OnRevoked | None = None
         self.watch = BrokerWatch("consumer", settings.bootstrap_servers)
+        self._lags: dict[str, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -335,7 +336,32 @@ class KafkaSource(Source):
             error = msg.error()
             assert error is not None
             self._on_error(error, msg.topic() or "", msg.partition() or 0, msg.offset())
+        self._measure_lag()
         return slices
+
+    def lag(self) -> dict[str, int]:
+        """Records beyond what was handed out, per owned partition, as of the last poll."""
+        return self._lags
+
+    def _measure_lag(self) -> None:
+        """Each owned partition's high watermark (as librdkafka last saw it in a fetch: no
+        request) minus where the engine goes on; partitions not fetched yet are left out."""
+        assert self._consumer is not None
+        lags: dict[str, int] = {}
+        for topic, number in self._owned():
+            try:
+                low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, number), cached=True
+                )
+            except KafkaException:
+                continue
+            name = partition_name(topic, number)
+            at = self._next.get((topic, number), self._stored.get(name))
+            if at is None:
+                at = low if self._start == OFFSET_BEGINNING else high
+            if high >= 0 and at >= 0:
+                lags[name] = max(0, high - at)
+        self._lags = lags  # replaced whole: a reader on another thread sees one poll's view
 
     def _hand_out(self, key: Key, records: Group) -> RawSlice | None:
         """The partition's records not handed out yet (a decoded result only when whole)."""
