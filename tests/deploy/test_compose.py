@@ -139,7 +139,10 @@ def test_backbeat_services_use_the_project_image_and_read_addresses_from_env() -
         target = "spark" if name.startswith(("stream-spark", "spark-")) else "runtime"
         assert service["build"] == {"context": "..", "target": target}, name
         env = service["environment"]
-        assert env["BACKBEAT_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", name
+        reads_kafka = name in ("topics", "produce") or service["command"][2] == "stream"
+        assert ("BACKBEAT_KAFKA_BOOTSTRAP_SERVERS" in env) == reads_kafka, name
+        if reads_kafka:
+            assert env["BACKBEAT_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", name
         if service["command"][2] == "stream":  # the flag picks Kafka as the input
             assert service["command"][3:5] == ["--bootstrap-servers", "kafka:9092"], name
         else:
@@ -164,10 +167,17 @@ def test_secrets_come_from_the_shell_with_a_local_default_only() -> None:
     assert found["postgres"]["environment"]["POSTGRES_PASSWORD"] == (
         "${POSTGRES_PASSWORD:-backbeat-dev-only}"
     )
-    for name in backbeat_commands():
+    for name in backbeat_commands():  # each service gets only the secrets it needs
         env = found[name]["environment"]
-        assert env["PGPASSWORD"] == "${POSTGRES_PASSWORD:-backbeat-dev-only}", name
-        assert env["AWS_SECRET_ACCESS_KEY"] == "${MINIO_ROOT_PASSWORD:-backbeat-dev-only}", name
+        uses_postgres = env.get("BACKBEAT_STORE") == "postgresql://"
+        uses_lake = "--lake" in found[name]["command"]
+        assert ("PGPASSWORD" in env) == uses_postgres, name
+        assert ("AWS_SECRET_ACCESS_KEY" in env) == uses_lake, name
+        if uses_postgres:
+            assert env["PGPASSWORD"] == "${POSTGRES_PASSWORD:-backbeat-dev-only}", name
+        if uses_lake:
+            assert env["AWS_SECRET_ACCESS_KEY"] == "${MINIO_ROOT_PASSWORD:-backbeat-dev-only}"
+    assert "BACKBEAT_API_TOKEN" not in found["stream"]["environment"]  # serve answers the API
     # A token set in the shell reaches the server (never an empty one: that is refused).
     assert "BACKBEAT_API_TOKEN" in found["serve"]["environment"]
     assert found["serve"]["environment"]["BACKBEAT_API_TOKEN"] is None

@@ -67,6 +67,12 @@ class Stack:
     s3_endpoint: str
     s3: Any
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    steps: list[str] = field(default_factory=list)
+
+    def mark(self, step: str) -> None:
+        """Note how long the stack has been up when ``step`` is done (printed at the end)."""
+        self.steps.append(f"{step} {time.monotonic() - self.started:.1f}s")
 
     def argv(self, name: str, flags: dict[str, str] | None = None) -> list[str]:
         """The service's command, with ``flags`` replaced (``with_flags``)."""
@@ -210,7 +216,9 @@ def stack(
         # serve starts before the store holds anything, as Compose may start it
         stack.start("serve", stack.argv("serve", {"--host": "127.0.0.1", "--port": str(api_port)}))
         stack.run("topics", stack.argv("topics"))
+        stack.mark("topics")
         stack.wait_for("serve /health", lambda: _json(f"{stack.api}/health"))
+        stack.mark("serve")
         stack.start(
             "stream",
             [
@@ -226,9 +234,11 @@ def stack(
             ],
         )  # fmt: skip
         stack.run("produce", [*stack.argv("produce"), "--total", str(EVENTS)])
+        stack.mark("produce")
         yield stack
     finally:
         stack.stop()
+        print(f"\nstack: {', '.join(stack.steps)}")
         drop_database(postgres_server, database)
 
 
@@ -248,6 +258,7 @@ def test_events_flow_through_kafka_and_postgresql_to_the_dashboard(stack: Stack)
         return sum(int(song["plays"]) for song in top["items"])
 
     assert stack.wait_for("top songs on the API", played) > 0
+    stack.mark("dashboard")
     page = _get(f"{stack.api}/")
     assert page is not None
     assert page[0] == 200
@@ -272,6 +283,7 @@ def test_the_stream_writes_the_lake_and_the_warehouse_job_loads_it(stack: Stack)
         {"--lake": stack.lake, "--lake-option endpoint=": f"endpoint={stack.s3_endpoint}"},
     )
     output = stack.run("warehouse", ["--json", *argv], timeout=90)
+    stack.mark("warehouse")
     report = json.loads(output.strip().splitlines()[-1])
     assert report["hours_loaded"] >= 1, report  # the simulated hour ended long ago
     assert report["hours_deduplicated"] >= 1, report
