@@ -2,9 +2,9 @@
 
 The C cores (``events/_c/``, ``transport/kafka/_c/``) are optional extension modules: a
 machine without a compiler must still get a working package, on the Python paths. Each test
-builds a wheel with ``uv build`` (the build backend in ``pyproject.toml``), checks what is
-inside, and imports the package from the unpacked wheel (dependencies from this environment)
-to encode, decode and queue a few events.
+builds a wheel with ``uv build`` (``tests/support/wheel.py``; the one with the C cores is shared
+with ``test_image.py``), checks what is inside, and imports the package from the unpacked wheel
+(dependencies from this environment) to encode, decode and queue a few events.
 
 Next: ``pyproject.toml`` (``[[tool.setuptools.ext-modules]]``), ``test_compose.py``.
 """
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.wheel import build_wheel, shared_wheel
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 CORES = ("backbeat/events/_jsonfast", "backbeat/transport/kafka/_produce")
 DATA = (
     "backbeat/py.typed",
@@ -59,34 +60,6 @@ print(codec.native is not None, produce_loop.produce_each is c_loop)
 """
 
 
-def _uv() -> str:
-    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
-    if not Path(uv).exists():
-        pytest.skip("uv is not installed (make install puts it in .tools/)")
-    return uv
-
-
-def _build(tmp_path: Path, env: dict[str, str]) -> Path:
-    """A wheel built from a copy of the sources (none of the checkout's built modules)."""
-    source, out = tmp_path / "source", tmp_path / "dist"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    junk = shutil.ignore_patterns("*.so", "__pycache__", "*.egg-info")
-    shutil.copytree(ROOT / "src", source / "src", ignore=junk)
-    done = subprocess.run(
-        [_uv(), "build", "--wheel", "--out-dir", str(out), str(source)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (wheel,) = out.glob("backbeat-*.whl")
-    return wheel
-
-
 def _probe(wheel: Path, tmp_path: Path) -> str:
     """Import backbeat from the unpacked wheel (not the checkout) and run PROBE."""
     site = tmp_path / "site"
@@ -114,10 +87,12 @@ def _names(wheel: Path) -> list[str]:
         return z.namelist()
 
 
-def test_the_wheel_carries_the_c_cores_and_uses_them(tmp_path: Path) -> None:
+def test_the_wheel_carries_the_c_cores_and_uses_them(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     if shutil.which(os.environ.get("CC", "cc")) is None:
         pytest.skip("no C compiler here")
-    wheel = _build(tmp_path, {})
+    wheel = shared_wheel(tmp_path_factory)
     names = _names(wheel)
     for core in CORES:
         assert any(n.startswith(core) and n.endswith(".so") for n in names), core
@@ -128,7 +103,7 @@ def test_the_wheel_carries_the_c_cores_and_uses_them(tmp_path: Path) -> None:
 def test_without_a_compiler_the_wheel_still_builds_and_runs_the_python_paths(
     tmp_path: Path,
 ) -> None:
-    wheel = _build(tmp_path, {"CC": "false"})
+    wheel = build_wheel(tmp_path, {"CC": "false"})
     names = _names(wheel)
     assert not [n for n in names if n.endswith(".so")]
     assert set(DATA) <= set(names)

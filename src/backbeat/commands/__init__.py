@@ -23,6 +23,7 @@ from backbeat import __version__
 from backbeat.commands import (
     batch,
     demo,
+    health,
     kafka,
     lake,
     query,
@@ -90,6 +91,7 @@ app.command()(replay.replay)
 app.command()(query.query)
 app.command()(demo.demo)
 app.command()(serve.serve)
+app.command()(health.health)
 app.command()(kafka.produce)
 app.add_typer(kafka.topics_app, name="topics")
 batch.batch_app.command("compact-lake")(lake.compact_lake)

@@ -14,6 +14,7 @@ Next: ``test_differential.py``, ``backbeat.engine.spark.engine``.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -74,6 +75,7 @@ def test_kill9_of_the_driver_loses_nothing_and_doubles_nothing(
         if code == 0:
             break
     assert (killed, code) == (KILLS, 0), "killed three times, then ran to the end"
+    assert re.search(rb"Spark UI: http://\S+:\d+", output.read_bytes()), "its address is printed"
     problems = metric_mismatches(tmp_path / "store", expected)
     problems += dead_letter_problems(tmp_path / "store", events, expected)
     assert not problems, "\n".join(problems)
