@@ -67,6 +67,8 @@ class Stack:
     s3_endpoint: str
     s3: Any
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    first_health: Any = None
+    """serve's ``/health`` before the stream started (its store empty)."""
     started: float = field(default_factory=time.monotonic)
     steps: list[str] = field(default_factory=list)
 
@@ -217,7 +219,7 @@ def stack(
         stack.start("serve", stack.argv("serve", {"--host": "127.0.0.1", "--port": str(api_port)}))
         stack.run("topics", stack.argv("topics"))
         stack.mark("topics")
-        stack.wait_for("serve /health", lambda: _json(f"{stack.api}/health"))
+        stack.first_health = stack.wait_for("serve /health", lambda: _json(f"{stack.api}/health"))
         stack.mark("serve")
         stack.start(
             "stream",
@@ -245,6 +247,11 @@ def stack(
 def _committed(stack: Stack) -> int | None:
     health = _json(f"{stack.api}/health")
     return health["batch_id"] if health and health["batch_id"] else None
+
+
+def test_serve_answered_before_the_store_held_anything(stack: Stack) -> None:
+    """Compose starts serve beside a new stream: it answers at once, then the results."""
+    assert stack.first_health == {"status": "ok", "batch_id": None, "last_commit_age_s": None}
 
 
 def test_events_flow_through_kafka_and_postgresql_to_the_dashboard(stack: Stack) -> None:
