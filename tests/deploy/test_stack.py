@@ -197,6 +197,7 @@ def stack(
         "PGPORT": str(db.port or 5432),
         "PGUSER": db.username or "postgres",
         "PGDATABASE": db.path.lstrip("/"),
+        **({"PGPASSWORD": db.password} if db.password else {}),  # BACKBEAT_TEST_POSTGRES's
         "BACKBEAT_METRICS_HOST": "127.0.0.1",
         "BACKBEAT_METRICS_PORT": str(metrics_port),
         **{k: v for k, v in {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret}.items()
