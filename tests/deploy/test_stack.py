@@ -35,8 +35,6 @@ import pytest
 
 from tests.support import metrics_names
 from tests.support.compose import (
-    missing_contract,
-    runnable,
     service_env,
     services,
     with_flags,
@@ -79,7 +77,7 @@ class Stack:
     def argv(self, name: str, flags: dict[str, str] | None = None) -> list[str]:
         """The service's command, with ``flags`` replaced (``with_flags``)."""
         command = [str(arg) for arg in services()[name]["command"]]
-        return runnable(with_flags(command, flags or {}))
+        return with_flags(command, flags or {})
 
     def environment(self, name: str, **extra: str) -> dict[str, str]:
         """The service's environment over this process's, addresses overridden."""
@@ -301,8 +299,6 @@ def test_the_stream_writes_the_lake_and_the_warehouse_job_loads_it(stack: Stack)
 def test_the_live_metrics_carry_what_the_grafana_dashboard_queries(stack: Stack) -> None:
     from tests.deploy.test_compose import dashboard_series
 
-    if "stream --metrics-port" in missing_contract():
-        pytest.xfail("`stream --metrics-port` is not in this checkout yet (lands from main)")
     stack.wait_for("a first commit seen by serve", lambda: _committed(stack))
     stream_page = stack.wait_for("the stream's /metrics", lambda: _text(stack.metrics))
     serve_page = stack.wait_for("serve's /metrics", lambda: _text(f"{stack.api}/metrics"))

@@ -163,26 +163,3 @@ def without_flags(argv: list[str], *flags: str) -> list[str]:
         else:
             out.append(arg)
     return out
-
-
-def missing_contract() -> list[str]:
-    """The parts of the CLI the compose file uses that this checkout lacks yet (``--log-format``,
-    ``backbeat health``, ``stream --metrics-port``: the observability work, merged from main)."""
-    command = typer.main.get_command(app)
-    root = {opt for param in command.params for opt in getattr(param, "opts", [])}
-    commands = getattr(command, "commands", {})
-    stream = commands["stream"]
-    flags = {opt for param in stream.params for opt in getattr(param, "opts", [])}
-    wanted = {
-        "--log-format": "--log-format" in root,
-        "backbeat health": "health" in commands,
-        "stream --metrics-port": "--metrics-port" in flags,
-    }
-    return [name for name, present in wanted.items() if not present]
-
-
-def runnable(argv: list[str]) -> list[str]:
-    """``argv`` without ``--log-format json`` while this checkout's CLI lacks the flag."""
-    if "--log-format" in missing_contract():
-        return without_flags(argv, "--log-format")
-    return argv
