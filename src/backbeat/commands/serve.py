@@ -31,7 +31,8 @@ def serve(
     """The REST API and the live dashboard over a store (Ctrl-C stops).
 
     Reads a store that is idle or written by `backbeat stream --group` members (they hold
-    the file only while committing); `backbeat demo` serves its own store itself.
+    the file only while committing); `backbeat demo` serves its own store itself. A store
+    with no results yet is served empty until its first commit.
     """
     from backbeat import wiring
     from backbeat.serve.app import WebServer, create_app
@@ -41,7 +42,7 @@ def serve(
     def body() -> None:
         current = settings()
         where = store_option(store) or current.store
-        reader = open_reader(where)
+        reader = open_reader(where, until_ready=True)
         extras = contextlib.ExitStack()
         if recommend:
             reader = extras.enter_context(wiring.recommending(reader, where))

@@ -10,15 +10,18 @@ Next: ``base.py`` (the contracts), ``../plugins.py`` (the registry mechanics).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import Final, cast
 
-from backbeat.errors import ConfigError
+from backbeat.errors import ConfigError, StoreNotReadyError
 from backbeat.plugins import Plugin, Registry
 from backbeat.sinks.base import ResultSink, SinkSpec, Store
 from backbeat.sinks.queries import Reader
 from backbeat.sinks.shelf import Shelf
+
+log = logging.getLogger(__name__)
 
 STORES: Final = Registry(
     "store",
@@ -148,16 +151,30 @@ def open_store(location: str, *, shared: bool = False) -> Store:
     return _store_class(location).at(location, shared=shared)
 
 
-def open_reader(location: str) -> Reader:
+def open_reader(location: str, *, until_ready: bool = False) -> Reader:
     """Named queries over the store at ``location``, written by another process or idle.
 
+    ``until_ready``: a store that holds no results yet (its first commit still to come) is
+    not an error: the reader answers empty until then, and from the store after
+    (``pending.py``; ``backbeat serve`` starting beside a new stream).
+
     Raises:
-        ConfigError, MissingExtraError, StoreError: as :func:`open_store`; no store there.
+        ConfigError, MissingExtraError, StoreError: as :func:`open_store`; no store there
+        (StoreNotReadyError: no results yet, unless ``until_ready``).
     """
     scheme = scheme_of(location)
     if scheme in READERS:
         return cast(Reader, READERS.load(scheme).reader_at(location))
-    return _store_class(location).reader_at(location)
+    store = _store_class(location)
+    try:
+        return store.reader_at(location)
+    except StoreNotReadyError as exc:
+        if not until_ready:
+            raise
+        from backbeat.sinks.pending import PendingReader
+
+        log.warning("%s (answering empty until then)", exc)
+        return PendingReader(lambda: store.reader_at(location))
 
 
 def open_shelf(location: str) -> Shelf:
