@@ -255,11 +255,50 @@ def test_stream_is_a_scaled_consumer_group_on_the_postgresql_store(
         assert flags["--group"] == "backbeat"
         assert flags["--bootstrap-servers"] == env["BACKBEAT_KAFKA_BOOTSTRAP_SERVERS"]
         assert flags["--store"].startswith("postgresql://")
-        assert flags["--lake"].startswith("s3://")
+        assert "--lake" not in flags  # lake.yaml's single writer has it
         assert flags["--metrics-port"] == "9108"
         assert flags["--metrics-host"] == "0.0.0.0"
         assert {"name": "metrics", "containerPort": 9108} in stream["ports"]
         assert stream["livenessProbe"]["httpGet"]["port"] == "metrics"
+
+
+def test_the_lake_has_one_writer_with_its_checkpoint_on_a_volume(
+    rendered: dict[str, Manifest],
+) -> None:
+    for variant in OVERLAYS:
+        objects = rendered[variant]
+        lake = find(objects, "StatefulSet", "backbeat-lake")
+        assert lake["spec"]["replicas"] == 1
+        (claim,) = lake["spec"]["volumeClaimTemplates"]
+        writer = container_of(objects, "StatefulSet", "backbeat-lake")
+        flags = flag_values([expand(a, config(objects)) for a in writer["args"]])
+        assert "--group" not in flags
+        assert flags["--lake"].startswith("s3://")
+        assert "--no-dlq" in flags  # the group members write the dead-letter topics, once
+        mount = {m["name"]: m["mountPath"] for m in writer["volumeMounts"]}[
+            claim["metadata"]["name"]
+        ]
+        assert flags["--store"].startswith(mount + "/")
+
+
+def test_no_consumer_group_member_has_a_sink_that_needs_one_writer(
+    rendered: dict[str, Manifest],
+) -> None:
+    """The engine refuses a single-writer sink (lake, csv) in a consumer group at start: a
+    manifest that asked for one would crash-loop."""
+    from backbeat.sinks.registry import SINKS
+
+    single = {name for name in ("lake", "csv", "mongo") if SINKS.load(name).single_writer}
+    assert single == {"lake", "csv"}
+    for variant, objects in rendered.items():
+        for obj, spec in workloads(objects):
+            for container in containers(spec):
+                args = container.get("args") or []
+                if "--group" not in flag_values(args):
+                    continue
+                chosen = {a.partition("=")[2] for a in args if a.startswith("--sink=")}
+                chosen |= {f.removeprefix("--") for f in flag_values(args)} & {"lake", "csv"}
+                assert not chosen & single, (variant, obj["metadata"]["name"], chosen)
 
 
 def test_batch_runs_hourly_one_at_a_time(rendered: dict[str, Manifest]) -> None:
@@ -370,6 +409,9 @@ def test_the_spark_component_replaces_the_stream_with_a_spark_driver(
     for variant in ("local+spark", "gke+spark"):
         objects = rendered[variant]
         assert not [o for o in objects if o["metadata"]["name"] == "backbeat-stream"]
+        assert not [
+            o for o in objects if o["metadata"]["name"] == "backbeat-lake"
+        ]  # the driver writes it
         job = find(objects, "Job", "backbeat-spark")
         spec = pod_spec(job)
         assert spec["serviceAccountName"] == "backbeat-spark"

@@ -90,6 +90,13 @@ def stream(
     until_end: Annotated[
         bool, typer.Option(help="Kafka: stop once every partition is read to its end.")
     ] = False,
+    dlq: Annotated[
+        bool,
+        typer.Option(
+            help="Kafka: also write dead letters to <topic>.dlq (off for a second reader of the "
+            "same topics, such as a lake's own writer: one copy of each is enough)."
+        ),
+    ] = True,
     store: StoreOption = None,
     sink: Annotated[
         list[str] | None,
@@ -204,7 +211,8 @@ def stream(
         names = list(sink or [])
         if bootstrap_servers is not None:
             kafka = kafka_settings(bootstrap_servers, topic_prefix)
-            names.append("kafka-dlq")  # Kafka input: dead letters also to <topic>.dlq
+            if dlq:
+                names.append("kafka-dlq")  # Kafka input: dead letters also to <topic>.dlq
         specs = wiring.sink_specs(
             list(dict.fromkeys(names)),
             {"csv": None if csv is None else str(csv), "lake": lake},
