@@ -127,3 +127,19 @@ def test_json_log_lines_carry_their_fields(
     assert record["message"] == "batch 7 done"
     assert (record["level"], record["logger"], record["batch_id"]) == ("INFO", "backbeat.test", 7)
     assert datetime.fromisoformat(record["time"]).tzinfo is not None
+
+
+def test_the_exported_families_are_the_deploy_contract() -> None:
+    """What Grafana and Prometheus in ``deploy/`` may query (``tests/support/metrics_names``)
+    is what a run exports, no more, no less."""
+    from backbeat.observe.metrics import NAMES
+    from tests.support.metrics_names import STREAM
+
+    metrics = StreamMetrics(lag=lambda: {"kafka:listen_events:0": 1})
+    metrics.committed(BatchStats(dead_reasons={"late": 1}, watermarks={"listen_events": 1}))
+    metrics.failed("store", RuntimeError())
+    exported = {
+        f"{family.name}_total" if family.type == "counter" else family.name
+        for family in metrics.registry.collect()
+    }
+    assert exported == set(NAMES) == set(STREAM)
