@@ -132,10 +132,10 @@ def _run(command: list[str]) -> dict[str, Any]:
 
 
 def events_in(base_url: str) -> int:
-    """The store's count of events read (``backbeat_events_in_total`` on ``/metrics``)."""
+    """The store's count of events read (``backbeat_store_events_in_total`` on ``/metrics``)."""
     with urllib.request.urlopen(f"{base_url}metrics", timeout=10) as response:
         text: str = response.read().decode()
     for line in text.splitlines():
-        if line.startswith("backbeat_events_in_total "):
-            return int(line.split()[1])
-    raise RuntimeError("no backbeat_events_in_total in /metrics")
+        if line.startswith("backbeat_store_events_in_total "):
+            return int(float(line.split()[1]))  # the exposition writes 20137.0
+    raise RuntimeError("no backbeat_store_events_in_total in /metrics")
