@@ -23,6 +23,7 @@ from backbeat.simulate.catalog import Catalog
 from backbeat.simulate.incidents import Incident, parse_incident
 
 from .conftest import MONDAY
+from .invariants import assert_invariants
 
 START = MONDAY + timedelta(hours=11)  # a Monday, 11:00 UTC
 AT = START + timedelta(hours=1)  # the window: 12:00-12:15
@@ -243,3 +244,10 @@ def test_crowd_users_and_sessions_are_their_own(small_catalog: Catalog, usual: T
     assert (users >= 10**12).all()
     usual_sessions = usual[Topic.LISTEN]["sessionId"]
     assert not pc.any(pc.is_in(new["sessionId"], usual_sessions)).as_py()
+
+
+def test_runs_with_incidents_keep_the_contract(small_catalog: Catalog) -> None:
+    run = _run(
+        small_catalog, "12:00+15m:x4:platform=ios", "12:05+10m:x0.5", "12:10+20m:x0.3:country=US"
+    )
+    assert_invariants(run)

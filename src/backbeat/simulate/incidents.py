@@ -12,7 +12,7 @@ them). :func:`parse_incident` turns one flag value into an :class:`Incident` wit
 resolved against the run's start; a bad value is one :class:`ConfigError` line naming it and
 the expected form.
 
-Next: ``outage.py`` applies incidents to the simulated events.
+Next: ``incident_effects.py`` applies incidents to the simulated events.
 """
 
 from __future__ import annotations
