@@ -13,14 +13,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from backbeat.commands import app
 from backbeat.errors import ConfigError
-from backbeat.events.schema import Topic
+from backbeat.events.schema import PLATFORMS, Topic
 from backbeat.simulate import Simulator, SimulatorSettings
 from backbeat.simulate.catalog import Catalog
 from backbeat.simulate.incidents import Incident, parse_incident
+from backbeat.simulate.users import COUNTRIES
 
 from .conftest import MONDAY
 from .invariants import assert_invariants
@@ -33,11 +36,11 @@ Tables = dict[Topic, pa.Table]
 
 
 def _run(catalog: Catalog, *incidents: str, step_ms: int = 600_000) -> Tables:
-    settings = SimulatorSettings(
+    chosen = SimulatorSettings(
         users=3_000, seed=5, start=START, end=START + timedelta(hours=1, minutes=45),
         catalog=catalog, incidents=tuple(parse_incident(i, START) for i in incidents),
     )  # fmt: skip
-    return Simulator(settings).run(step_ms=step_ms)
+    return Simulator(chosen).run(step_ms=step_ms)
 
 
 @pytest.fixture(scope="module")
@@ -208,11 +211,11 @@ def test_incidents_are_deterministic_whatever_the_step(small_catalog: Catalog) -
 
 
 def test_a_resumed_run_catches_the_crowd_up(small_catalog: Catalog) -> None:
-    settings = SimulatorSettings(
+    chosen = SimulatorSettings(
         users=500, seed=2, start=START, end=START + timedelta(hours=2), catalog=small_catalog,
         incidents=(parse_incident("11:30+1h:x4", START),),
     )  # fmt: skip
-    sim = Simulator(settings)
+    sim = Simulator(chosen)
     full = list(sim.batches(step_ms=600_000))
     resumed = list(sim.resume(5, step_ms=600_000))  # 11:50, inside the window
     for a, b in zip(full[5:], resumed, strict=True):
@@ -251,3 +254,27 @@ def test_runs_with_incidents_keep_the_contract(small_catalog: Catalog) -> None:
         small_catalog, "12:00+15m:x4:platform=ios", "12:05+10m:x0.5", "12:10+20m:x0.3:country=US"
     )
     assert_invariants(run)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    minute=st.integers(0, 24 * 60 - 1),
+    length=st.integers(1, 600),
+    unit=st.sampled_from("smh"),
+    factor=st.sampled_from([0.0, 0.2, 0.5, 1.0, 2.0, 5.0, 20.0]),
+    platform=st.none() | st.sampled_from(PLATFORMS),
+    country=st.none() | st.sampled_from(COUNTRIES),
+)
+def test_every_well_formed_value_parses_to_its_parts(
+    minute: int, length: int, unit: str, factor: float, platform: str | None, country: str | None
+) -> None:
+    scope = (f":platform={platform}" if platform else "") + (
+        f":country={country}" if country else ""
+    )
+    text = f"{minute // 60:02d}:{minute % 60:02d}+{length}{unit}:x{factor:g}{scope}"
+    incident = parse_incident(text, START)
+    span = timedelta(seconds=length * {"s": 1, "m": 60, "h": 3600}[unit])
+    assert incident.end - incident.start == span
+    assert (incident.factor, incident.platform, incident.country) == (factor, platform, country)
+    assert START < incident.end <= START + timedelta(days=1) + span
+    assert (incident.start.hour, incident.start.minute) == divmod(minute, 60)

@@ -62,7 +62,8 @@ _TO_UNIT: Final = 1.0 / float(1 << 53)
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RunParts:
-    """What a crowd shares with the run it joins."""
+    """What a crowd shares with the run it joins; ``crowds`` keeps each crowd's engine at its
+    window's start (by incident index) for the run's next passes."""
 
     users: Users
     machine: Machine
@@ -71,6 +72,7 @@ class RunParts:
     seed: int
     scope: RunScope
     builder: TableBuilder
+    crowds: dict[int, Engine] = dataclasses.field(default_factory=dict)
 
 
 def in_scope_share(users: Users, incident: Incident) -> F64:
@@ -98,6 +100,12 @@ class Crowd:
         self._t = incident.start_ms
 
     def _build(self) -> Engine:
+        built = self.run.crowds.get(self.index)
+        if built is None:
+            built = self.run.crowds[self.index] = self._at_start()
+        return built.copy()
+
+    def _at_start(self) -> Engine:
         run, incident = self.run, self.incident
         users = make_users(
             run.seed, (self.index + 1) * CROWD_FIRST_ID, self.size, machine=run.machine,

@@ -129,6 +129,8 @@ class Simulator:
         )  # fmt: skip
         """The engine at the start, in steady state (built once: it simulates the sessions
         under way there); every ``batches`` call runs a copy."""
+        self._crowds: dict[int, Engine] = {}
+        """Incident crowds' engines at their windows' starts, built once when first needed."""
 
     def _engine(self) -> Engine:
         return self._at_start.copy()
@@ -141,7 +143,7 @@ class Simulator:
         run = RunParts(
             users=self.users, machine=self.machine, catalog=self.catalog,
             config=self.settings.config, seed=self.settings.seed, scope=self.scope,
-            builder=self.builder,
+            builder=self.builder, crowds=self._crowds,
         )  # fmt: skip
         return IncidentEffects(self.settings.incidents, run)
 
