@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -194,6 +194,18 @@ def start_from(value: str) -> Literal["earliest", "latest"] | datetime:
     return parsed
 
 
+IncidentOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--incident",
+        help="A scheduled spike or drop, WHEN+DURATION:xFACTOR[:platform=P][:country=CC]: "
+        "WHEN an ISO time, HH:MM (UTC) or +DURATION after the start; e.g. 12:00+15m:x5, "
+        "+1h+30m:x0.2:platform=android (repeatable).",
+    ),
+]
+"""``--incident``, as ``simulate``, ``produce`` and ``demo`` take it."""
+
+
 def simulator_settings(
     users: int,
     seed: int | None,
@@ -201,8 +213,13 @@ def simulator_settings(
     end: str | None,
     config: Path | None,
     catalog: Path | None = None,
+    incidents: Sequence[str] | None = None,
 ) -> SimulatorSettings:
-    """Simulator settings from the flags `simulate` and `produce` share (default span: 1 h)."""
+    """Simulator settings from the flags `simulate` and `produce` share (default span: 1 h).
+
+    Raises:
+        ConfigError: a bad flag value (an ``--incident`` included), in one line.
+    """
     from backbeat import wiring
 
     return wiring.simulator_settings(
@@ -213,6 +230,7 @@ def simulator_settings(
         config=config,
         default_span=timedelta(hours=1),
         catalog=catalog,
+        incidents=tuple(incidents or ()),
     )
 
 

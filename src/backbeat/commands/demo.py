@@ -13,6 +13,7 @@ import typer
 
 from backbeat.commands.common import (
     OPTS,
+    IncidentOption,
     api_token,
     console,
     emit,
@@ -66,6 +67,7 @@ def demo(
         ),
     ] = True,
     retrain_every: Annotated[str, typer.Option(help="--recommend: train this often.")] = "2m",
+    incident: IncidentOption = None,
 ) -> None:
     """Simulator -> engine -> store with a live terminal view and the web dashboard: in one
     process, or through a Kafka broker (producer thread -> topics -> engine) with
@@ -79,6 +81,7 @@ def demo(
 
     def body() -> None:
         current = settings()
+        incidents = tuple(incident or ())
         where = store_option(store) or current.store.rstrip("/") + "/demo"
         kafka = (
             None if bootstrap_servers is None else kafka_settings(bootstrap_servers, topic_prefix)
@@ -103,12 +106,16 @@ def demo(
         through = (
             None
             if kafka is None
-            else wiring.KafkaDemo(kafka, users=users, seed=seed, speed=speed, catalog=catalog)
+            else wiring.KafkaDemo(
+                kafka, users=users, seed=seed, speed=speed, catalog=catalog, incidents=incidents
+            )
         )
         source: Source = (
             through.source
             if through
-            else wiring.live_source(users=users, seed=seed, speed=speed, catalog=catalog)
+            else wiring.live_source(
+                users=users, seed=seed, speed=speed, catalog=catalog, incidents=incidents
+            )
         )
         listeners: list[OnBatch] = []
 

@@ -16,6 +16,7 @@ import typer
 
 from backbeat.commands.common import (
     OPTS,
+    IncidentOption,
     emit,
     guard,
     kafka_settings,
@@ -146,6 +147,7 @@ def produce(
     ] = None,
     config: Config = None,
     catalog: CatalogFile = None,
+    incident: IncidentOption = None,
 ) -> None:
     """Simulate a music service into Kafka (idempotent producer, acks=all, lz4); creates the
     topics it writes when missing."""
@@ -153,7 +155,7 @@ def produce(
 
     def body() -> None:
         kafka = kafka_settings(bootstrap_servers, topic_prefix)
-        run = simulator_settings(users, seed, start, end, config, catalog)
+        run = simulator_settings(users, seed, start, end, config, catalog, incident)
         chosen = {topic(t) for t in topics} if topics else None
         report = wiring.produce_to_kafka(
             run, kafka, chosen, rate=rate, total=total, progress=not OPTS.json

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from backbeat.commands.common import OPTS, emit, guard, simulator_settings
+from backbeat.commands.common import OPTS, IncidentOption, emit, guard, simulator_settings
 
 Users = Annotated[int, typer.Option(min=1, help="Number of users at the start.")]
 Seed = Annotated[int | None, typer.Option(help="Random seed (default: config's seed).")]
@@ -40,18 +40,23 @@ def simulate(
     rate: Annotated[
         float | None, typer.Option(min=1, help="Pace output to this many events/s.")
     ] = None,
+    incident: IncidentOption = None,
 ) -> None:
     """Simulate a music service and write one JSONL file per topic."""
     from backbeat import wiring
 
     def body() -> None:
-        run = simulator_settings(users, seed, start, end, config, catalog)
+        run = simulator_settings(users, seed, start, end, config, catalog, incident)
         counts = wiring.write_jsonl_run(run, out, rate=rate, progress=not OPTS.json)
         total = sum(counts.values())
-        emit(
-            {"out": str(out), "events": total, "per_topic": counts},
+        payload: dict[str, object] = {"out": str(out), "events": total, "per_topic": counts}
+        lines = [
             f"wrote {total:,} events to {out}/ "
-            + ", ".join(f"{t} {n:,}" for t, n in counts.items()),
-        )
+            + ", ".join(f"{t} {n:,}" for t, n in counts.items())
+        ]
+        if run.incidents:
+            payload["incidents"] = [i.describe() for i in run.incidents]
+            lines += [f"incident: {i.describe()}" for i in run.incidents]
+        emit(payload, lines)
 
     guard(body)

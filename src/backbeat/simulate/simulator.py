@@ -10,6 +10,8 @@ restarted pipeline resumes. Internally the engine runs whole chunks of steps (ab
 tables per chunk, which batches slice without copying. A run starts in steady state, sessions
 under way (``steady.py``), and its session and event ids are its own (``run_scope``,
 ``scope.py``), so runs with different settings never cancel each other in one store.
+Scheduled incidents (``incidents.py``) add a crowd's events or lose some of each chunk's
+(``incident_effects.py``).
 
 Next: ``pacing.py`` (wall-clock rate limit) and ``writer.py`` (JSONL files).
 """
@@ -32,6 +34,8 @@ from backbeat.simulate.config import EventsimConfig
 from backbeat.simulate.defaults import default_config
 from backbeat.simulate.engine import Engine, check_machine
 from backbeat.simulate.identity import identity_pool
+from backbeat.simulate.incident_effects import IncidentEffects, RunParts
+from backbeat.simulate.incidents import Incident
 from backbeat.simulate.machine import Machine, compile_machine
 from backbeat.simulate.scope import RunScope
 from backbeat.simulate.synthetic import synthetic_catalog
@@ -55,6 +59,8 @@ class SimulatorSettings:
         end: stop before this time; None runs forever.
         config: the site (eventsim format); default: ``default_config()``.
         catalog: tracks to play; default: ``synthetic_catalog(seed=seed)``.
+        incidents: spikes and drops of activity (``incidents.py``); they change no event
+            outside their windows and scopes, nor the run's ids.
     """
 
     users: int = 10_000
@@ -63,6 +69,7 @@ class SimulatorSettings:
     end: datetime | None = None
     config: EventsimConfig = field(default_factory=default_config)
     catalog: Catalog | None = None
+    incidents: tuple[Incident, ...] = ()
 
     def __post_init__(self) -> None:
         if self.users < 1:
@@ -122,9 +129,23 @@ class Simulator:
         )  # fmt: skip
         """The engine at the start, in steady state (built once: it simulates the sessions
         under way there); every ``batches`` call runs a copy."""
+        self._crowds: dict[int, Engine] = {}
+        """Incident crowds' engines at their windows' starts, built once when first needed."""
 
     def _engine(self) -> Engine:
         return self._at_start.copy()
+
+    def _effects(self) -> IncidentEffects | None:
+        """This pass's incidents (None without any); their crowds join the users at the
+        start."""
+        if not self.settings.incidents:
+            return None
+        run = RunParts(
+            users=self.users, machine=self.machine, catalog=self.catalog,
+            config=self.settings.config, seed=self.settings.seed, scope=self.scope,
+            builder=self.builder, crowds=self._crowds,
+        )  # fmt: skip
+        return IncidentEffects(self.settings.incidents, run)
 
     def batches(self, step_ms: int = 60_000, start_index: int = 0) -> Iterator[SimBatch]:
         """Yield consecutive batches of ``step_ms`` event time, from batch ``start_index``.
@@ -136,7 +157,7 @@ class Simulator:
             raise ConfigError(
                 f"need step_ms >= 1 and start_index >= 0, got {step_ms}, {start_index}"
             )
-        engine = self._engine()
+        engine, effects = self._engine(), self._effects()
         t = self.start_ms
         resume_at = self.start_ms + start_index * step_ms
         while t < resume_at:  # fast-forward: same events, no tables
@@ -151,6 +172,8 @@ class Simulator:
             cols = engine.step(t, chunk_end)
             self.population = engine.users
             chunk = self.builder.build(cols, engine.users, t)
+            if effects is not None:
+                chunk = effects.apply(chunk, t, chunk_end)
             ts = {topic: table["ts"].to_numpy() for topic, table in chunk.items()}
             while t < chunk_end:
                 t_end = min(t + step_ms, chunk_end)

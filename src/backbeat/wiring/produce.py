@@ -183,17 +183,21 @@ class KafkaDemo:
         seed: int,
         speed: float,
         catalog: Path | None = None,
+        incidents: tuple[str, ...] = (),
     ) -> None:
         """Creates the topics when missing (idempotent).
 
         Raises:
+            ConfigError: an incident (``--incident`` value) is invalid.
             SourceError: the cluster cannot be reached or refused a topic, or the catalog
                 file cannot be loaded.
         """
         from backbeat.transport.kafka.admin import backbeat_topics, create_topics
         from backbeat.transport.kafka.source import KafkaSource
 
-        settings = live_settings(users=users, seed=seed, catalog=catalog)  # a bad file: fail now
+        settings = live_settings(  # a bad file or incident: fail now
+            users=users, seed=seed, catalog=catalog, incidents=incidents
+        )
 
         create_topics(kafka, backbeat_topics(kafka))
         self.source: KafkaSource = KafkaSource(

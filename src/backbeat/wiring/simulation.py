@@ -21,6 +21,7 @@ from backbeat.simulate.catalog import Catalog
 from backbeat.simulate.catalog_file import load_catalog
 from backbeat.simulate.config import EventsimConfig, load_config
 from backbeat.simulate.defaults import default_config
+from backbeat.simulate.incidents import parse_incidents
 from backbeat.simulate.pacing import paced
 from backbeat.simulate.simulator import SimBatch, Simulator, SimulatorSettings
 from backbeat.simulate.writer import write_run
@@ -40,11 +41,13 @@ def simulator_settings(
     config: Path | None,
     default_span: timedelta,
     catalog: Path | None = None,
+    incidents: tuple[str, ...] = (),
 ) -> SimulatorSettings:
-    """Settings from flags: flags override the config file, which overrides defaults.
+    """Settings from flags: flags override the config file, which overrides defaults;
+    ``incidents`` (``--incident`` values) are resolved against the run's start.
 
     Raises:
-        ConfigError: the config file is invalid.
+        ConfigError: the config file or an incident is invalid.
         SourceError: the config or catalog file cannot be read, or is in no known format.
     """
     cfg: EventsimConfig = load_config(config) if config is not None else default_config()
@@ -61,6 +64,7 @@ def simulator_settings(
         end=finish,
         config=cfg,
         catalog=_catalog(catalog),
+        incidents=parse_incidents(incidents, begin),
     )
 
 
@@ -92,13 +96,20 @@ def _reporting(
         yield step
 
 
-def live_settings(*, users: int, seed: int, catalog: Path | None = None) -> SimulatorSettings:
+def live_settings(
+    *, users: int, seed: int, catalog: Path | None = None, incidents: tuple[str, ...] = ()
+) -> SimulatorSettings:
     """A continuous run of the built-in site starting now (the demo's), playing the tracks of
-    the ``catalog`` file (default: the synthetic catalog)."""
+    the ``catalog`` file (default: the synthetic catalog), with ``incidents`` (``--incident``
+    values, resolved against now).
+
+    Raises:
+        ConfigError: an incident is invalid.
+    """
     now = datetime.now(UTC).replace(microsecond=0)
     return SimulatorSettings(
         users=users, seed=seed, start=now, end=None, config=default_config(),
-        catalog=_catalog(catalog),
+        catalog=_catalog(catalog), incidents=parse_incidents(incidents, now),
     )  # fmt: skip
 
 
@@ -118,13 +129,14 @@ def live_source(
     speed: float,
     tap: Callable[[SimBatch], SimBatch] | None = None,
     catalog: Path | None = None,
+    incidents: tuple[str, ...] = (),
 ) -> SimulatorSource:
     """A continuous simulator whose event time runs ``speed`` times faster than the wall clock,
     starting now, handed out in steps of 250 ms of wall time: one step per poll, or every step
     already due when the engine fell behind (so a slow batch is followed by a bigger one, not
     by a growing backlog). ``tap`` sees each step as it is released and may add events to it
     (``benchmarks/bench_web.py`` stamps probe events)."""
-    settings = live_settings(users=users, seed=seed, catalog=catalog)
+    settings = live_settings(users=users, seed=seed, catalog=catalog, incidents=incidents)
     sim = _WallClockSimulator(Simulator(settings), speed, tap)
     return SimulatorSource(
         sim,  # type: ignore[arg-type]
