@@ -97,6 +97,8 @@ def _queries(values: list[dict[str, Any]]) -> Iterator[q.Query]:
         for keep in keeps:
             yield q.TopSongs(span=span, keep=keep, limit=25)
             yield q.TopArtists(span=span, keep=keep, limit=25)
+            for by in q.SKIPPED_BY:
+                yield q.TopSkipped(span=span, keep=keep, by=by, min_plays=3, limit=1000)
         yield q.GenreWindows(span=span)
         for by in ("genre", "platform", "country", "mood"):
             yield q.Engagement(span=span, by=by)
