@@ -159,7 +159,9 @@ def _api_paths(client: TestClient, filters: dict[str, list[str]]) -> Iterator[st
     genre = filters["genre"][0]
     answered = set(client.get("/api/capabilities").json()["routes"])
     user = client.get("/api/events?limit=1").json()["items"][0]["user_id"]
-    variants = {
+    variants: dict[str | tuple[str, str], list[str]] = {
+        ("/api/top-skipped", "by"): ["song", "artist"],
+        "min_plays": ["1", "3"],
         "window": ["all", "30m", "24h"],
         "by": ["genre", "platform", "mood"],
         "genre": [genre],
@@ -175,7 +177,7 @@ def _api_paths(client: TestClient, filters: dict[str, list[str]]) -> Iterator[st
         path = route.replace("{user_id}", str(user))
         yield path
         for param in (p["name"] for p in ops["get"].get("parameters", [])):
-            for value in variants.get(param, []):
+            for value in variants.get((route, param), variants.get(param, [])):
                 yield f"{path}?{param}={value}"
 
 

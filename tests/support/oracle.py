@@ -118,22 +118,28 @@ SKIPPED_CASES: tuple[tuple[str, int, str | None], ...] = (
 """Top-skipped rankings the oracle answers: (by, min_plays, only this platform or any)."""
 
 
-def _top_skipped(con: duckdb.DuckDBPyConnection, case: tuple[str, int, str | None]) -> list[Any]:
-    """The ranking over the fresh listens: skip, completion and listened shares over the
-    listens that say (exact, rounded half up to 4 places), highest exact skip rate first, then
-    listens, then the labels."""
-    by, min_plays, platform = case
+def top_skipped(
+    con: duckdb.DuckDBPyConnection,
+    by: str,
+    min_plays: int,
+    where: str = "",
+    table: str = "fresh_listen_events",
+    limit: int = 100_000,
+) -> list[dict[str, Any]]:
+    """The top-skipped ranking over the listen events in ``table`` (``where``: a condition
+    on them): skip, completion and listened shares over the listens that say (exact, rounded
+    half up to 4 places), highest exact skip rate first, then listens, then the labels."""
     labels = "artist, song, coalesce(trackId, 'unknown') AS track_id" if by == "song" else "artist"
     order = "artist, song, track_id" if by == "song" else "artist"
-    where = f"WHERE platform = '{platform}'" if platform else ""
     rows = (
         con.sql(
             f"SELECT {labels}, count(*) AS listens, count(*) FILTER (WHERE skipped) AS skips, "
             "count(skipped) AS said_skipped, count(*) FILTER (WHERE completed) AS completed, "
             f"count(completed) AS said_completed, sum(CAST(listenPct AS {_D})) AS pct, "
-            f"count(listenPct) AS said_pct FROM fresh_listen_events {where} GROUP BY ALL "
-            f"HAVING count(*) >= {min_plays} AND count(skipped) > 0 "
-            f"ORDER BY count(*) FILTER (WHERE skipped) / count(skipped) DESC, listens DESC, {order}"
+            f"count(listenPct) AS said_pct FROM {table} {f'WHERE {where}' if where else ''} "
+            f"GROUP BY ALL HAVING count(*) >= {min_plays} AND count(skipped) > 0 ORDER BY "
+            f"count(*) FILTER (WHERE skipped) / count(skipped) DESC, listens DESC, {order} "
+            f"LIMIT {limit}"
         )
         .to_arrow_table()
         .to_pylist()
@@ -224,7 +230,10 @@ def compute(directory: Path, malformed: dict[str, set[int]]) -> Expected:
             ).fetchone()
             dups[name] = int(row[0]) if row else 0
         metrics = {name: _rows(con, sql) for name, sql in QUERIES.items()}
-        skipped = {case: _top_skipped(con, case) for case in SKIPPED_CASES}
+        skipped = {
+            (by, least, only): top_skipped(con, by, least, f"platform = '{only}'" if only else "")
+            for by, least, only in SKIPPED_CASES
+        }
         row = con.execute(f"SELECT max(ts) - {LATENESS_MS} FROM raw_listen_events").fetchone()
     con.close()
     return Expected(metrics, late, dups, valid, row[0] if row else None, skipped)
