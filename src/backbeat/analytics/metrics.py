@@ -96,8 +96,8 @@ def known(column: str) -> str:
 _SAYS: Final[dict[str, tuple[str, str]]] = {
     "completed": ("BIGINT", "count(*) FILTER (WHERE completed)::BIGINT"),
     "skipped": ("BIGINT", "count(*) FILTER (WHERE skipped)::BIGINT"),
-    "pct_sum": (DECIMAL, f"coalesce(sum(listenPct::DECIMAL(18, 6)), 0)::{DECIMAL}"),
-    "rating_sum": (DECIMAL, f"coalesce(sum(rating::DECIMAL(18, 6)), 0)::{DECIMAL}"),
+    "pct_sum": ("{decimal}", "coalesce(sum(listenPct::DECIMAL(18, 6)), 0)::{decimal}"),
+    "rating_sum": ("{decimal}", "coalesce(sum(rating::DECIMAL(18, 6)), 0)::{decimal}"),
     "rating_count": ("BIGINT", "count(rating)::BIGINT"),
     "pct_count": ("BIGINT", "count(listenPct)::BIGINT"),
     "completed_count": ("BIGINT", "count(completed)::BIGINT"),
@@ -107,11 +107,13 @@ _SAYS: Final[dict[str, tuple[str, str]]] = {
 the listens that say (``*_count``), never over every listen."""
 
 
-def _says(*names: str) -> tuple[tuple[tuple[str, str], ...], str]:
-    """Value columns of :data:`_SAYS` (name, type) and their select list, in that order."""
+def _says(*names: str, decimal: str = DECIMAL) -> tuple[tuple[tuple[str, str], ...], str]:
+    """Value columns of :data:`_SAYS` (name, type) and their select list, in that order; sums
+    of fractions as ``decimal``."""
+    typed = {name: tuple(x.format(decimal=decimal) for x in _SAYS[name]) for name in names}
     return (
-        tuple((name, _SAYS[name][0]) for name in names),
-        ", ".join(f"{_SAYS[name][1]} AS {name}" for name in names),
+        tuple((name, typed[name][0]) for name in names),
+        ", ".join(f"{typed[name][1]} AS {name}" for name in names),
     )
 
 
@@ -128,8 +130,9 @@ _ENGAGEMENT_SQL: Final = " UNION ALL ".join(
 SONG_SAYS: Final = ("skipped", "completed", "pct_sum", "pct_count", "skipped_count",
                     "completed_count")  # fmt: skip
 """What ``song_minute`` keeps beside its plays (skips, completions, % listened: the songs
-people skip; an artist's figures are the sums over its songs)."""
-_SONG_VALUES, _SONG_SELECT = _says(*SONG_SAYS)
+people skip; an artist's figures are the sums over its songs). Its sum of shares listened is a
+DECIMAL(18, 6) (8 bytes, not 16: a row holds one song's minute, far below 10^12 listens)."""
+_SONG_VALUES, _SONG_SELECT = _says(*SONG_SAYS, decimal="DECIMAL(18, 6)")
 _SONG_KEYS: Final = (
     ("track_id", "VARCHAR", known("trackId")),
     ("artist", "VARCHAR", "artist"),
