@@ -77,6 +77,18 @@ def test_stream_then_query_every_view(events: Path, tmp_path: Path) -> None:
         "car",
         "speaker",
     }
+    code, text = _run("--json", "query", "top-skipped", "--store", str(store), "--by", "artist",
+                      "--min-plays", "5", "--limit", "7")  # fmt: skip
+    assert code == 0, text
+    skipped = json.loads(text)
+    assert 0 < len(skipped) <= 7
+    assert all(r["listens"] >= 5 for r in skipped)
+    rates = [r["skip_rate"] for r in skipped]
+    assert rates == sorted(rates, reverse=True)
+    code, text = _run("query", "top-skipped", "--store", str(store), "--min-plays", "3")
+    assert code == 0, text
+    assert text.split()[0] == "top-skipped"  # the table's title, then its rows
+    assert "│" in text
     code, text = _run("--json", "query", "top-songs", "--store", str(store),
                       "--from", "2026-01-05T12:10:00Z", "--to", "2026-01-05T12:11:00Z")  # fmt: skip
     assert code == 0
@@ -105,6 +117,7 @@ def test_stream_then_query_every_view(events: Path, tmp_path: Path) -> None:
         (("simulate", "--start", "yesterday"), "is not an ISO time"),
         (("simulate", "--config", "/nonexistent.json"), "nonexistent.json"),
         (("query", "engagement", "--by", "shoe", "--store", "{store}"), "--by 'shoe'"),
+        (("query", "top-skipped", "--by", "genre", "--store", "{store}"), "--by 'genre'"),
         (
             ("stream", "--bootstrap-servers", "127.0.0.1:1", "--from", "yesterday"),
             "--from 'yesterday'",

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from backbeat.sinks import queries as q
+from backbeat.sinks.registry import open_reader
 from tests.support.eventlog import EventLog, Trouble, generate, write_log
 from tests.support.harness import dead_letter_problems, metric_mismatches, run_once
 from tests.support.malformed import STANDARD
-from tests.support.oracle import Expected, compute
+from tests.support.oracle import SKIPPED_CASES, Expected, compute
 
 TINY = Trouble(
     exact_dups=3,
@@ -63,11 +66,29 @@ def test_the_log_has_every_kind_of_trouble(medium: tuple[EventLog, Expected]) ->
     assert len(expected.final_genre_rows()) > 50
 
 
+def skipped_rankings(store: Path) -> dict[tuple[str, int, str | None], list[dict[str, Any]]]:
+    """The store's answers to the oracle's top-skipped cases (every row)."""
+    reader = open_reader(str(store))
+    try:
+        return {
+            (by, least, platform): reader.run(
+                q.TopSkipped(by=by, min_plays=least, limit=100_000,
+                             keep=q.ListenFilter(platform=platform))
+            ).to_pylist()
+            for by, least, platform in SKIPPED_CASES
+        }  # fmt: skip
+    finally:
+        reader.close()
+
+
 def _check_run(log: EventLog, expected: Expected, store: Path, batch: int) -> None:
     report = run_once(log.directory, store, batch)
     assert report["stopped_by"] == "exhausted"
     problems = metric_mismatches(store, expected) + dead_letter_problems(store, log, expected)
     assert not problems, "\n".join(problems)
+    for case, got in skipped_rankings(store).items():
+        want = expected.skipped[case]
+        assert got == want, [(g, w) for g, w in zip(got, want, strict=False) if g != w][:3]
     late = sum(len(v) for v in expected.late.values())
     malformed = len(log.of_kind("malformed"))
     fresh = sum(expected.valid.values()) - late - sum(expected.duplicates.values())

@@ -23,6 +23,7 @@ from backbeat.serve.hub import CommitHub, latest_batch
 from backbeat.sinks.duckdb.store import DuckDBStore
 from backbeat.transport.jsonl import JsonlSource, discover
 from tests.serve.conftest import Served
+from tests.support.oracle import top_skipped
 
 HOUR = "ts >= (SELECT m FROM latest) - 59 * 60000"
 
@@ -77,6 +78,26 @@ def test_top_artists_in_the_last_hour(client: TestClient, served: Served) -> Non
         f"SELECT artist, count(*) AS plays FROM listen_events WHERE {HOUR} "
         "GROUP BY ALL ORDER BY plays DESC, artist LIMIT 7"
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "by", "least", "where"),
+    [
+        ("window=all&limit=12&min_plays=4", "song", 4, ""),
+        ("window=all&limit=50&by=artist", "artist", 20, ""),
+        ("window=1h&platform=ios&min_plays=2", "song", 2, f"platform = 'ios' AND {HOUR}"),
+    ],
+)
+def test_top_skipped_equal_the_oracle(
+    client: TestClient, served: Served, query: str, by: str, least: int, where: str
+) -> None:
+    got = get(client, f"/api/top-skipped?{query}")
+    limit = int(dict(p.split("=") for p in query.split("&")).get("limit", 10))
+    want = top_skipped(served.oracle, by, least, where, "listen_events", limit)
+    assert len(want) >= min(limit, 5), "the simulated hours should rank enough items"
+    blank = {"song": None, "track_id": None} if by == "artist" else {}
+    assert got["items"] == [blank | row for row in want]
+    assert (got["by"], got["min_plays"]) == (by, least)
 
 
 def test_genre_windows_between_two_times(client: TestClient, served: Served) -> None:
@@ -287,7 +308,7 @@ def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_openapi_documents_every_route(client: TestClient) -> None:
     paths = get(client, "/openapi.json")["paths"]
-    for route in ("/api/top-songs", "/api/top-artists", "/api/genres/windows",
+    for route in ("/api/top-songs", "/api/top-artists", "/api/top-skipped", "/api/genres/windows",
                   "/api/engagement", "/api/users/active", "/api/pages", "/api/auth",
                   "/api/levels", "/api/geo/states", "/api/events", "/api/stream",
                   "/api/summary", "/api/activity/hourly", "/api/filters", "/health",
@@ -306,6 +327,8 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
         ("/api/top-songs?limit=abc", "limit"),
         ("/api/top-artists?limit=100000", "limit"),
         ("/api/engagement?by=artist", "by"),
+        ("/api/top-skipped?by=genre", "by"),
+        ("/api/top-skipped?min_plays=0", "min_plays"),
         ("/api/genres/windows?from=yesterday", "from"),
         ("/api/events?min_rating=9", "min_rating"),
         ("/api/events?skipped=perhaps", "skipped"),

@@ -121,7 +121,7 @@ def test_capabilities_name_the_queries_and_the_routes_that_answer(
     full = client.get("/api/capabilities").json()
     stored = (q.name_of(kind) for kind in q.QUERIES)  # a store answers all but a recommender's
     assert full["queries"] == sorted(name for name in stored if name not in q.RECOMMENDER)
-    assert full["filtered"] == ["events", "top-artists", "top-songs"]
+    assert full["filtered"] == ["events", "top-artists", "top-skipped", "top-songs"]
     operations = _operations(client)
     assert full["routes"] == sorted(
         path

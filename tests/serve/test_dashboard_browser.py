@@ -18,6 +18,7 @@ import os
 import time
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -36,6 +37,9 @@ from tests.support.dashboard import (
     settle,
     wait_for_data,
 )
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +108,8 @@ def test_dashboard_shows_data_filters_live_and_stays_local(
         assert all(n > 0 for n in lengths), dict(zip(CHARTS, lengths, strict=True))
         assert page.locator("#status").get_attribute("data-state") == "live"
         assert page.locator("#kpi-streams [data-field=value]").inner_text() != "—"
+        skipped = _skipped_rows(page)
+        assert all(name and num.endswith("%") for name, num, _ in skipped), skipped
 
         # A filter: the table follows live, without a reload, and the URL keeps it.
         page.evaluate("window.__marker = 'same page'")
@@ -143,6 +149,7 @@ def test_dashboard_shows_data_filters_live_and_stays_local(
                 "() => document.documentElement.scrollWidth <= 390", timeout=15_000
             )
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert all(0 < width <= 390 for _, _, width in _skipped_rows(page)), _skipped_rows(page)
         page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
 
         # The filter comes back with the page.
@@ -160,6 +167,20 @@ def test_dashboard_shows_data_filters_live_and_stays_local(
         f"\ndashboard: {len(requests)} requests, {pushed} pushed {genre!r} events, "
         f"{time.monotonic() - started:.1f}s in the browser"
     )
+
+
+SKIPPED_ROWS = """() => [...document.querySelectorAll('#skipped li:not(.none)')].map(li => [
+    li.querySelector('.name').textContent, li.querySelector('.num').textContent,
+    li.getBoundingClientRect().right])"""
+
+
+def _skipped_rows(page: Page) -> list[list[Any]]:
+    """The "Most skipped" panel's rows once it has some: (name, skip rate, right edge px)."""
+    page.wait_for_function(
+        "() => document.querySelectorAll('#skipped li:not(.none)').length > 0", timeout=30_000
+    )
+    rows: list[list[Any]] = page.evaluate(SKIPPED_ROWS)
+    return rows
 
 
 BASE64_TOKEN = "Zm9v/YmFy+YmF6=="
@@ -204,7 +225,7 @@ def test_a_base64_token_logs_in_and_the_dashboard_loads_data(idle_store: Path) -
 
 
 HIDDEN = ("/api/summary", "/api/stream", "/api/activity/hourly", "/api/engagement",
-          "/api/geo/states", "/api/levels", "/api/events")  # fmt: skip
+          "/api/geo/states", "/api/levels", "/api/events", "/api/top-skipped")  # fmt: skip
 """Routes a store of rankings only does not answer: their panels must be hidden."""
 RANKED_CHARTS = ("topSongs", "topArtists", "genres")
 

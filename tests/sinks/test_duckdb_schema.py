@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from backbeat.analytics.metrics import SONG_SAYS
 from backbeat.errors import StoreError, StoreNotReadyError
 from backbeat.sinks.duckdb import schema
 from backbeat.sinks.duckdb.store import DuckDBStore
@@ -24,7 +25,8 @@ from tests.support.oracle import compute
 def _as_version_1(path: Path, csv_size: int) -> None:
     """Rewrite a store as backbeat 0.1 left it: no ``meta_schema``, the CSV's mark in
     ``meta_csv`` (path, windows before and after the last append, sizes before and after),
-    engagement without the counts of what listens said, listens without ``ms_played``."""
+    engagement without the counts of what listens said, listens without ``ms_played``, songs
+    with their plays only."""
     con = duckdb.connect(str(path))
     try:
         (mark,) = (json.loads(m) for (m,) in con.execute("SELECT mark FROM meta_sinks").fetchall())
@@ -41,6 +43,8 @@ def _as_version_1(path: Path, csv_size: int) -> None:
         for column in ("pct_count", "completed_count", "skipped_count"):
             con.execute(f"ALTER TABLE m_engagement_minute DROP COLUMN {column}")
         con.execute("ALTER TABLE listens DROP COLUMN ms_played")
+        for column in SONG_SAYS:
+            con.execute(f"ALTER TABLE m_song_minute DROP COLUMN {column}")
     finally:
         con.close()
 

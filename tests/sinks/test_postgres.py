@@ -97,6 +97,8 @@ def _queries(values: list[dict[str, Any]]) -> Iterator[q.Query]:
         for keep in keeps:
             yield q.TopSongs(span=span, keep=keep, limit=25)
             yield q.TopArtists(span=span, keep=keep, limit=25)
+            for by in q.SKIPPED_BY:
+                yield q.TopSkipped(span=span, keep=keep, by=by, min_plays=3, limit=1000)
         yield q.GenreWindows(span=span)
         for by in ("genre", "platform", "country", "mood"):
             yield q.Engagement(span=span, by=by)
@@ -157,7 +159,9 @@ def _api_paths(client: TestClient, filters: dict[str, list[str]]) -> Iterator[st
     genre = filters["genre"][0]
     answered = set(client.get("/api/capabilities").json()["routes"])
     user = client.get("/api/events?limit=1").json()["items"][0]["user_id"]
-    variants = {
+    variants: dict[str | tuple[str, str], list[str]] = {
+        ("/api/top-skipped", "by"): ["song", "artist"],
+        "min_plays": ["1", "3"],
         "window": ["all", "30m", "24h"],
         "by": ["genre", "platform", "mood"],
         "genre": [genre],
@@ -173,7 +177,7 @@ def _api_paths(client: TestClient, filters: dict[str, list[str]]) -> Iterator[st
         path = route.replace("{user_id}", str(user))
         yield path
         for param in (p["name"] for p in ops["get"].get("parameters", [])):
-            for value in variants.get(param, []):
+            for value in variants.get((route, param), variants.get(param, [])):
                 yield f"{path}?{param}={value}"
 
 
@@ -315,3 +319,32 @@ def test_a_newer_or_missing_schema_is_one_line(postgres_url: str) -> None:
     assert "\n" not in str(refused.value)
     with pytest.raises(StoreError, match="newer backbeat"):
         open_reader(postgres_url)
+
+
+def test_a_version_2_database_gets_what_song_listens_said_from_its_listens(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Migration 3 adds skips, completions and % listened to ``song_minute`` and fills them
+    from the kept listens: the merged rows equal those the engine wrote."""
+    import psycopg
+
+    from backbeat.analytics.metrics import SONG_SAYS
+
+    log = write_log(tmp_path / "events", generate(60, 10, seed=93), seed=94)
+    _stream(log.directory, PostgresStore(postgres_url, compact_every=3))
+    reader = open_reader(postgres_url)
+    try:
+        want = reader.run(q.MetricRows(name="song_minute")).to_pylist()
+    finally:
+        reader.close()
+    assert sum(r["skipped"] for r in want) > 0
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        for column in SONG_SAYS:
+            con.execute(f"ALTER TABLE m_song_minute DROP COLUMN {column}".encode())
+        con.execute("UPDATE meta_schema SET version = 2")
+    PostgresStore(postgres_url).close()  # migrates
+    reader = open_reader(postgres_url)
+    try:
+        assert reader.run(q.MetricRows(name="song_minute")).to_pylist() == want
+    finally:
+        reader.close()

@@ -144,7 +144,9 @@ def generate(sessions: int, minutes: int, seed: int) -> dict[Topic, pa.Table]:
     }
     track = (n_tracks * rng.random(n) ** 2.5).astype(np.int64)
     pct = rng.random(n)
-    pct = np.round(np.where(pct < 0.45, 1.0, np.where(pct < 0.6, 0.99 + pct / 100, pct)), 4)
+    # 45 % played whole, 15 % nearly, the rest anywhere (a listen under 30 % is a skip)
+    pct = np.where(pct < 0.45, 1.0, np.where(pct < 0.6, 0.99 + pct / 100, (pct - 0.6) / 0.4))
+    pct = np.round(pct, 4)
     completed = pct >= 0.99
     dur = tr_dur[track]
     rated = rng.random(n) < 0.2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,11 @@ QUERIES: dict[str, str] = {
     "genre_minute": f"SELECT {_W} AS window_start, coalesce(genre, 'unknown') AS genre, "
     "count(*) AS plays FROM fresh_listen_events GROUP BY 1, 2",
     "song_minute": f"SELECT {_W} AS window_start, coalesce(trackId, 'unknown') AS track_id, "
-    "artist, song, count(*) AS plays FROM fresh_listen_events GROUP BY 1, 2, 3, 4",
+    "artist, song, count(*) AS plays, sum(CASE WHEN skipped THEN 1 ELSE 0 END) AS skipped, "
+    "sum(CASE WHEN completed THEN 1 ELSE 0 END) AS completed, "
+    f"coalesce(sum(CAST(listenPct AS {_D})), 0) AS pct_sum, count(listenPct) AS pct_count, "
+    "count(skipped) AS skipped_count, count(completed) AS completed_count "
+    "FROM fresh_listen_events GROUP BY 1, 2, 3, 4",
     "artist_minute": f"SELECT {_W} AS window_start, artist, count(*) AS plays "
     "FROM fresh_listen_events GROUP BY 1, 2",
     "engagement_minute": _ENGAGEMENT,
@@ -105,6 +110,57 @@ _VALUES = {
 }
 
 
+SKIPPED_CASES: tuple[tuple[str, int, str | None], ...] = (
+    ("song", 3, None),
+    ("artist", 20, None),
+    ("song", 2, "ios"),
+)
+"""Top-skipped rankings the oracle answers: (by, min_plays, only this platform or any)."""
+
+
+def top_skipped(
+    con: duckdb.DuckDBPyConnection,
+    by: str,
+    min_plays: int,
+    where: str = "",
+    table: str = "fresh_listen_events",
+    limit: int = 100_000,
+) -> list[dict[str, Any]]:
+    """The top-skipped ranking over the listen events in ``table`` (``where``: a condition
+    on them): skip, completion and listened shares over the listens that say (exact, rounded
+    half up to 4 places), highest exact skip rate first, then listens, then the labels."""
+    labels = "artist, song, coalesce(trackId, 'unknown') AS track_id" if by == "song" else "artist"
+    order = "artist, song, track_id" if by == "song" else "artist"
+    rows = (
+        con.sql(
+            f"SELECT {labels}, count(*) AS listens, count(*) FILTER (WHERE skipped) AS skips, "
+            "count(skipped) AS said_skipped, count(*) FILTER (WHERE completed) AS completed, "
+            f"count(completed) AS said_completed, sum(CAST(listenPct AS {_D})) AS pct, "
+            f"count(listenPct) AS said_pct FROM {table} {f'WHERE {where}' if where else ''} "
+            f"GROUP BY ALL HAVING count(*) >= {min_plays} AND count(skipped) > 0 ORDER BY "
+            f"count(*) FILTER (WHERE skipped) / count(skipped) DESC, listens DESC, {order} "
+            f"LIMIT {limit}"
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+
+    def share(part: Any, whole: int) -> float | None:
+        if not whole:
+            return None
+        return float((Decimal(part) / whole).quantize(Decimal("0.0001"), ROUND_HALF_UP))
+
+    return [
+        {k: r[k] for k in (*order.split(", "), "listens", "skips")}
+        | {
+            "skip_rate": share(r["skips"], r["said_skipped"]),
+            "completion_rate": share(r["completed"], r["said_completed"]),
+            "avg_listened": share(r["pct"], r["said_pct"]),
+        }
+        for r in rows
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Expected:
     """What the engine must produce for a log."""
@@ -114,6 +170,7 @@ class Expected:
     duplicates: dict[str, int]  # file name -> number of duplicate lines dropped
     valid: dict[str, int]  # file name -> number of valid lines
     listen_watermark: int | None  # max valid listen ts - lateness
+    skipped: dict[tuple[str, int, str | None], list[dict[str, Any]]]  # SKIPPED_CASES -> rows
 
     def final_genre_rows(self) -> list[dict[str, Any]]:
         """genre_minute rows whose window ended at or before the final listen watermark."""
@@ -173,9 +230,13 @@ def compute(directory: Path, malformed: dict[str, set[int]]) -> Expected:
             ).fetchone()
             dups[name] = int(row[0]) if row else 0
         metrics = {name: _rows(con, sql) for name, sql in QUERIES.items()}
+        skipped = {
+            (by, least, only): top_skipped(con, by, least, f"platform = '{only}'" if only else "")
+            for by, least, only in SKIPPED_CASES
+        }
         row = con.execute(f"SELECT max(ts) - {LATENESS_MS} FROM raw_listen_events").fetchone()
     con.close()
-    return Expected(metrics, late, dups, valid, row[0] if row else None)
+    return Expected(metrics, late, dups, valid, row[0] if row else None, skipped)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:

@@ -93,46 +93,68 @@ def known(column: str) -> str:
     return f"coalesce({column}, '{UNKNOWN}')"
 
 
+_SAYS: Final[dict[str, tuple[str, str]]] = {
+    "completed": ("BIGINT", "count(*) FILTER (WHERE completed)::BIGINT"),
+    "skipped": ("BIGINT", "count(*) FILTER (WHERE skipped)::BIGINT"),
+    "pct_sum": ("{decimal}", "coalesce(sum(listenPct::DECIMAL(18, 6)), 0)::{decimal}"),
+    "rating_sum": ("{decimal}", "coalesce(sum(rating::DECIMAL(18, 6)), 0)::{decimal}"),
+    "rating_count": ("BIGINT", "count(rating)::BIGINT"),
+    "pct_count": ("BIGINT", "count(listenPct)::BIGINT"),
+    "completed_count": ("BIGINT", "count(completed)::BIGINT"),
+    "skipped_count": ("BIGINT", "count(skipped)::BIGINT"),
+}
+"""What listens say, as value columns over ``listens``: (SQL type, aggregate). A share is over
+the listens that say (``*_count``), never over every listen."""
+
+
+def _says(*names: str, decimal: str = DECIMAL) -> tuple[tuple[tuple[str, str], ...], str]:
+    """Value columns of :data:`_SAYS` (name, type) and their select list, in that order; sums
+    of fractions as ``decimal``."""
+    typed = {name: tuple(x.format(decimal=decimal) for x in _SAYS[name]) for name in names}
+    return (
+        tuple((name, typed[name][0]) for name in names),
+        ", ".join(f"{typed[name][1]} AS {name}" for name in names),
+    )
+
+
 ENGAGEMENT_DIMENSIONS: Final = ("genre", "platform", "country", "mood")
+_ENGAGEMENT_VALUES, _ENGAGEMENT_SELECT = _says(
+    "completed", "skipped", "pct_sum", "rating_sum", "rating_count", "pct_count",
+    "completed_count", "skipped_count",
+)  # fmt: skip
 _ENGAGEMENT_SQL: Final = " UNION ALL ".join(
     f"SELECT {_W} AS window_start, '{dim}' AS dimension, {known(dim)} AS value, "
-    "count(*)::BIGINT AS listens, count(*) FILTER (WHERE completed)::BIGINT AS completed, "
-    "count(*) FILTER (WHERE skipped)::BIGINT AS skipped, "
-    f"coalesce(sum(listenPct::DECIMAL(18, 6)), 0)::{DECIMAL} AS pct_sum, "
-    f"coalesce(sum(rating::DECIMAL(18, 6)), 0)::{DECIMAL} AS rating_sum, "
-    "count(rating)::BIGINT AS rating_count, count(listenPct)::BIGINT AS pct_count, "
-    "count(completed)::BIGINT AS completed_count, count(skipped)::BIGINT AS skipped_count "
-    f"FROM listens GROUP BY ALL"
+    f"count(*)::BIGINT AS listens, {_ENGAGEMENT_SELECT} FROM listens GROUP BY ALL"
     for dim in ENGAGEMENT_DIMENSIONS
+)
+SONG_SAYS: Final = ("skipped", "completed", "pct_sum", "pct_count", "skipped_count",
+                    "completed_count")  # fmt: skip
+"""What ``song_minute`` keeps beside its plays (skips, completions, % listened: the songs
+people skip; an artist's figures are the sums over its songs). Its sum of shares listened is a
+DECIMAL(18, 6) (8 bytes, not 16: a row holds one song's minute, far below 10^12 listens)."""
+_SONG_VALUES, _SONG_SELECT = _says(*SONG_SAYS, decimal="DECIMAL(18, 6)")
+_SONG_KEYS: Final = (
+    ("track_id", "VARCHAR", known("trackId")),
+    ("artist", "VARCHAR", "artist"),
+    ("song", "VARCHAR", "song"),
 )
 
 METRICS: Final[tuple[Metric, ...]] = (
     _per_minute("genre_minute", "listens", (("genre", "VARCHAR", known("genre")),), "plays"),
-    _per_minute(
-        "song_minute",
-        "listens",
-        (
-            ("track_id", "VARCHAR", known("trackId")),
-            ("artist", "VARCHAR", "artist"),
-            ("song", "VARCHAR", "song"),
-        ),
-        "plays",
+    Metric(
+        name="song_minute",
+        keys=(_WS, *((col, typ) for col, typ, _ in _SONG_KEYS)),
+        values=(("plays", "BIGINT"), *_SONG_VALUES),
+        merge=Merge.SUM,
+        sql=f"SELECT {_W} AS window_start, "
+        + ", ".join(f"{src} AS {col}" for col, _, src in _SONG_KEYS)
+        + f", count(*)::BIGINT AS plays, {_SONG_SELECT} FROM listens GROUP BY ALL",
     ),
     _per_minute("artist_minute", "listens", (("artist", "VARCHAR", "artist"),), "plays"),
     Metric(
         name="engagement_minute",
         keys=(_WS, ("dimension", "VARCHAR"), ("value", "VARCHAR")),
-        values=(
-            ("listens", "BIGINT"),
-            ("completed", "BIGINT"),
-            ("skipped", "BIGINT"),
-            ("pct_sum", DECIMAL),
-            ("rating_sum", DECIMAL),
-            ("rating_count", "BIGINT"),
-            ("pct_count", "BIGINT"),
-            ("completed_count", "BIGINT"),
-            ("skipped_count", "BIGINT"),
-        ),
+        values=(("listens", "BIGINT"), *_ENGAGEMENT_VALUES),
         merge=Merge.SUM,
         sql=_ENGAGEMENT_SQL,
     ),

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 class QueryName(StrEnum):
     TOP_SONGS = "top-songs"
     TOP_ARTISTS = "top-artists"
+    TOP_SKIPPED = "top-skipped"
     GENRE_WINDOWS = "genre-windows"
     ENGAGEMENT = "engagement"
     ACTIVE_USERS = "active-users"
@@ -62,7 +63,15 @@ def query(
     from_: Annotated[str | None, typer.Option("--from", help="Event-time start, ISO.")] = None,
     to: Annotated[str | None, typer.Option(help="Event-time end (exclusive), ISO.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Rows at most.")] = 10,
-    by: Annotated[str, typer.Option(help="engagement: genre|platform|country|mood.")] = "genre",
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="engagement: genre|platform|country|mood (genre); top-skipped: song|artist (song)."
+        ),
+    ] = None,
+    min_plays: Annotated[
+        int, typer.Option(min=1, help="top-skipped: only items with this many listens or more.")
+    ] = 20,
     lake: Annotated[str | None, typer.Option(help="warehouse: the lake it loads from.")] = None,
     warehouse: WarehouseOption = None,
     as_of: Annotated[
@@ -101,9 +110,13 @@ def query(
                 asked = q.TopArtists(span=span, limit=limit)
             case QueryName.GENRE_WINDOWS:
                 asked = q.GenreWindows(span=span, limit=limit)
-            case QueryName.ENGAGEMENT:
+            case QueryName.TOP_SKIPPED | QueryName.ENGAGEMENT:
                 try:
-                    asked = q.Engagement(span=span, by=by, limit=limit)
+                    asked = (
+                        q.TopSkipped(span=span, limit=limit, min_plays=min_plays, by=by or "song")
+                        if name is QueryName.TOP_SKIPPED
+                        else q.Engagement(span=span, by=by or "genre", limit=limit)
+                    )
                 except ValueError as exc:
                     raise ConfigError(f"--{exc}") from None
             case QueryName.ACTIVE_USERS:

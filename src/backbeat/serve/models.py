@@ -39,6 +39,27 @@ class TopArtists(BaseModel):
     items: list[Artist]
 
 
+class Skipped(BaseModel):
+    """A song (``track_id``, ``song`` set) or an artist people skip; shares are over the
+    listens that say, rounded to 4 places."""
+
+    artist: str
+    song: str | None = None
+    track_id: str | None = None
+    listens: int
+    skips: int
+    skip_rate: float = Field(description="Skipped listens / listens that say whether skipped.")
+    completion_rate: float | None
+    avg_listened: float | None = Field(description="Mean share of the song played, 0..1.")
+
+
+class TopSkipped(BaseModel):
+    window: str
+    by: str
+    min_plays: int
+    items: list[Skipped]
+
+
 class GenreMinute(BaseModel):
     window_start: datetime
     genre: str

@@ -103,6 +103,28 @@ class TopArtists(Query, tag="top-artists", frozen=True):
     keep: ListenFilter = ANY
 
 
+SKIPPED_BY: Final = ("song", "artist")
+
+
+class TopSkipped(Query, tag="top-skipped", frozen=True):
+    """The songs (``by="song"``: ``track_id``, ``artist``, ``song``) or artists people skip
+    most: ``listens``, ``skips``, ``skip_rate``, ``completion_rate`` and ``avg_listened``
+    (shares of the listens that say), highest skip rate first, then most listens, then the
+    labels. Only items with at least ``min_plays`` listens, some of which say whether they
+    were skipped (one skip of a rare song tops nothing); ``keep``: only listens passing the
+    filter."""
+
+    span: TimeRange = EVERYTHING
+    limit: Rows = 10
+    min_plays: Annotated[int, msgspec.Meta(ge=1, le=10**9)] = 20
+    by: str = "song"
+    keep: ListenFilter = ANY
+
+    def __post_init__(self) -> None:
+        if self.by not in SKIPPED_BY:
+            raise ValueError(f"by {self.by!r}: choose one of {', '.join(SKIPPED_BY)}")
+
+
 class GenreWindows(Query, tag="genre-windows", frozen=True):
     """Plays per genre per minute, and (column ``open_from``, the same on every row) the first
     minute still filling: the minute of the latest listen of the listen partition furthest
@@ -320,18 +342,18 @@ class ModelInfo(Query, tag="model-info", frozen=True):
 
 
 QUERIES: Final[tuple[type[Query], ...]] = (
-    TopSongs, TopArtists, GenreWindows, Engagement, ActiveUsers, Pages, States, Levels,
+    TopSongs, TopArtists, TopSkipped, GenreWindows, Engagement, ActiveUsers, Pages, States, Levels,
     LevelChanges, Genders, AuthMinutes, HourlyPlays, LatestTime, Summary, BatchTotals,
     LatestBatch, ListeningTime, Events, FilterValues, DeadLetters, DeadLetterCounts,
     DeadLetterRecords, MetricRows, Interactions, UserListens, Recommendations, SimilarTracks,
     ModelInfo,
 )  # fmt: skip
 AnyQuery = (
-    TopSongs | TopArtists | GenreWindows | Engagement | ActiveUsers | Pages | States | Levels
-    | LevelChanges | Genders | AuthMinutes | HourlyPlays | LatestTime | Summary | BatchTotals
-    | LatestBatch | ListeningTime | Events | FilterValues | DeadLetters | DeadLetterCounts
-    | DeadLetterRecords | MetricRows | Interactions | UserListens | Recommendations
-    | SimilarTracks | ModelInfo
+    TopSongs | TopArtists | TopSkipped | GenreWindows | Engagement | ActiveUsers | Pages
+    | States | Levels | LevelChanges | Genders | AuthMinutes | HourlyPlays | LatestTime
+    | Summary | BatchTotals | LatestBatch | ListeningTime | Events | FilterValues | DeadLetters
+    | DeadLetterCounts | DeadLetterRecords | MetricRows | Interactions | UserListens
+    | Recommendations | SimilarTracks | ModelInfo
 )  # fmt: skip
 """Every query, as one type: ``msgspec.json.decode(data, type=AnyQuery)`` validates a request."""
 
@@ -346,7 +368,8 @@ RECOMMENDER: Final = frozenset(name_of(k) for k in (Recommendations, SimilarTrac
 """The queries a recommender answers (``backbeat.recommend``), never a store."""
 
 FILTERABLE: Final = frozenset(name_of(kind) for kind in QUERIES if "keep" in kind.__struct_fields__)
-"""The queries that take a :class:`ListenFilter` (``keep``): top songs, top artists, events."""
+"""The queries that take a :class:`ListenFilter` (``keep``): top songs, artists and skipped,
+events."""
 
 
 class Reader(ABC):

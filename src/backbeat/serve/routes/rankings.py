@@ -1,4 +1,4 @@
-"""Routes of what is played: top songs and artists, genre windows, engagement, hourly activity.
+"""Routes of what is played: top songs, artists and skipped, genre windows, engagement, hourly activity.
 
 Next: ``params.py``, ``audience.py``.
 """
@@ -35,6 +35,25 @@ def router(reader: q.Reader, hub: CommitHub) -> APIRouter:
         require_filter(reader, q.TopArtists, keep)
         found = reader.run(q.TopArtists(span=span_of(window), limit=limit, keep=keep))
         return models.TopArtists(window=window, items=[models.Artist(**r) for r in rows(found)])
+
+    @api.get("/api/top-skipped", tags=["rankings"], **needs(reader, q.TopSkipped))
+    def top_skipped(
+        keep: Keep,
+        window: Window = "1h",
+        limit: Limit = 10,
+        min_plays: Annotated[
+            int, Query(ge=1, le=10**9, description="Only items with at least this many listens.")
+        ] = 20,
+        by: Annotated[str, Query(pattern="^(" + "|".join(q.SKIPPED_BY) + ")$")] = "song",
+    ) -> models.TopSkipped:
+        """The songs (or artists, ``by=artist``) people skip most: highest skip rate first,
+        then most listens; ``min_plays`` keeps one skip of a rare song off the top. Filtered
+        like top songs."""
+        require_filter(reader, q.TopSkipped, keep)
+        asked = q.TopSkipped(span=span_of(window), limit=limit, min_plays=min_plays, by=by,
+                             keep=keep)  # fmt: skip
+        items = [models.Skipped(**r) for r in rows(reader.run(asked))]
+        return models.TopSkipped(window=window, by=by, min_plays=min_plays, items=items)
 
     @api.get("/api/genres/windows", tags=["windows"], **needs(reader, q.GenreWindows))
     def genre_windows(

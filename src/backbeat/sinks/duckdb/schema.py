@@ -10,7 +10,8 @@ as it was; a store written by a newer backbeat is refused with one line.
 Versions: 1 (until 0.1: no ``meta_schema``, the CSV's mark in ``meta_csv``); 2 (marks of
 every secondary sink in ``meta_sinks``); 3 (engagement counts the listens that say how much
 was played, finished or skipped: ``pct_count``, ``completed_count``, ``skipped_count``, every
-listen before; listens keep ``ms_played``).
+listen before; listens keep ``ms_played``); 4 (``song_minute`` keeps skips, completions and %
+listened beside plays, filled from the kept listens).
 
 Next: ``store.py`` (the writer), ``reader.py`` (the queries).
 """
@@ -25,9 +26,9 @@ import duckdb
 
 from backbeat.analytics.metrics import METRICS
 from backbeat.errors import StoreError, StoreNotReadyError
-from backbeat.sinks.sql.pieces import metric_table
+from backbeat.sinks.sql.pieces import metric_table, song_says_added
 
-VERSION: Final = 3
+VERSION: Final = 4
 
 _TABLES: Final = (
     "CREATE TABLE meta_schema (version INTEGER NOT NULL)",
@@ -87,6 +88,9 @@ def prepare(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                 _from_1(con)
             if version <= 2:
                 _from_2(con)
+            if version <= 3:
+                for sql in song_says_added():
+                    con.execute(sql)
             con.execute("UPDATE meta_schema SET version = ?", [VERSION])
         con.execute("COMMIT")
     except BaseException:

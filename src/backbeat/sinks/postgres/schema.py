@@ -25,7 +25,7 @@ import psycopg
 from backbeat.analytics.metrics import METRICS, Metric, merged_sql
 from backbeat.errors import StoreError, StoreNotReadyError
 from backbeat.sinks.postgres.connect import connect, failed
-from backbeat.sinks.sql.pieces import metric_table
+from backbeat.sinks.sql.pieces import metric_table, song_says_added
 
 MIGRATE_LOCK: Final = 0x6261636B62656174  # "backbeat": one advisory lock for migrations
 _TYPES: Final = {"VARCHAR": 'TEXT COLLATE "C"', "BIGINT": "BIGINT", "INTEGER": "INTEGER"}
@@ -88,7 +88,18 @@ def _version_2(cur: psycopg.Cursor[Any]) -> None:
         cur.execute(ddl.encode())
 
 
-MIGRATIONS: Final[tuple[Callable[[psycopg.Cursor[Any]], None], ...]] = (_version_1, _version_2)
+def _version_3(cur: psycopg.Cursor[Any]) -> None:
+    """``song_minute`` keeps skips, completions and % listened beside plays (the songs people
+    skip), filled from the kept listens (a new database: nothing to fill)."""
+    for sql in song_says_added():
+        cur.execute(sql.encode())
+
+
+MIGRATIONS: Final[tuple[Callable[[psycopg.Cursor[Any]], None], ...]] = (
+    _version_1,
+    _version_2,
+    _version_3,
+)
 """``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``."""
 VERSION: Final = len(MIGRATIONS)
 

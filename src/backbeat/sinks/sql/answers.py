@@ -33,6 +33,7 @@ from backbeat.sinks.sql.pieces import (
     summed,
     windows,
 )
+from backbeat.sinks.sql.skips import top_skipped
 
 Handler = Callable[[Connections, Any], pa.Table]
 
@@ -287,6 +288,7 @@ def _metric_rows(db: Connections, query: q.MetricRows) -> pa.Table:
 HANDLERS: Final[dict[type[q.Query], Handler]] = {
     q.TopSongs: _top("song"),
     q.TopArtists: _top("artist"),
+    q.TopSkipped: top_skipped,
     q.GenreWindows: _genre_windows,
     q.Engagement: _engagement,
     q.ActiveUsers: _active_users,

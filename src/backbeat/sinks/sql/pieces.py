@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from backbeat.analytics.metrics import BY_NAME, Merge, Metric, merged_sql
+from backbeat.analytics.metrics import BY_NAME, SONG_SAYS, Merge, Metric, merged_sql
 from backbeat.sinks import queries as q
 from backbeat.sinks.sql.dialect import Dialect
 
@@ -34,12 +34,40 @@ LISTENS_TABLE: Final = (
 )  # fmt: skip
 """The ``listens`` table's columns: the batch id, then ``LISTEN_COLUMNS`` as stored."""
 _EQUAL: Final = ("genre", "platform", "country", "mood", "level")
+_SONG_SAYS_OF_LISTENS: Final = {
+    "skipped": "count(*) FILTER (WHERE skipped)",
+    "completed": "count(*) FILTER (WHERE completed)",
+    "pct_sum": "coalesce(sum(listen_pct::DECIMAL(18, 6)), 0)",
+    "pct_count": "count(listen_pct)",
+    "skipped_count": "count(skipped)",
+    "completed_count": "count(completed)",
+}
 Params = tuple[object, ...]
 
 
 def metric_table(metric: Metric) -> str:
     """The table holding a metric's partial rows (the same name in every SQL store)."""
     return f"m_{metric.name}"
+
+
+def song_says_added() -> list[str]:
+    """SQL that gives an older store's ``m_song_minute`` the columns of what listens say
+    (:data:`~backbeat.analytics.metrics.SONG_SAYS`) and fills them from the kept ``listens``:
+    zeros on the old rows, plus one row per minute and song with no plays and the listens'
+    figures (partial rows add up, so the merged rows are the ones a new store would hold)."""
+    metric = BY_NAME["song_minute"]
+    table, types = metric_table(metric), dict(metric.values)
+    added = [
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {types[name]} DEFAULT 0"
+        for name in SONG_SAYS
+    ]
+    figures = ", ".join(_SONG_SAYS_OF_LISTENS[name] for name in SONG_SAYS)
+    return [
+        *added,
+        f"INSERT INTO {table} ({', '.join(metric.key_names)}, plays, {', '.join(SONG_SAYS)}) "
+        f"SELECT ts - ts % 60000, coalesce(track_id, 'unknown'), artist, song, 0, {figures} "
+        "FROM listens GROUP BY 1, 2, 3, 4",
+    ]
 
 
 def latest_minute(d: Dialect) -> str:

@@ -22,6 +22,7 @@
   const FILTERS = ["artist", "genre", "platform", "country", "mood", "min_rating", "skipped"];
   const WINDOWS = ["5m", "1h", "24h", "all"];
   const ENGAGEMENT_BY = ["platform", "mood", "genre"];
+  const SKIPPED_MIN_PLAYS = 10; // "Most skipped": songs played at least this often
   const TOP_GENRES = 8; // the genre chart stacks these; the rest sum into OTHER
   const OTHER = "other";
   const PALETTE = [
@@ -389,25 +390,50 @@
     l.update();
   }
 
-  function showStates(body) {
-    const list = $("#states");
-    const max = Math.max(1, ...body.items.map((i) => i.listens));
-    const items = body.items.slice(0, 12);
+  // A ranked list (ol.ranked): rank, name, a bar of value / max (default: the largest), the
+  // figure, then any more figures (`more`: shown on wide screens); rows are reused from one
+  // refresh to the next.
+  function showRanked(list, items, row, none) {
+    const { name, value, num, max, title = () => "", data = () => ({}), more = () => [] } = row;
+    for (const li of $$(":scope > .none", list)) li.remove();
     while (list.children.length > items.length) list.lastElementChild.remove();
+    const top = max ?? Math.max(1, ...items.map(value));
     items.forEach((item, i) => {
       let li = list.children[i];
       if (!li) {
         li = el("li", {}, el("span", { class: "rank" }), el("span", { class: "name" }),
-          el("span", { class: "bar" }, el("span")), el("span", { class: "num" }));
+          el("span", { class: "bar" }, el("span")), el("span", { class: "num" }),
+          ...more(item).map(() => el("span", { class: "num more" })));
         list.append(li);
       }
-      li.dataset.state = item.state;
+      more(item).forEach((text, k) => (li.children[4 + k].textContent = text));
+      Object.assign(li.dataset, data(item));
+      li.title = title(item);
       li.children[0].textContent = String(i + 1);
-      li.children[1].textContent = item.state;
-      li.children[2].firstChild.style.width = `${(100 * item.listens) / max}%`;
-      li.children[3].textContent = fmtCompact(item.listens);
+      li.children[1].textContent = name(item);
+      li.children[2].firstChild.style.width = `${(100 * value(item)) / top}%`;
+      li.children[3].textContent = num(item);
     });
-    if (!items.length) list.replaceChildren(el("li", { class: "none", text: "no listens in this window" }));
+    if (!items.length) list.replaceChildren(el("li", { class: "none", text: none }));
+  }
+
+  function showStates(body) {
+    showRanked($("#states"), body.items.slice(0, 12), {
+      name: (i) => i.state, value: (i) => i.listens, num: (i) => fmtCompact(i.listens),
+      data: (i) => ({ state: i.state }),
+    }, "no listens in this window");
+  }
+
+  function showSkipped(body) {
+    showRanked($("#skipped"), body.items, {
+      name: (i) => (i.song ? `${i.song} — ${i.artist}` : i.artist),
+      value: (i) => i.skip_rate, max: 1, num: (i) => fmtPct(i.skip_rate, 0),
+      title: (i) => `${fmtInt(i.listens)} listens · ${fmtPct(i.skip_rate)} skipped · `
+        + `${fmtPct(i.completion_rate)} completed · ${fmtPct(i.avg_listened)} listened on average`,
+      more: (i) => [`${fmtCompact(i.listens)} listens`, `${fmtPct(i.completion_rate, 0)} completed`,
+        `${fmtPct(i.avg_listened, 0)} listened`],
+      data: (i) => ({ track: i.track_id || "" }),
+    }, `no song with ${SKIPPED_MIN_PLAYS}+ plays in this window`);
   }
 
   // ---------------------------------------------------------------- chart refresh (throttled)
@@ -433,6 +459,7 @@
     const jobs = [
       ["/api/top-songs", { ...w, limit: 10 }, showTopSongs],
       ["/api/top-artists", { ...w, limit: 10 }, showTopArtists],
+      ["/api/top-skipped", { ...w, limit: 10, min_plays: SKIPPED_MIN_PLAYS }, showSkipped],
       ["/api/genres/windows", {}, showGenres],
       ["/api/activity/hourly", {}, showHourly],
       ["/api/engagement", { ...w, by: state.by }, showEngagement],
@@ -756,6 +783,7 @@
     };
     const windowLabels = () => $$("[data-window-label]").forEach((n) => (n.textContent = state.window === "all" ? "all time" : `last ${state.window}`));
     windowLabels();
+    $("#skipped-min").textContent = String(SKIPPED_MIN_PLAYS);
     segmented($("#window-select"), "window", state.window, (w) => {
       if (w === state.window) return;
       state.window = w;
